@@ -1,0 +1,47 @@
+"""Installs tfdplc: generative (distribution-preserving) lossy compression on TF/tfc."""
+
+import setuptools
+
+# The whole stack is pinned to what tensorflow-compression 2.14.1 supports (see README, "Dependencies").
+# Keep every pin here: installing anything in a second pip call would otherwise upgrade numpy/scipy
+# past what TF 2.14 supports.
+INSTALL_REQUIRES = [
+    "tensorflow~=2.14.1",
+    "tensorflow-compression==2.14.1",
+    "tensorflow-probability==0.22.1",
+    "tensorflow-gan==2.1.0",
+    "tensorflow-datasets==4.9.3",
+    "tensorflow-metadata==1.14.0",
+    "tensorflow-hub<0.16",
+    "numpy>=1.23,<2",
+    "scipy~=1.11.4",
+    "gin-config==0.5.0",
+    "absl-py>=1.0",
+    "mlxtend==0.23.4",
+    "scikit-learn>=1.3",
+    "matplotlib>=3.7",
+    "pillow>=9",
+]
+
+TEST_REQUIRES = [
+    "pytest>=7",
+    "pytest-xdist>=3",
+    "hypothesis>=6",
+    "ruff>=0.4",
+]
+
+setuptools.setup(
+    name="tfdplc",
+    version="0.1.0",
+    description=(
+        "Distribution-preserving lossy compression (DPLC), perceptual decoders and shift compression "
+        "in TensorFlow/Keras on tensorflow-compression."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9,<3.12",
+    packages=setuptools.find_packages(include=["tfdplc", "tfdplc.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+)
