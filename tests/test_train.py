@@ -1,0 +1,209 @@
+"""Trainer, strategies, schedules, NaN guard, resume and the binaries' error handling."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfdplc
+from tfdplc import train as tr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CAE = [
+    f"{ROOT}/gin/cae_mnist5k.gin",
+]
+# Small, fast settings for the CPU tests (bindings apply after the gin file).
+TINY_BINDINGS = [
+    "input_pipeline.batch_size = 16",
+    "train.steps_per_epoch = 5",
+    "train.total_steps = 10",
+    "train.eval_steps = 1",
+    "train.num_grid_images = 4",
+    "train.verbose = 0",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _run_tool(args, env=None, timeout=240):
+    env = dict(os.environ, **(env or {}), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _bindings_args(bindings):
+    return [f"--gin_bindings={b}" for b in bindings]
+
+
+def test_step_decay_matches_paper_schedule():
+    schedule = tr.step_decay(1e-3, boundaries=(22000, 38000), factor=0.4)
+    np.testing.assert_allclose(
+        [float(schedule(s)) for s in (0, 22000, 22001, 38001)], [1e-3, 1e-3, 4e-4, 1.6e-4], rtol=1e-6
+    )
+    assert tr.step_decay(1e-4) == 1e-4
+    with pytest.raises(ValueError, match="increasing"):
+        tr.step_decay(1e-3, boundaries=(10, 5))
+
+
+def test_make_strategy_names():
+    assert isinstance(tr.make_strategy("default"), tf.distribute.Strategy)
+    assert isinstance(tr.make_strategy("mirrored"), tf.distribute.MirroredStrategy)
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        tr.make_strategy("tpu_pod")
+
+
+def test_parse_gin_reports_the_bad_binding():
+    with pytest.raises(tr.config.GinConfigError, match="no_such_parameter"):
+        tr.config.parse_gin(bindings=["train.no_such_parameter = 3"])
+    with pytest.raises(FileNotFoundError):
+        tr.config.parse_gin(config_files=["/nonexistent.gin"])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in os.listdir(f"{ROOT}/gin") if p.endswith(".gin")))
+def test_every_gin_file_parses_and_builds_its_objective(path):
+    tr.config.parse_gin([f"{ROOT}/gin/{path}"])
+    model = tr.build_objective()
+    assert isinstance(model, tfdplc.objectives.Objective)
+    assert model.optimizers()
+
+
+def test_cae_short_run_loss_goes_down(tmp_path, mnist5k_dir):
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 60", "train.steps_per_epoch = 20"])
+    history = tr.train(str(tmp_path), mnist5k_dir)
+    assert history["loss"][-1] < 0.8 * history["loss"][0], history["loss"]
+    assert history["val_mse"][-1] < history["val_mse"][0]
+    for name in ("config.gin", "operative_config.gin"):
+        assert (tmp_path / name).read_text().strip()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-3")
+    assert any(name.startswith("events") for _, _, files in os.walk(tmp_path / "logs") for name in files)
+
+
+@gin.configurable
+class _NaNAfterCAE(tfdplc.objectives.CAE):
+    """A CAE whose loss becomes NaN from the `nan_step`-th training step on (to test the guard)."""
+
+    def __init__(self, nan_step=7, **kwargs):
+        super().__init__(**kwargs)
+        self.nan_step = nan_step
+        self.steps_seen = tf.Variable(0, trainable=False)
+
+    def train_step(self, images):
+        logs = super().train_step(images)
+        self.steps_seen.assign_add(1)
+        bad = tf.cast(self.steps_seen >= self.nan_step, tf.float32)
+        self.loss_tracker.update_state(bad * np.nan + (1 - bad) * 0.0)
+        return {m.name: m.result() for m in self.metrics} | {"raw": logs["loss"]}
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist5k_dir):
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 20"])
+    gin.bind_parameter("build_objective.objective", _NaNAfterCAE)
+    for binding in [b for b in gin.config_str().splitlines() if b.startswith("CAE.")]:
+        gin.parse_config(binding.replace("CAE.", "_NaNAfterCAE.", 1))
+    with pytest.raises(tr.NonFiniteLossError, match="step 7.*ckpt-1"):
+        tr.train(str(tmp_path), mnist5k_dir)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith("ckpt-1")
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            assert np.all(np.isfinite(value)), name
+
+
+def test_bad_gin_binding_gives_clear_error(tmp_path):
+    result = _run_tool(
+        ["tools/train.py", f"--workdir={tmp_path}", "--gin_config=gin/cae_mnist5k.gin",
+         "--gin_bindings=CAE.no_such_thing = 1"]
+    )
+    assert result.returncode == 2
+    assert "Bad gin binding 'CAE.no_such_thing = 1'" in result.stderr
+
+
+def test_missing_dataset_gives_clear_error(tmp_path):
+    result = _run_tool(
+        ["tools/train.py", f"--workdir={tmp_path / 'w'}", f"--data_dir={tmp_path / 'empty'}",
+         "--gin_config=gin/cae_mnist5k.gin", "--gin_bindings=input_pipeline.name = 'celeb_a'"],
+        timeout=120,
+    )
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "celeb_a" in result.stderr and "tfds build" in result.stderr
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, mnist5k_dir):
+    result = _run_tool(
+        ["tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}", "--num_cpu_devices=2",
+         "--gin_config=gin/cae_mnist5k.gin", *_bindings_args(TINY_BINDINGS + [
+             "train.strategy = 'mirrored'", "train.total_steps = 5"])]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Number of devices: 2" in result.stderr or "num_replicas_in_sync = 2" in result.stderr \
+        or tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_two_local_workers(tmp_path, mnist5k_dir):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}",
+             "--gin_config=gin/cae_mnist5k.gin", *_bindings_args(TINY_BINDINGS)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "MultiWorkerMirroredStrategy" in outputs[0][1] or "CollectiveAllReduceStrategy" in outputs[0][1]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def test_resume_after_kill_continues_from_saved_step(tmp_path, mnist5k_dir):
+    def args(total_steps):
+        return ["tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}",
+                "--gin_config=gin/cae_mnist5k.gin",
+                *_bindings_args(TINY_BINDINGS + [f"train.total_steps = {total_steps}"])]
+
+    proc = subprocess.Popen([sys.executable, *args(100000)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    deadline = time.time() + 180
+    try:
+        while not tf.train.latest_checkpoint(str(tmp_path / "checkpoints")):
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint appeared"
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
+    final_epoch = killed_at + 2
+    result = _run_tool(args(5 * final_epoch))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in result.stderr and f"(epoch {killed_at})" in result.stderr
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{final_epoch}")

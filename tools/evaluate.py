@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Evaluates a trained workdir on a test split: MSE, PSNR and the exact rate.
+
+Writes `metrics.json` (a one-record list in the results format of the project: method, rate_bits, bpp,
+mse, psnr, ...) and `reconstructions.png` (originals on the top row, reconstructions below) into the
+workdir unless --output / --grid say otherwise.
+
+Example:
+  python tools/evaluate.py --workdir=/tmp/cae
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("workdir", None, "A training workdir.", required=True)
+flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
+flags.DEFINE_string("split", "test", "tfds split to evaluate on.")
+flags.DEFINE_integer("batch_size", 100, "Evaluation batch size.")
+flags.DEFINE_string("output", None, "JSON output (default: WORKDIR/metrics.json).")
+flags.DEFINE_string("grid", None, "PNG grid output (default: WORKDIR/reconstructions.png).")
+flags.DEFINE_integer("grid_images", 16, "Number of test images in the PNG grid.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from tfdplc import data, metrics
+    from tfdplc.train import image_grid, load_workdir_config, restore_objective
+
+    try:
+        load_workdir_config(FLAGS.workdir)
+        dataset = data.input_pipeline(
+            split=FLAGS.split,
+            batch_size=FLAGS.batch_size,
+            data_dir=FLAGS.data_dir,
+            shuffle=False,
+            repeat=False,
+            drop_remainder=False,
+            degradation=None,
+        )
+        first = next(iter(dataset))
+        model = restore_objective(FLAGS.workdir, first)
+    except (OSError, data.DatasetNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    record = {"method": model.name, "workdir": os.path.abspath(FLAGS.workdir), "split": FLAGS.split}
+    record["rate_bits"] = model.rate_bits
+    record["bpp"] = metrics.bits_per_pixel(model.rate_bits, first.shape[1:])
+    record.update(metrics.reconstruction_metrics(model, dataset))
+    output = FLAGS.output or os.path.join(FLAGS.workdir, "metrics.json")
+    with tf.io.gfile.GFile(output, "w") as f:
+        json.dump([record], f, indent=2)
+    originals = first[: FLAGS.grid_images]
+    grid = image_grid([originals.numpy(), model.reconstruct(originals).numpy()])
+    grid_path = FLAGS.grid or os.path.join(FLAGS.workdir, "reconstructions.png")
+    tf.io.write_file(grid_path, tf.io.encode_png(tf.cast(tf.round(grid * 255.0), tf.uint8)))
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
