@@ -102,6 +102,11 @@ def train(
     tf.keras.utils.set_random_seed(seed)
     dist = make_strategy(strategy)
     chief = is_chief(dist)
+    if jit_compile and dist.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        # TF 2.14 cannot XLA-compile a step whose variables are mirrored over logical CPU devices
+        # ("Trying to access resource ... located in device CPU:1 from device CPU:0").
+        logging.warning("XLA is off: it does not support variables mirrored over several CPU devices.")
+        jit_compile = False
     # Non-chief workers take part in collective saves but write to a scratch folder.
     outdir = workdir if chief else tempfile.mkdtemp(prefix="tfdplc_worker_")
     tf.io.gfile.makedirs(outdir)
