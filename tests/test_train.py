@@ -127,8 +127,12 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist5k_dir
 
 def test_bad_gin_binding_gives_clear_error(tmp_path):
     result = _run_tool(
-        ["tools/train.py", f"--workdir={tmp_path}", "--gin_config=gin/cae_mnist5k.gin",
-         "--gin_bindings=CAE.no_such_thing = 1"]
+        [
+            "tools/train.py",
+            f"--workdir={tmp_path}",
+            "--gin_config=gin/cae_mnist5k.gin",
+            "--gin_bindings=CAE.no_such_thing = 1",
+        ]
     )
     assert result.returncode == 2
     assert "Bad gin binding 'CAE.no_such_thing = 1'" in result.stderr
@@ -136,8 +140,13 @@ def test_bad_gin_binding_gives_clear_error(tmp_path):
 
 def test_missing_dataset_gives_clear_error(tmp_path):
     result = _run_tool(
-        ["tools/train.py", f"--workdir={tmp_path / 'w'}", f"--data_dir={tmp_path / 'empty'}",
-         "--gin_config=gin/cae_mnist5k.gin", "--gin_bindings=input_pipeline.name = 'celeb_a'"],
+        [
+            "tools/train.py",
+            f"--workdir={tmp_path / 'w'}",
+            f"--data_dir={tmp_path / 'empty'}",
+            "--gin_config=gin/cae_mnist5k.gin",
+            "--gin_bindings=input_pipeline.name = 'celeb_a'",
+        ],
         timeout=120,
     )
     assert result.returncode == 4, result.stderr[-2000:]
@@ -146,13 +155,21 @@ def test_missing_dataset_gives_clear_error(tmp_path):
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, mnist5k_dir):
     result = _run_tool(
-        ["tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}", "--num_cpu_devices=2",
-         "--gin_config=gin/cae_mnist5k.gin", *_bindings_args(TINY_BINDINGS + [
-             "train.strategy = 'mirrored'", "train.total_steps = 5"])]
+        [
+            "tools/train.py",
+            f"--workdir={tmp_path}",
+            f"--data_dir={mnist5k_dir}",
+            "--num_cpu_devices=2",
+            "--gin_config=gin/cae_mnist5k.gin",
+            *_bindings_args(TINY_BINDINGS + ["train.strategy = 'mirrored'", "train.total_steps = 5"]),
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Number of devices: 2" in result.stderr or "num_replicas_in_sync = 2" in result.stderr \
+    assert (
+        "Number of devices: 2" in result.stderr
+        or "num_replicas_in_sync = 2" in result.stderr
         or tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    )
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
 
 
@@ -171,12 +188,28 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, mnist5k_dir):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, "tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}",
-             "--gin_config=gin/cae_mnist5k.gin", *_bindings_args(TINY_BINDINGS)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "tools/train.py",
+                    f"--workdir={tmp_path}",
+                    f"--data_dir={mnist5k_dir}",
+                    "--gin_config=gin/cae_mnist5k.gin",
+                    *_bindings_args(TINY_BINDINGS),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
@@ -186,12 +219,21 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, mnist5k_dir):
 
 def test_resume_after_kill_continues_from_saved_step(tmp_path, mnist5k_dir):
     def args(total_steps):
-        return ["tools/train.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}",
-                "--gin_config=gin/cae_mnist5k.gin",
-                *_bindings_args(TINY_BINDINGS + [f"train.total_steps = {total_steps}"])]
+        return [
+            "tools/train.py",
+            f"--workdir={tmp_path}",
+            f"--data_dir={mnist5k_dir}",
+            "--gin_config=gin/cae_mnist5k.gin",
+            *_bindings_args(TINY_BINDINGS + [f"train.total_steps = {total_steps}"]),
+        ]
 
-    proc = subprocess.Popen([sys.executable, *args(100000)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = subprocess.Popen(
+        [sys.executable, *args(100000)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
     deadline = time.time() + 180
     try:
         while not tf.train.latest_checkpoint(str(tmp_path / "checkpoints")):

@@ -57,7 +57,13 @@ def _time_case(name, xla):
         float(logs["loss"])  # wait for the step to finish
         times.append(time.perf_counter() - start)
     seconds = float(np.median(times))
-    result = {"case": name, "xla": xla, "batch": batch, "median_step_s": seconds, "images_per_s": batch / seconds}
+    result = {
+        "case": name,
+        "xla": xla,
+        "batch": batch,
+        "median_step_s": seconds,
+        "images_per_s": batch / seconds,
+    }
     if reference:
         result["reference_images_per_s"] = reference
         result["ratio_to_reference"] = result["images_per_s"] / reference
@@ -73,10 +79,14 @@ def main(argv):
         for xla in FLAGS.xla:
             result = _time_case(name, xla)
             results.append(result)
-            ratio = f"  ({result['ratio_to_reference']:.2f}x reference)" if "ratio_to_reference" in result else ""
-            print(f"{name:12s} xla={xla:3s} batch={result['batch']:4d}  "
-                  f"{result['images_per_s']:8.1f} images/s  ({result['median_step_s'] * 1e3:.1f} ms/step){ratio}",
-                  flush=True)
+            ratio = (
+                f"  ({result['ratio_to_reference']:.2f}x reference)" if "ratio_to_reference" in result else ""
+            )
+            print(
+                f"{name:12s} xla={xla:3s} batch={result['batch']:4d}  "
+                f"{result['images_per_s']:8.1f} images/s  ({result['median_step_s'] * 1e3:.1f} ms/step){ratio}",
+                flush=True,
+            )
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump(results, f, indent=2)

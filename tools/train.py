@@ -14,10 +14,14 @@ import sys
 from absl import app, flags, logging
 
 flags.DEFINE_multi_string("gin_config", [], "gin config files, applied in order.")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings applied after the files, e.g. 'train.total_steps = 10'.")
+flags.DEFINE_multi_string(
+    "gin_bindings", [], "gin bindings applied after the files, e.g. 'train.total_steps = 10'."
+)
 flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, configs.", required=True)
 flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
-flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices (for MirroredStrategy tests).")
+flags.DEFINE_integer(
+    "num_cpu_devices", 1, "Split the CPU into this many logical devices (for MirroredStrategy tests)."
+)
 FLAGS = flags.FLAGS
 
 

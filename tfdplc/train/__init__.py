@@ -3,7 +3,13 @@
 from tfdplc.train.callbacks import GoodCheckpoint, ImageGrid, NonFiniteGuard, image_grid
 from tfdplc.train.schedules import step_decay
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
-from tfdplc.train.trainer import NonFiniteLossError, build_objective, load_workdir_config, restore_objective, train
+from tfdplc.train.trainer import (
+    NonFiniteLossError,
+    build_objective,
+    load_workdir_config,
+    restore_objective,
+    train,
+)
 
 __all__ = [
     "GoodCheckpoint",

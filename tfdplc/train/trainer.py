@@ -20,7 +20,14 @@ from tfdplc import data
 from tfdplc.train import callbacks as cb
 from tfdplc.train.strategy import is_chief, make_strategy
 
-__all__ = ["NonFiniteLossError", "train", "build_objective", "restore_objective", "load_workdir_config", "CONFIG_FILE"]
+__all__ = [
+    "NonFiniteLossError",
+    "train",
+    "build_objective",
+    "restore_objective",
+    "load_workdir_config",
+    "CONFIG_FILE",
+]
 
 CONFIG_FILE = "config.gin"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"

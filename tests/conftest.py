@@ -1,0 +1,16 @@
+"""Shared pytest fixtures."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist5k_dir(tmp_path_factory):
+    """A tfds data_dir with mnist5k built, shared by every pytest-xdist worker of the session."""
+    from tfdplc import data
+
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "tfds_mnist5k"
+    data.load_images("mnist5k", "test", data_dir=str(shared))
+    return str(shared)
