@@ -1,10 +1,10 @@
 """Tests of the networks of the three papers (tfdplc.nets), at CPU scale (width 8, tiny m)."""
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import gin
 from tfdplc import nets
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
 

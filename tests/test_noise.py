@@ -6,11 +6,11 @@ import subprocess
 import sys
 import textwrap
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import gin
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

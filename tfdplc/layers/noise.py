@@ -8,9 +8,8 @@ whose noise can be drawn internally or passed explicitly (reproducible decodes, 
 
 from typing import Optional
 
-import tensorflow as tf
-
 import gin
+import tensorflow as tf
 
 __all__ = ["NoiseInput", "WithNoiseInput"]
 

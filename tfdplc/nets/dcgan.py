@@ -19,9 +19,9 @@ stride-2 convolutions, so E's code map is 2x2 at resolution 32 (4x4 at 64).
 
 from typing import Optional
 
+import gin
 import tensorflow as tf
 
-import gin
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
 
 __all__ = ["encoder_F", "generator_G", "critic_f", "encoder_E", "mapping_B"]

@@ -16,9 +16,9 @@ Images are float32 in [0, 1], NHWC. Quantization is applied by the caller to the
 
 from typing import Optional
 
+import gin
 import tensorflow as tf
 
-import gin
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
 
 __all__ = [
