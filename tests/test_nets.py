@@ -135,6 +135,14 @@ def test_mapping_B_without_noise_is_deterministic(resolution, side):
     assert model.output_shape == (None, M)
 
 
+def test_deterministic_mapping_at_rate_zero_is_a_learned_constant():
+    model = nets.mapping_B(64, 0, M, 1, noise=False)
+    z = model(tf.zeros((3, 4, 4, 0)))
+    assert z.shape == (3, M)
+    assert len(model.trainable_variables) == 1
+    np.testing.assert_array_equal(z[0], z[2])
+
+
 def test_dplc_constructors_reject_bad_arguments():
     with pytest.raises(ValueError, match="resolution"):
         nets.encoder_F(128, M)
@@ -142,8 +150,6 @@ def test_dplc_constructors_reject_bad_arguments():
         nets.generator_G(64, M, channels=2)
     with pytest.raises(ValueError, match="k must be"):
         nets.encoder_E(64, -1)
-    with pytest.raises(ValueError, match="noise=True"):
-        nets.mapping_B(64, 0, M, 1, noise=False)
     with pytest.raises(ValueError, match="divisible"):
         nets.mapping_B(64, 2, 10, 1)
     with pytest.raises(ValueError, match="width"):

@@ -247,6 +247,25 @@ def encoder_E(resolution: int, k: int, width: int = 64, channels: int = 3, name:
     return tf.keras.Model(images, code, name=name)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfdplc")
+class LearnedConstant(tf.keras.layers.Layer):
+    """Outputs one trainable (units,) vector for every example of the batch, whatever the input."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def build(self, input_shape):  # noqa: D102
+        self.value = self.add_weight(name="value", shape=(self.units,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):  # noqa: D102
+        return tf.tile(self.value[None], [tf.shape(inputs)[0], 1])
+
+    def get_config(self):  # noqa: D102
+        return {**super().get_config(), "units": self.units}
+
+
 @gin.configurable(module="tfdplc.nets")
 def mapping_B(
     resolution: int,
@@ -271,7 +290,7 @@ def mapping_B(
 
     Args:
       resolution: image resolution E was built for, 32 or 64 (the code map is resolution/16 square).
-      k: code channels, >= 0 (0 needs `noise=True`).
+      k: code channels, >= 0 (0 without noise gives a learned constant z: the CAE at rate 0).
       m: latent dimension; with noise it must be divisible by the code's h*w (16 at 64, 4 at 32).
       n_blocks: number of residual blocks, >= 0.
       width: filters of every convolution (the paper's 512).
@@ -284,7 +303,7 @@ def mapping_B(
       the (batch, m) tensor n. Without noise, a functional model. Either maps (B, h, w, k) -> z (B, m).
 
     Raises:
-      ValueError: on an unsupported resolution, invalid sizes, k = 0 without noise, or m not divisible
+      ValueError: on an unsupported resolution, invalid sizes, or m not divisible
         by h*w when noise is used.
     """
     _check_resolution(resolution)
@@ -292,10 +311,12 @@ def mapping_B(
     _check_positive_int(m, "m")
     _check_positive_int(n_blocks, "n_blocks", allow_zero=True)
     _check_positive_int(width, "width")
-    if k == 0 and not noise:
-        raise ValueError("mapping_B: k = 0 (rate 0) needs noise=True; a deterministic B would have no input.")
     side = resolution // _CODE_DOWNSAMPLING
     code_shape = (side, side, k)
+    if k == 0 and not noise:
+        # Rate 0 without noise (the CAE at 0 bits): there is nothing to map, the best B is a learned z.
+        empty_code = tf.keras.Input(code_shape, name="code")
+        return tf.keras.Model(empty_code, LearnedConstant(m, name="z")(empty_code), name=name)
 
     trunk_channels = k
     noise_layer = None

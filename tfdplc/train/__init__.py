@@ -1,6 +1,8 @@
 """Training: strategies, schedules, callbacks and the gin-configured trainer."""
 
+from tfdplc.train import config
 from tfdplc.train.callbacks import GoodCheckpoint, ImageGrid, NonFiniteGuard, image_grid
+from tfdplc.train.config import GinConfigError, parse_gin, split_cpu
 from tfdplc.train.schedules import step_decay
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
 from tfdplc.train.trainer import (
@@ -12,6 +14,10 @@ from tfdplc.train.trainer import (
 )
 
 __all__ = [
+    "GinConfigError",
+    "config",
+    "parse_gin",
+    "split_cpu",
     "GoodCheckpoint",
     "ImageGrid",
     "NonFiniteGuard",
