@@ -34,7 +34,6 @@ class CAE(Objective):
         optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
         distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
         name: Optional[str] = "cae",
-        **kwargs,
     ):
         """Initialises the objective.
 
@@ -46,9 +45,9 @@ class CAE(Objective):
           optimizer: one optimizer for E, B and G.
           distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance.
           name: Keras model name.
-          **kwargs: passed to `tf.keras.Model`.
         """
-        super().__init__(name=name, **kwargs)
+        # No **kwargs: gin then rejects a misspelt binding such as `CAE.optimiser` when it parses it.
+        super().__init__(name=name)
         self.encoder = encoder
         self.mapping = mapping
         self.generator = generator

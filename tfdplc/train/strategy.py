@@ -34,12 +34,14 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
+    # Decide on multi-worker before listing devices: listing starts TF's context, and
+    # MultiWorkerMirroredStrategy must be created before that.
+    if name == "multi_worker" or (name == "auto" and _tf_config_has_cluster()):
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if name == "auto":
-        if _tf_config_has_cluster():
-            name = "multi_worker"
-        elif len(gpus) > 1 or (not gpus and len(cpus) > 1):
+        if len(gpus) > 1 or (not gpus and len(cpus) > 1):
             name = "mirrored"
         else:
             name = "default"
@@ -47,10 +49,8 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else cpus[0].name)
-    if name == "mirrored":
-        devices = [d.name for d in (gpus or cpus)]
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = [d.name for d in (gpus or cpus)]  # "mirrored"
+    return tf.distribute.MirroredStrategy(devices)
 
 
 def _tf_config_has_cluster() -> bool:

@@ -106,8 +106,10 @@ def train(
             f"total_steps ({total_steps}) must be a multiple of steps_per_epoch ({steps_per_epoch}): "
             "checkpoints are written at epoch ends and a resumed run restarts there."
         )
-    tf.keras.utils.set_random_seed(seed)
+    # The strategy comes first: MultiWorkerMirroredStrategy must be created before TF's context starts.
     dist = make_strategy(strategy)
+    tf.keras.utils.set_random_seed(seed)
+    logging.info("Strategy %s with %d replicas.", type(dist).__name__, dist.num_replicas_in_sync)
     chief = is_chief(dist)
     if jit_compile and dist.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
         # TF 2.14 cannot XLA-compile a step whose variables are mirrored over logical CPU devices
@@ -156,7 +158,9 @@ def train(
         cb.GoodCheckpoint(manager, epoch, guard),
         tf.keras.callbacks.TensorBoard(os.path.join(outdir, LOG_DIR), update_freq="epoch"),
     ]
-    if chief and not isinstance(grid_images, tuple):
+    # Every worker renders the grid: reading synced-on-read variables (BatchNorm statistics) outside a
+    # replica context is a collective op under MultiWorkerMirroredStrategy. Non-chiefs write to scratch.
+    if not isinstance(grid_images, tuple):
         callbacks.append(cb.ImageGrid(grid_images, os.path.join(outdir, LOG_DIR, "images")))
     history = model.fit(
         train_ds,
