@@ -13,12 +13,15 @@ Example:
 import json
 import time
 
+# TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
+# ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
+import tensorflow as tf  # noqa: F401
 from absl import app, flags
 
 flags.DEFINE_list("cases", ["cae_64", "cae_mnist"], "Benchmark cases to run (see CASES).")
 flags.DEFINE_integer("steps", 10, "Timed steps per case.")
 flags.DEFINE_integer("warmup", 3, "Untimed warm-up steps (tracing/compilation).")
-flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time: off, on.")
+flags.DEFINE_list("xla_modes", ["off", "on"], "XLA settings to time: off, on.")
 flags.DEFINE_string("output", None, "Optional JSON file for the measurements.")
 FLAGS = flags.FLAGS
 
@@ -32,7 +35,6 @@ CASES = {
 def _time_case(name, xla):
     import gin
     import numpy as np
-    import tensorflow as tf
 
     from tfdplc.train import build_objective
     from tfdplc.train.config import parse_gin
@@ -76,7 +78,7 @@ def main(argv):
     for name in FLAGS.cases:
         if name not in CASES:
             raise app.UsageError(f"Unknown case {name!r}; expected one of {sorted(CASES)}.")
-        for xla in FLAGS.xla:
+        for xla in FLAGS.xla_modes:
             result = _time_case(name, xla)
             results.append(result)
             ratio = (

@@ -13,6 +13,9 @@ import json
 import os
 import sys
 
+# TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
+# ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
+import tensorflow as tf  # noqa: F401
 from absl import app, flags
 
 flags.DEFINE_string("workdir", None, "A training workdir.", required=True)
@@ -27,7 +30,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    import tensorflow as tf
 
     from tfdplc import data, metrics
     from tfdplc.train import image_grid, load_workdir_config, restore_objective
