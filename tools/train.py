@@ -11,6 +11,9 @@ in each worker's environment (the strategy "auto" then picks MultiWorkerMirrored
 
 import sys
 
+# TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
+# ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
+import tensorflow as tf  # noqa: F401
 from absl import app, flags, logging
 
 flags.DEFINE_multi_string("gin_config", [], "gin config files, applied in order.")
