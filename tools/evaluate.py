@@ -32,7 +32,7 @@ def main(argv):
     del argv
 
     from tfdplc import data, metrics
-    from tfdplc.train import image_grid, load_workdir_config, restore_objective
+    from tfdplc.train import image_grid, load_workdir_config, restore_objective, spread_images
 
     try:
         load_workdir_config(FLAGS.workdir)
@@ -57,7 +57,7 @@ def main(argv):
     output = FLAGS.output or os.path.join(FLAGS.workdir, "metrics.json")
     with tf.io.gfile.GFile(output, "w") as f:
         json.dump([record], f, indent=2)
-    originals = first[: FLAGS.grid_images]
+    originals = spread_images(dataset, FLAGS.grid_images)
     grid = image_grid([originals.numpy(), model.reconstruct(originals).numpy()])
     grid_path = FLAGS.grid or os.path.join(FLAGS.workdir, "reconstructions.png")
     tf.io.write_file(grid_path, tf.io.encode_png(tf.cast(tf.round(grid * 255.0), tf.uint8)))

@@ -1,7 +1,7 @@
 """Training: strategies, schedules, callbacks and the gin-configured trainer."""
 
 from tfdplc.train import config
-from tfdplc.train.callbacks import GoodCheckpoint, ImageGrid, NonFiniteGuard, image_grid
+from tfdplc.train.callbacks import GoodCheckpoint, ImageGrid, NonFiniteGuard, image_grid, spread_images
 from tfdplc.train.config import GinConfigError, parse_gin, split_cpu
 from tfdplc.train.schedules import step_decay
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
@@ -18,6 +18,7 @@ __all__ = [
     "config",
     "parse_gin",
     "split_cpu",
+    "spread_images",
     "GoodCheckpoint",
     "ImageGrid",
     "NonFiniteGuard",

@@ -5,7 +5,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["NonFiniteGuard", "GoodCheckpoint", "ImageGrid", "image_grid"]
+__all__ = ["NonFiniteGuard", "GoodCheckpoint", "ImageGrid", "image_grid", "spread_images"]
 
 
 class NonFiniteGuard(tf.keras.callbacks.Callback):
@@ -71,6 +71,28 @@ def image_grid(rows: "list[np.ndarray]") -> np.ndarray:
     padded = [np.pad(np.asarray(r), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0) for r in rows]
     lines = [np.concatenate(list(r), axis=1) for r in padded]
     return np.clip(np.concatenate(lines, axis=0), 0.0, 1.0)
+
+
+def spread_images(dataset: tf.data.Dataset, count: int, pool: int = 1000):
+    """Picks `count` evenly spaced examples among the first `pool` of a batched dataset.
+
+    Test splits are often stored sorted (mnist5k's test split is ordered by class), so the first images
+    would all show the same digit.
+
+    Args:
+      dataset: a finite or infinite dataset of batches, or of tuples of batches.
+      count: how many examples to return.
+      pool: how many leading examples to choose from.
+
+    Returns:
+      A batch (count, ...) or a tuple of such batches, following the dataset's structure.
+    """
+    examples = list(dataset.unbatch().take(pool).as_numpy_iterator())
+    picks = np.linspace(0, len(examples) - 1, num=min(count, len(examples))).round().astype(int)
+    chosen = [examples[i] for i in picks]
+    if isinstance(chosen[0], tuple):
+        return tuple(tf.constant(np.stack(parts)) for parts in zip(*chosen))
+    return tf.constant(np.stack(chosen))
 
 
 class ImageGrid(tf.keras.callbacks.Callback):

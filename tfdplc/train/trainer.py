@@ -132,7 +132,7 @@ def train(
     # tfds pipelines are sharded by data, not by file: each worker sees every file.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds, eval_ds = train_ds.with_options(options), eval_ds.with_options(options)
-    grid_images = _first_images(eval_ds, num_grid_images)
+    grid_images = cb.spread_images(eval_ds, num_grid_images)
 
     with dist.scope():
         model = build_objective()
@@ -218,13 +218,6 @@ def restore_objective(workdir: str, images: tf.Tensor) -> tf.keras.Model:
     model(images[:1])
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
-
-
-def _first_images(dataset: tf.data.Dataset, count: int):
-    batch = next(iter(dataset))
-    if isinstance(batch, tuple):
-        return tuple(b[:count] for b in batch)
-    return batch[:count]
 
 
 def _write_text(path: str, text: str) -> None:
