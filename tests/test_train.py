@@ -120,8 +120,8 @@ class _NaNAfterCAE(tfdplc.objectives.CAE):
     def train_step(self, images):
         logs = super().train_step(images)
         self.steps_seen.assign_add(1)
-        bad = tf.cast(self.steps_seen >= self.nan_step, tf.float32)
-        self.loss_tracker.update_state(bad * np.nan + (1 - bad) * 0.0)
+        # 0 * nan is nan, so select rather than multiply.
+        self.loss_tracker.update_state(tf.where(self.steps_seen >= self.nan_step, np.nan, 0.0))
         return {m.name: m.result() for m in self.metrics} | {"raw": logs["loss"]}
 
 

@@ -23,19 +23,13 @@ import gin
 import tensorflow as tf
 
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
+from tfdplc.nets._checks import check_positive_int
 
 __all__ = ["encoder_F", "generator_G", "critic_f", "encoder_E", "mapping_B"]
 
 _RESOLUTIONS = (32, 64)
 # All four encoders (F, E) and the critic downsample by 2**4 at resolution 64.
 _CODE_DOWNSAMPLING = 16
-
-
-def _check_positive_int(value, what: str, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 def _check_resolution(resolution) -> int:
@@ -124,8 +118,8 @@ def encoder_F(resolution: int, m: int, width: int = 64, channels: int = 3, name:
       ValueError: on an unsupported resolution/channels or a non-positive m/width.
     """
     _check_resolution(resolution)
-    _check_positive_int(m, "m")
-    _check_positive_int(width, "width")
+    check_positive_int(m, "m")
+    check_positive_int(width, "width")
     _check_channels(channels)
     images = tf.keras.Input((resolution, resolution, channels), name="images")
     z = _fc_bn(_downsampling_trunk(images, width), m)
@@ -155,8 +149,8 @@ def generator_G(resolution: int, m: int, width: int = 64, channels: int = 3, nam
       ValueError: on an unsupported resolution/channels or a non-positive m/width.
     """
     _check_resolution(resolution)
-    _check_positive_int(m, "m")
-    _check_positive_int(width, "width")
+    check_positive_int(m, "m")
+    check_positive_int(width, "width")
     _check_channels(channels)
     z = tf.keras.Input((m,), name="z")
     x = tf.keras.layers.Reshape((1, 1, m))(z)
@@ -197,7 +191,7 @@ def critic_f(resolution: int, width: int = 64, channels: int = 3, name: str = "c
       ValueError: on an unsupported resolution/channels or a non-positive width.
     """
     _check_resolution(resolution)
-    _check_positive_int(width, "width")
+    check_positive_int(width, "width")
     _check_channels(channels)
     images = tf.keras.Input((resolution, resolution, channels), name="images")
     x = _conv(images, width, 3, 1, activation="leaky")
@@ -232,8 +226,8 @@ def encoder_E(resolution: int, k: int, width: int = 64, channels: int = 3, name:
       ValueError: on an unsupported resolution/channels, a negative k or a non-positive width.
     """
     _check_resolution(resolution)
-    _check_positive_int(k, "k", allow_zero=True)
-    _check_positive_int(width, "width")
+    check_positive_int(k, "k", allow_zero=True)
+    check_positive_int(width, "width")
     _check_channels(channels)
     images = tf.keras.Input((resolution, resolution, channels), name="images")
     if k == 0:
@@ -307,10 +301,10 @@ def mapping_B(
         by h*w when noise is used.
     """
     _check_resolution(resolution)
-    _check_positive_int(k, "k", allow_zero=True)
-    _check_positive_int(m, "m")
-    _check_positive_int(n_blocks, "n_blocks", allow_zero=True)
-    _check_positive_int(width, "width")
+    check_positive_int(k, "k", allow_zero=True)
+    check_positive_int(m, "m")
+    check_positive_int(n_blocks, "n_blocks", allow_zero=True)
+    check_positive_int(width, "width")
     side = resolution // _CODE_DOWNSAMPLING
     code_shape = (side, side, k)
     if k == 0 and not noise:

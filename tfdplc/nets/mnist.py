@@ -20,6 +20,7 @@ import gin
 import tensorflow as tf
 
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
+from tfdplc.nets._checks import check_positive_int
 
 __all__ = [
     "liu_encoder",
@@ -40,13 +41,6 @@ _TASK_SHAPES = {SUPER_RESOLUTION: (28, 28, 1), DENOISING: (32, 32, 3)}
 _LIU_SLOPE = 0.01
 _YAN_SLOPE = 0.2
 YAN_IMAGE_SHAPE = (32, 32, 1)
-
-
-def _check_positive_int(value, what: str, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 def _check_task(task) -> str:
@@ -90,9 +84,9 @@ def liu_encoder(
     Raises:
       ValueError: on an unknown task or non-positive sizes.
     """
-    _check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(latent_dim, "latent_dim")
     _check_task(task)
-    width = _check_positive_int(
+    width = check_positive_int(
         width if width is not None else (32 if task == SUPER_RESOLUTION else 64), "width"
     )
     images = tf.keras.Input(_TASK_SHAPES[task], name="images")
@@ -149,7 +143,7 @@ def liu_decoder(
     Raises:
       ValueError: on an unknown task or a non-positive latent_dim.
     """
-    _check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(latent_dim, "latent_dim")
     _check_task(task)
     code, x = _liu_expand(latent_dim)
     plan = _liu_upsampling_plan(task)
@@ -196,7 +190,7 @@ def liu_two_branch_decoder(
     Raises:
       ValueError: on an unknown task or a non-positive latent_dim.
     """
-    _check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(latent_dim, "latent_dim")
     _check_task(task)
     if task == SUPER_RESOLUTION:
         return liu_decoder(latent_dim, task, last_batch_norm=False, name=name)
@@ -229,7 +223,7 @@ def liu_critic(task: str = SUPER_RESOLUTION, width: int = 64, name: str = "liu_c
       ValueError: on an unknown task or a non-positive width.
     """
     _check_task(task)
-    _check_positive_int(width, "width")
+    check_positive_int(width, "width")
     images = tf.keras.Input(_TASK_SHAPES[task], name="images")
     x = images
     for multiple in (1, 2, 4):
@@ -288,8 +282,8 @@ def yan_encoder(d: int, width: int = 64, name: str = "yan_encoder"):
     Raises:
       ValueError: on non-positive d or width.
     """
-    _check_positive_int(d, "d")
-    _check_positive_int(width, "width")
+    check_positive_int(d, "d")
+    check_positive_int(width, "width")
     images = tf.keras.Input(YAN_IMAGE_SHAPE, name="images")
     x = images
     for multiple in (1, 2, 4):
@@ -319,8 +313,8 @@ def yan_decoder(d: int, width: int = 64, name: str = "yan_decoder"):
     Raises:
       ValueError: on non-positive d or width.
     """
-    _check_positive_int(d, "d")
-    _check_positive_int(width, "width")
+    check_positive_int(d, "d")
+    check_positive_int(width, "width")
     code = tf.keras.Input((d,), name="code")
     x = tf.keras.layers.Reshape((1, 1, d))(code)
     x = _yan_upconv_bn_relu(x, width, 1, 1)
@@ -357,13 +351,13 @@ def yan_generator(
     Raises:
       ValueError: on negative d, non-positive width/noise_dim, or d >= 100 with noise_dim None.
     """
-    _check_positive_int(d, "d", allow_zero=True)
-    _check_positive_int(width, "width")
+    check_positive_int(d, "d", allow_zero=True)
+    check_positive_int(width, "width")
     if noise_dim is None:
         if d >= 100:
             raise ValueError(f"yan_generator: noise_dim defaults to 100 - d, which needs d < 100; got d={d}.")
         noise_dim = 100 - d
-    _check_positive_int(noise_dim, "noise_dim")
+    check_positive_int(noise_dim, "noise_dim")
     inputs = tf.keras.Input((d + noise_dim,), name="code_noise")
     x = tf.keras.layers.Reshape((1, 1, d + noise_dim))(inputs)
     trunk = tf.keras.Model(inputs, _yan_upsampling_head(x, width), name=f"{name}_trunk")
@@ -394,8 +388,8 @@ def yan_critic(d: int, width: int = 16, name: str = "yan_critic"):
     Raises:
       ValueError: on negative d or non-positive width.
     """
-    _check_positive_int(d, "d", allow_zero=True)
-    _check_positive_int(width, "width")
+    check_positive_int(d, "d", allow_zero=True)
+    check_positive_int(width, "width")
     images = tf.keras.Input(YAN_IMAGE_SHAPE, name="images")
     code = tf.keras.Input((d,), name="code")
     x = images
