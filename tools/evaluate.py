@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
 # ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
 import tensorflow as tf  # noqa: F401
@@ -25,6 +27,7 @@ flags.DEFINE_integer("batch_size", 100, "Evaluation batch size.")
 flags.DEFINE_string("output", None, "JSON output (default: WORKDIR/metrics.json).")
 flags.DEFINE_string("grid", None, "PNG grid output (default: WORKDIR/reconstructions.png).")
 flags.DEFINE_integer("grid_images", 16, "Number of test images in the PNG grid.")
+flags.DEFINE_integer("num_decodes", 6, "Stochastic decodes of one test image saved to WORKDIR/decodes.npz.")
 FLAGS = flags.FLAGS
 
 
@@ -54,15 +57,26 @@ def main(argv):
     record["rate_bits"] = model.rate_bits
     record["bpp"] = metrics.bits_per_pixel(model.rate_bits, first.shape[1:])
     record.update(metrics.reconstruction_metrics(model, dataset))
-    output = FLAGS.output or os.path.join(FLAGS.workdir, "metrics.json")
-    with tf.io.gfile.GFile(output, "w") as f:
-        json.dump([record], f, indent=2)
     originals = spread_images(dataset, FLAGS.grid_images)
     grid = image_grid([originals.numpy(), model.reconstruct(originals).numpy()])
     grid_path = FLAGS.grid or os.path.join(FLAGS.workdir, "reconstructions.png")
     tf.io.write_file(grid_path, tf.io.encode_png(tf.cast(tf.round(grid * 255.0), tf.uint8)))
+    if FLAGS.num_decodes and hasattr(model, "encode") and hasattr(model, "decode"):
+        record["decodes_file"] = _save_decodes(model, originals[:1], FLAGS.num_decodes)
+    output = FLAGS.output or os.path.join(FLAGS.workdir, "metrics.json")
+    with tf.io.gfile.GFile(output, "w") as f:
+        json.dump([record], f, indent=2)
     print(json.dumps(record, indent=2))
     return 0
+
+
+def _save_decodes(model, image, count):
+    """Encodes one image once and decodes it `count` times (fresh decoder noise each time)."""
+    code = model.encode(image)
+    decodes = np.concatenate([model.decode(code).numpy() for _ in range(count)])
+    path = os.path.abspath(os.path.join(FLAGS.workdir, "decodes.npz"))
+    np.savez_compressed(path, original=image[0].numpy(), decodes=decodes)
+    return path
 
 
 if __name__ == "__main__":

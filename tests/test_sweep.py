@@ -1,0 +1,68 @@
+"""The rate sweep tool and its plots."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tfdplc import plots
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_rate_plots_and_decode_grid_from_records(tmp_path):
+    decodes = tmp_path / "d.npz"
+    np.savez(decodes, original=np.zeros((8, 8, 1)), decodes=np.ones((3, 8, 8, 1)))
+    records = [
+        {
+            "method": m,
+            "bpp": b,
+            "mse": 0.1 / (1 + b),
+            "pv": 0.01 * (m == "dplc"),
+            "decodes_file": str(decodes),
+        }
+        for m in ("dplc", "gc")
+        for b in (0.0, 0.5, 1.0)
+    ]
+    written = plots.rate_plots(records, str(tmp_path))
+    assert sorted(os.path.basename(p) for p in written) == ["rate_mse.png", "rate_pv.png"]  # no "fd" key
+    assert plots.decode_grid(records, str(tmp_path / "grid.png")) == str(tmp_path / "grid.png")
+    assert plots.decode_grid([{"method": "cae", "bpp": 0.0}], str(tmp_path / "none.png")) is None
+    for name in ("rate_mse.png", "rate_pv.png", "grid.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_trains_and_evaluates_every_rate(tmp_path, mnist5k_dir):
+    tiny = [
+        "train.total_steps = 10",
+        "train.steps_per_epoch = 5",
+        "train.verbose = 0",
+        "train.eval_steps = 1",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tools/sweep.py",
+            "--methods=cae:gin/cae_mnist5k.gin",
+            "--ks=0,2",
+            f"--workdir_root={tmp_path / 'runs'}",
+            f"--output={tmp_path / 'out'}",
+            f"--data_dir={mnist5k_dir}",
+            "--evaluate_args=--num_decodes=2",
+            *[f"--common_bindings={b}" for b in tiny],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["method"], r["k"], r["rate_bits"]) for r in records] == [("cae", 0, 0.0), ("cae", 2, 8.0)]
+    assert all(0 < r["mse"] < 1 and r["num_images"] == 500 for r in records)
+    assert np.load(records[1]["decodes_file"])["decodes"].shape == (2, 32, 32, 1)
+    for name in ("rate_mse.png", "decodes.png"):
+        assert (tmp_path / "out" / name).exists()

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Runs gin configs over a list of rates, evaluates every point, and plots rate-distortion-perception.
+
+Each method is `NAME:CONFIG.gin`; each rate is a value of the config's gin macro `K` (code channels; the
+configs document how K maps to bits). For every (method, K) the sweep trains into
+`WORKDIR_ROOT/NAME-kK` (resuming if it already holds checkpoints), runs tools/evaluate.py there, and
+collects the records into `OUTPUT/results.json`; then it writes the plots `OUTPUT/rate_mse.png`,
+`OUTPUT/rate_fd.png`, `OUTPUT/rate_pv.png` (one line per method, as DPLC Figure 3) and, when the
+evaluations saved stochastic decodes, `OUTPUT/decodes.png` (as DPLC Figure 1: one test image, several
+decodes per rate, per method).
+
+Bindings may use `{k}` and `{root}` (the workdir root), e.g. to point DPLC's lambda(R) scaling at the
+CAE run of the same rate:
+  --bindings="dplc-wpp:scaled_lambda.metrics = '{root}/cae-k{k}/metrics.json'"
+
+Example (CPU scale):
+  python tools/sweep.py --methods=cae:gin/cae_mnist5k.gin --ks=0,1,2,4,8 --output=results/cae
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+# TF must be imported before absl's app.run (see tools/train.py).
+import tensorflow as tf  # noqa: F401
+from absl import app, flags
+
+flags.DEFINE_list("methods", None, "NAME:CONFIG.gin pairs, run in this order.", required=True)
+flags.DEFINE_list("ks", ["0", "1", "2", "4", "8"], "Values of the gin macro K (the rate).")
+flags.DEFINE_multi_string("bindings", [], "NAME:BINDING, applied to that method's runs ({k}, {root}).")
+flags.DEFINE_multi_string("common_bindings", [], "Bindings applied to every run ({k}, {root}).")
+flags.DEFINE_string("workdir_root", "workdirs/sweep", "Folder of the per-run workdirs.")
+flags.DEFINE_string("output", "results/sweep", "Folder for results.json and the plots.")
+flags.DEFINE_string("data_dir", None, "tfds data folder.")
+flags.DEFINE_list("evaluate_args", [], "Extra flags for tools/evaluate.py, e.g. --pv_codes=64.")
+flags.DEFINE_boolean("plot_only", False, "Only re-plot OUTPUT/results.json.")
+FLAGS = flags.FLAGS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(args):
+    print("[sweep] " + " ".join(args), flush=True)
+    start = time.time()
+    result = subprocess.run([sys.executable, *args], cwd=ROOT)
+    if result.returncode:
+        raise RuntimeError(f"{args[0]} failed with exit code {result.returncode}")
+    return time.time() - start
+
+
+def _expand(text, k):
+    return text.replace("{k}", str(k)).replace("{root}", FLAGS.workdir_root)
+
+
+def run_point(name, config, k):
+    """Trains and evaluates one (method, K); returns its metrics record."""
+    workdir = os.path.join(FLAGS.workdir_root, f"{name}-k{k}")
+    own = [b.split(":", 1)[1] for b in FLAGS.bindings if b.split(":", 1)[0] == name]
+    bindings = [f"K = {k}"] + [_expand(b, k) for b in FLAGS.common_bindings + own]
+    data = [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
+    train_s = _run(
+        ["tools/train.py", f"--gin_config={config}", f"--workdir={workdir}", *data]
+        + [f"--gin_bindings={b}" for b in bindings]
+    )
+    eval_s = _run(["tools/evaluate.py", f"--workdir={workdir}", *data, *FLAGS.evaluate_args])
+    with open(os.path.join(ROOT, workdir, "metrics.json")) as f:
+        (record,) = json.load(f)
+    record.update(method=name, k=int(k), config=config, train_wall_s=train_s, eval_wall_s=eval_s)
+    return record
+
+
+def main(argv):
+    del argv
+    from tfdplc import plots
+
+    os.makedirs(FLAGS.output, exist_ok=True)
+    results_path = os.path.join(FLAGS.output, "results.json")
+    if not FLAGS.plot_only:
+        records = []
+        for item in FLAGS.methods:
+            if ":" not in item:
+                raise app.UsageError(f"--methods entries are NAME:CONFIG.gin, got {item!r}.")
+            name, config = item.split(":", 1)
+            for k in FLAGS.ks:
+                records.append(run_point(name, config, k))
+                with open(results_path, "w") as f:  # after every point: a stopped sweep keeps its data
+                    json.dump(records, f, indent=2)
+    with open(results_path) as f:
+        records = json.load(f)
+    for path in plots.rate_plots(records, FLAGS.output):
+        print(f"[sweep] wrote {path}")
+    grid = plots.decode_grid(records, os.path.join(FLAGS.output, "decodes.png"))
+    if grid:
+        print(f"[sweep] wrote {grid}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
