@@ -42,6 +42,8 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.9,<3.12",
     packages=setuptools.find_packages(include=["tfdplc", "tfdplc.*"]),
+    # Shipped weights (tfdplc/assets/, not a Python package): the digit classifier of tfdplc.features.
+    package_data={"tfdplc": ["assets/*.h5"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
 )

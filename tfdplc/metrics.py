@@ -1,13 +1,32 @@
-"""Evaluation metrics on [0, 1] images: MSE, PSNR and rates."""
+"""Evaluation metrics on [0, 1] images: MSE, PSNR, rates, conditional pixel variance, Fréchet / kernel distance.
 
-from typing import Dict
+* `reconstruction_metrics`: test MSE and PSNR.
+* `conditional_pixel_variance`: DPLC's PV (Tschannen et al. 2018, Section 5), how much a stochastic decoder
+  varies for a fixed code; `noise_decode_fn` / `objective_pixel_variance` adapt an objective to it.
+* `distribution_distances`: Fréchet distance (FID-style) and kernel distance (KID-style) between two image
+  sets on the features of a pluggable network (`tfdplc.features`), through tfgan's `*_from_activations`.
+  DPLC's sample distance (G(z) vs test images) and reconstruction distance (G(B(E(x))) vs test images) are
+  both this function.
+"""
+
+from typing import Callable, Dict, Iterable, Optional, Union
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_gan as tfgan
 
 from tfdplc.losses import per_example_squared_error
 
-__all__ = ["psnr", "bits_per_pixel", "reconstruction_metrics"]
+__all__ = [
+    "bits_per_pixel",
+    "conditional_pixel_variance",
+    "distribution_distances",
+    "extract_features",
+    "noise_decode_fn",
+    "objective_pixel_variance",
+    "psnr",
+    "reconstruction_metrics",
+]
 
 
 def psnr(mse: np.ndarray, peak: float = 1.0) -> np.ndarray:
@@ -55,4 +74,244 @@ def reconstruction_metrics(model: tf.keras.Model, dataset: tf.data.Dataset) -> D
         "psnr": float(psnr(mse).mean()),
         "psnr_of_mean_mse": float(psnr(mse.mean())),
         "num_images": int(mse.size),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Conditional pixel variance (DPLC Section 5).
+
+PV_NUM_CODES = 256  # DPLC Section 5: "PV which is computed on a subset 256 testing samples ...
+PV_NUM_DECODES = 100  # ... averaged over 100 reconstructions per testing sample (i.e., code w)".
+
+
+def conditional_pixel_variance(
+    decode_fn: Callable[[tf.Tensor, int], tf.Tensor],
+    codes,
+    num_decodes: int = PV_NUM_DECODES,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> float:
+    """Mean conditional pixel variance PV[X^|w] of a stochastic decoder (DPLC Section 5).
+
+    PV[X^|w] = 1/N sum_{i,j} E_B[(X^_ij - E_B[X^_ij | w])^2 | w], N the number of pixels, averaged over the
+    given codes w. For every code, `num_decodes` images are decoded with independent randomness; the
+    variance of each pixel over these decodes is estimated, averaged over the pixels, then over the codes.
+
+    Estimator and conventions (choices the paper leaves open):
+      * the variance over the K = `num_decodes` draws is the UNBIASED sample variance (divides by K - 1),
+        so a decoder adding i.i.d. noise of variance s^2 gives PV ~= s^2 in expectation, for any K;
+      * pixels are on the [0, 1] scale of the images (as the project's MSE), so PV is in the same units as
+        MSE; PV of a decoder whose pixels are i.i.d. Bernoulli(1/2) would be 0.25, the maximum;
+      * channels: the per-entry variance is averaged over all H * W * C entries, i.e. over the channels of
+        each pixel too (for RGB this is the mean of the three channel variances, 1/(N C) sum_{i,j,c}).
+      * a deterministic decoder gives exactly 0 (deviations are taken from the first decode, so equal
+        decodes cancel exactly in floating point). Accumulation is in float64.
+
+    Args:
+      decode_fn: `decode_fn(codes_batch, seed)` -> (B, H, W, C) images for one stochastic draw; `seed` is a
+        Python int, different for every call; equal seeds must give equal draws if reproducibility matters.
+        See `noise_decode_fn` to build one from an objective's `decode(code, noise=...)`.
+      codes: (num_codes, ...) array or tensor of codes w (e.g. E(x) for 256 test images: `PV_NUM_CODES`).
+      num_decodes: decodes per code (the paper's 100), >= 2.
+      seed: seed of the per-call seeds passed to `decode_fn`.
+      batch_size: codes decoded together in one `decode_fn` call.
+
+    Returns:
+      PV as a Python float.
+
+    Raises:
+      ValueError: if `num_decodes` < 2, `batch_size` < 1, there are no codes, or `decode_fn` returns a
+        batch of the wrong size.
+    """
+    if num_decodes < 2:
+        raise ValueError(f"num_decodes must be at least 2 to estimate a variance, got {num_decodes}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    codes = tf.convert_to_tensor(codes)
+    num_codes = int(codes.shape[0]) if codes.shape.rank else 0
+    if num_codes == 0:
+        raise ValueError("conditional_pixel_variance needs at least one code.")
+    starts = range(0, num_codes, batch_size)
+    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(len(starts), num_decodes))
+    per_code = []
+    for b, start in enumerate(starts):
+        batch = codes[start : start + batch_size]
+        size = int(batch.shape[0])
+        first = shifted_sum = shifted_sq = None
+        for d in range(num_decodes):
+            images = np.asarray(decode_fn(batch, int(seeds[b, d])), dtype=np.float64)
+            if images.shape[0] != size:
+                raise ValueError(f"decode_fn returned {images.shape[0]} images for {size} codes.")
+            images = images.reshape(size, -1)
+            if first is None:
+                first = images
+                shifted_sum = np.zeros_like(images)
+                shifted_sq = np.zeros_like(images)
+                continue
+            shifted = images - first  # Shifted data: exact zeros for a deterministic decoder.
+            shifted_sum += shifted
+            shifted_sq += shifted**2
+        # Sum over the K draws of (x - x0) is shifted_sum (the first draw contributes 0).
+        variance = (shifted_sq - shifted_sum**2 / num_decodes) / (num_decodes - 1)
+        per_code.append(np.maximum(variance, 0.0).mean(axis=1))
+    return float(np.concatenate(per_code).mean())
+
+
+def noise_decode_fn(
+    decode: Callable[..., tf.Tensor],
+    noise_dim: Optional[int],
+    distribution: str = "uniform",
+) -> Callable[[tf.Tensor, int], tf.Tensor]:
+    """Adapts a decoder `decode(code, noise=...)` to the `decode_fn(codes, seed)` of PV.
+
+    Assumed interface (the project's objectives): `decode(code, noise=None)` maps a batch of codes to
+    images in [0, 1]; `noise` is a (B, noise_dim) tensor, for DPLC's B i.i.d. Uniform[0, 1) entries
+    (`tfdplc.layers.NoiseInput`, Appendix B "+n"); with `noise=None` the decoder draws its own. The adapter
+    draws the noise itself with `tf.random.stateless_uniform` / `stateless_normal` from the seed it gets,
+    so every PV draw is reproducible and independent of the decoder's generator state.
+
+    Args:
+      decode: the decoder, e.g. `objective.decode`.
+      noise_dim: noise entries per example (DPLC's m); None calls `decode(codes)` without noise, for
+        deterministic decoders (CAE) or decoders that only draw internally (the seed is then unused).
+      distribution: "uniform" (Uniform[0, 1), DPLC) or "normal" (standard Gaussian, Yan et al. 2021's G2).
+
+    Returns:
+      `decode_fn(codes, seed)` -> images.
+
+    Raises:
+      ValueError: on an unknown distribution.
+    """
+    if distribution not in ("uniform", "normal"):
+        raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}.")
+
+    def decode_fn(codes, seed):
+        if noise_dim is None:
+            return decode(codes)
+        shape = tf.stack([tf.shape(codes)[0], noise_dim])
+        pair = tf.constant([seed, 0], tf.int64)
+        if distribution == "uniform":
+            noise = tf.random.stateless_uniform(shape, pair, minval=0.0, maxval=1.0)
+        else:
+            noise = tf.random.stateless_normal(shape, pair)
+        return decode(codes, noise=noise)
+
+    return decode_fn
+
+
+def objective_pixel_variance(
+    model,
+    images,
+    noise_dim: Optional[int],
+    num_decodes: int = PV_NUM_DECODES,
+    seed: int = 0,
+    batch_size: int = 256,
+    distribution: str = "uniform",
+) -> float:
+    """PV of an objective with `encode(images)` and `decode(code, noise=...)` on the given test images.
+
+    The codes are w = model.encode(images) (pass `PV_NUM_CODES` = 256 test images for the paper's
+    protocol); each is decoded `num_decodes` times with fresh noise (`noise_decode_fn`).
+
+    Args:
+      model: the objective.
+      images: (num_codes, H, W, C) test images in [0, 1].
+      noise_dim: see `noise_decode_fn` (DPLC: m).
+      num_decodes: decodes per code.
+      seed: seed of the noise.
+      batch_size: images encoded / codes decoded together.
+      distribution: see `noise_decode_fn`.
+
+    Returns:
+      PV as a Python float.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    codes = tf.concat(
+        [model.encode(images[i : i + batch_size]) for i in range(0, int(images.shape[0]), batch_size)], 0
+    )
+    return conditional_pixel_variance(
+        noise_decode_fn(model.decode, noise_dim, distribution), codes, num_decodes, seed, batch_size
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Distribution distances on pluggable features.
+
+Images = Union[np.ndarray, tf.Tensor, tf.data.Dataset, Iterable]
+
+
+def extract_features(images: Images, feature_extractor: Callable, batch_size: int = 100) -> np.ndarray:
+    """Features of an image set, computed in batches.
+
+    Args:
+      images: (N, H, W, C) array / tensor in [0, 1], or an iterable (e.g. a finite `tf.data.Dataset`) of
+        such batches.
+      feature_extractor: callable (B, H, W, C) -> (B, d), e.g. from `tfdplc.features`.
+      batch_size: images per call when `images` is an array or tensor.
+
+    Returns:
+      (N, d) float64 features.
+
+    Raises:
+      ValueError: if there are no images.
+    """
+    if isinstance(images, (np.ndarray, tf.Tensor)):
+        n = int(images.shape[0])
+        batches = (images[i : i + batch_size] for i in range(0, n, batch_size))
+    else:
+        batches = images
+    out = [np.asarray(feature_extractor(batch), dtype=np.float64) for batch in batches]
+    out = [f for f in out if f.shape[0]]
+    if not out:
+        raise ValueError("No images to extract features from.")
+    return np.concatenate(out)
+
+
+def distribution_distances(
+    real_images: Images,
+    fake_images: Images,
+    feature_extractor: Callable,
+    batch_size: int = 100,
+) -> Dict[str, Union[float, str]]:
+    """Fréchet distance and kernel distance between two image sets on `feature_extractor`'s features.
+
+    FD (Heusel et al. 2017; FID with Inception features, the measure of DPLC Section 5): ||mu_r - mu_f||^2
+    + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the two feature sets
+    (`tfgan.eval.frechet_classifier_distance_from_activations`). KD (Bińkowski et al. 2018, KID): the
+    unbiased estimate of the squared MMD with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3
+    (`tfgan.eval.kernel_classifier_distance_from_activations`, blocks of at most 1024 samples); being
+    unbiased, it can be slightly negative for two samples of one distribution. Both computed in float64.
+
+    DPLC's sample distance compares G(z) to test images, its reconstruction distance G(B(E(x))) to test
+    images; both are this function. The sets may differ in size; FD needs more images than feature
+    dimensions for a well-conditioned covariance (d = 64 for the digit classifier, 2048 for Inception).
+
+    Args:
+      real_images: (N, H, W, C) images in [0, 1] (array, tensor, or iterable of batches).
+      fake_images: the same for the other set.
+      feature_extractor: callable images -> (B, d) features with a `name` attribute, e.g.
+        `tfdplc.features.DigitClassifierFeatures()` or `InceptionFeatures(path)`.
+      batch_size: images per feature-extractor call for arrays / tensors.
+
+    Returns:
+      {"fd": float, "kd": float, "fd_features": the extractor's name, "fd_num_real": N_real,
+      "fd_num_fake": N_fake}.
+
+    Raises:
+      ValueError: if either set has fewer than 2 images.
+    """
+    real = extract_features(real_images, feature_extractor, batch_size)
+    fake = extract_features(fake_images, feature_extractor, batch_size)
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError(f"Need at least 2 images per set, got {len(real)} and {len(fake)}.")
+    real_t, fake_t = tf.constant(real, tf.float64), tf.constant(fake, tf.float64)
+    fd = tfgan.eval.frechet_classifier_distance_from_activations(real_t, fake_t)
+    kd = tfgan.eval.kernel_classifier_distance_from_activations(real_t, fake_t, dtype=tf.float64)
+    name = getattr(feature_extractor, "name", None) or type(feature_extractor).__name__
+    return {
+        "fd": float(fd),
+        "kd": float(kd),
+        "fd_features": str(name),
+        "fd_num_real": int(len(real)),
+        "fd_num_fake": int(len(fake)),
     }
