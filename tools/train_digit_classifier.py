@@ -6,10 +6,12 @@ Trains on mnist5k's train split (4,500 real MNIST digits) with random shifts of 
 prints the accuracy on mnist5k's test split (500 digits) and writes the weights (HDF5, about 0.5 MB) to
 `--output`, by default the file the package ships (`tfdplc/assets/digit_classifier.weights.h5`).
 
-Example (about a minute on 2 CPU cores):
+Example (about 1.5 minutes on 2 CPU cores; with the defaults it reproduces the shipped file byte for byte,
+97.4% test accuracy):
   python tools/train_digit_classifier.py
 """
 
+import os
 import sys
 
 # TF must be imported before absl's app.run (see tools/train.py).
@@ -73,7 +75,7 @@ def main(argv):
     )
     model.fit(ds.prefetch(tf.data.AUTOTUNE), epochs=FLAGS.epochs, verbose=2)
     output = FLAGS.output or features.DIGIT_CLASSIFIER_WEIGHTS
-    tf.io.gfile.makedirs(output.rsplit("/", 1)[0] if "/" in output else ".")
+    tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(output)))
     # Saved from an uncompiled copy: the ".weights.h5" format would store the optimizer's slots too (3x).
     shipped = features.digit_classifier()
     shipped.set_weights(model.get_weights())
