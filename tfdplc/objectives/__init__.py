@@ -2,5 +2,17 @@
 
 from tfdplc.objectives.base import Objective
 from tfdplc.objectives.cae import CAE
+from tfdplc.objectives.dplc import DPLC, load_generator
+from tfdplc.objectives.gc import GC
+from tfdplc.objectives.lambdas import PAPER_LAMBDAS, read_mse, scaled_lambda
 
-__all__ = ["CAE", "Objective"]
+__all__ = [
+    "CAE",
+    "DPLC",
+    "GC",
+    "Objective",
+    "PAPER_LAMBDAS",
+    "load_generator",
+    "read_mse",
+    "scaled_lambda",
+]

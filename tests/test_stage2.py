@@ -1,0 +1,314 @@
+"""DPLC stage 2 (eq. 8), the GC baseline (eq. 3) and the lambda(R) scaling of Table 3 / App. B."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdplc import losses, nets
+from tfdplc.layers.quantizers import ScalarQuantizer
+from tfdplc.objectives import DPLC, GC, read_mse, scaled_lambda
+
+M = 8
+
+
+def _sensitive(generator):
+    """Scales G's kernels: with N(0, 0.02) weights a tiny G outputs a near-constant 0.5 image."""
+    for layer in generator.layers:
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(layer.kernel * 20.0)
+    return generator
+
+
+def _saved_generator(tmp_path, seed=0):
+    """A tiny stage-1 generator G* with non-trivial BatchNorm statistics, saved as stage 1 would."""
+    tf.keras.utils.set_random_seed(seed)
+    generator = nets.generator_G(32, m=M, width=4, channels=1)
+    _sensitive(generator)
+    for layer in generator.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):  # statistics off their initial 0 / 1
+            layer.moving_mean.assign(tf.random.normal(layer.moving_mean.shape, stddev=0.1))
+            layer.moving_variance.assign(tf.random.uniform(layer.moving_variance.shape, 0.5, 1.5))
+    path = tmp_path / "generator.keras"
+    generator.save(path)
+    return str(path)
+
+
+def _tiny_dplc(generator_path, k=2, lambda_mmd=10.0, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    return DPLC(
+        encoder=nets.encoder_E(32, k, width=4, channels=1),
+        mapping=nets.mapping_B(32, k, m=M, n_blocks=1, width=8, noise=True, seed=seed + 1),
+        quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+        optimizer=tf.keras.optimizers.Adam(1e-2, beta_1=0.5),
+        lambda_mmd=lambda_mmd,
+        generator_path=generator_path,
+        seed=seed + 2,
+    )
+
+
+def _tiny_gc(k=2, n_critic=3, critic_lr=1e-3, lambda_wd=0.5, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    return GC(
+        encoder=nets.encoder_E(32, k, width=4, channels=1),
+        mapping=nets.mapping_B(32, k, m=M, n_blocks=1, width=8, noise=True, seed=seed + 1),
+        generator=nets.generator_G(32, m=M, width=4, channels=1),
+        critic=nets.critic_f(32, width=4, channels=1),
+        quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+        optimizer=tf.keras.optimizers.Adam(1e-3, beta_1=0.5),
+        critic_optimizer=tf.keras.optimizers.Adam(critic_lr, beta_1=0.5),
+        lambda_wd=lambda_wd,
+        n_critic=n_critic,
+    )
+
+
+def _images(n, seed=3):
+    return tf.random.stateless_uniform((n, 32, 32, 1), seed=[seed, 0])
+
+
+def _snapshot(variables):
+    return {v.name: v.numpy().copy() for v in variables}
+
+
+@pytest.fixture(scope="module")
+def generator_path(tmp_path_factory):
+    return _saved_generator(tmp_path_factory.mktemp("stage1"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# DPLC stage 2.
+
+
+def test_stage2_leaves_every_variable_of_g_star_unchanged(generator_path):
+    model = _tiny_dplc(generator_path)
+    images = _images(8)
+    model(images[:1])
+    model.compile()
+    g_before = _snapshot(model.generator.variables)
+    assert any("moving_mean" in name for name in g_before)  # BatchNorm statistics are compared too
+    eb_vars = model.encoder.trainable_variables + model.mapping.trainable_variables
+    eb_before = _snapshot(eb_vars)
+    assert not model.generator.trainable
+    assert not {v.ref() for v in model.generator.variables} & {v.ref() for v in model.trainable_variables}
+    for step in range(3):
+        logs = model.train_on_batch(_images(8, seed=step), return_dict=True)
+        assert all(np.isfinite(v) for v in logs.values())
+    for v in model.generator.variables:
+        np.testing.assert_array_equal(v.numpy(), g_before[v.name], err_msg=v.name)
+    changed = {v.name for v in eb_vars if not np.allclose(v.numpy(), eb_before[v.name])}
+    assert any(v.name in changed for v in model.encoder.trainable_variables)
+    assert any(v.name in changed for v in model.mapping.trainable_variables)
+    # B's BatchNorm statistics do move (it is trained), so "unchanged" above is not vacuous.
+    b_stats = [v for v in model.mapping.non_trainable_variables if "moving" in v.name]
+    assert b_stats and any(
+        not np.allclose(v.numpy(), 0.0) and not np.allclose(v.numpy(), 1.0) for v in b_stats
+    )
+
+
+def test_stage2_loss_is_distortion_plus_lambda_mmd(generator_path):
+    model = _tiny_dplc(generator_path, lambda_mmd=7.5)
+    images = _images(6)
+    model(images[:1])
+    model.compile(run_eagerly=True)  # the same train_step; graph mode is exercised by the test above
+    noise_state = model.mapping.noise_layer._generator.state.numpy().copy()
+    prior_state = model._prior.state.numpy().copy()
+    # Expected value from the same draws, computed independently of compute_losses.
+    noise, prior = model.sample_noise(6), model.sample_prior(6)
+    code = model.quantizer(model.encoder(images, training=True), training=True)
+    z_hat = model.mapping.trunk(tf.concat([code, tf.reshape(noise, (6, 2, 2, M // 4))], -1), training=True)
+    expected_d = losses.euclidean_distance(images, model.generator(z_hat, training=False))
+    expected_mmd = losses.mmd_imq(prior, z_hat)
+    model.mapping.noise_layer._generator.state.assign(noise_state)
+    model._prior.state.assign(prior_state)
+    logs = model.train_on_batch(images, return_dict=True)
+    np.testing.assert_allclose(logs["distortion"], expected_d, rtol=1e-5)
+    np.testing.assert_allclose(logs["mmd"], expected_mmd, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(logs["loss"], expected_d + 7.5 * expected_mmd, rtol=1e-5)
+    assert abs(float(expected_mmd)) > 1e-4  # the MMD term actually contributes
+
+
+@pytest.mark.parametrize("k, bits", [(2, 8.0), (3, 12.0), (0, 0.0)])
+def test_stage2_rate_bits_exact(generator_path, k, bits):
+    model = _tiny_dplc(generator_path, k=k)
+    code = model.encode(_images(2))
+    assert model.rate_bits == bits
+    assert code.shape == (2, 2, 2, k)
+    assert set(np.unique(code.numpy())) <= {-1.0, 1.0}
+
+
+def test_stage2_rate_zero_is_a_pure_generator(generator_path):
+    model = _tiny_dplc(generator_path, k=0)
+    images = _images(4)
+    model(images[:1])
+    model.compile(run_eagerly=True)
+    assert model.rate_bits == 0.0
+    assert model.encode(images).shape == (4, 2, 2, 0)
+    logs = model.train_on_batch(images, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    first, second = model.reconstruct(images).numpy(), model.reconstruct(images).numpy()
+    assert first.shape == (4, 32, 32, 1)
+    assert np.abs(first - second).max() > 1e-4  # fresh noise, different images from the same (empty) code
+    # With the input noise fixed, the output no longer depends on the image (no bits).
+    noise = tf.repeat(model.sample_noise(1), 4, axis=0)
+    fixed = model.decode(model.encode(images), noise=noise).numpy()
+    np.testing.assert_allclose(fixed[0], fixed[3], atol=1e-6)
+
+
+def test_stage2_decode_with_explicit_noise_is_reproducible(generator_path):
+    model = _tiny_dplc(generator_path, k=2)
+    code = model.encode(_images(3))
+    noise = model.sample_noise(3)
+    a, b = model.decode(code, noise=noise).numpy(), model.decode(code, noise=noise).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - model.decode(code, noise=model.sample_noise(3)).numpy()).max() > 1e-5
+    samples = model.sample(5)
+    assert samples.shape == (5, 32, 32, 1)
+    np.testing.assert_array_equal(model.sample(2, seed=[1, 2]), model.sample(2, seed=[1, 2]))
+
+
+def test_stage2_accepts_a_model_and_validates(generator_path, tmp_path):
+    generator = tf.keras.models.load_model(generator_path, compile=False)
+    args = dict(
+        encoder=nets.encoder_E(32, 1, width=4, channels=1),
+        quantizer=ScalarQuantizer(),
+        optimizer=tf.keras.optimizers.Adam(),
+        lambda_mmd=1.0,
+    )
+    model = DPLC(mapping=nets.mapping_B(32, 1, m=M, n_blocks=0, width=8), generator=generator, **args)
+    assert not model.generator.trainable and model.latent_dim == M
+    with pytest.raises(ValueError, match="exactly one"):
+        DPLC(mapping=nets.mapping_B(32, 1, m=M, n_blocks=0, width=8), **args)
+    with pytest.raises(FileNotFoundError, match="stage-1 generator"):
+        DPLC(
+            mapping=nets.mapping_B(32, 1, m=M, n_blocks=0, width=8),
+            generator_path=str(tmp_path / "x"),
+            **args,
+        )
+    with pytest.raises(ValueError, match="stochastic"):
+        DPLC(
+            mapping=nets.mapping_B(32, 1, m=M, n_blocks=0, width=8, noise=False), generator=generator, **args
+        )
+    with pytest.raises(ValueError, match="mapping_B.m"):
+        DPLC(mapping=nets.mapping_B(32, 1, m=2 * M, n_blocks=0, width=8), generator=generator, **args)
+
+
+# ------------------------------------------------------------------------------------------------------
+# lambda(R).
+
+
+def _metrics_file(path, mse, bpp):
+    path.write_text(json.dumps([{"method": "cae", "mse": mse, "bpp": bpp, "rate_bits": bpp * 4096}]))
+    return str(path)
+
+
+def test_scaled_lambda_from_values_and_metrics_files(tmp_path):
+    assert scaled_lambda(150.0) == 150.0
+    np.testing.assert_allclose(scaled_lambda(150.0, mse=0.02, reference_mse=0.01), 300.0)
+    current = _metrics_file(tmp_path / "k8.json", 0.03, 0.03125)
+    reference = _metrics_file(tmp_path / "k128.json", 0.012, 0.5)
+    np.testing.assert_allclose(
+        scaled_lambda(150.0, metrics=current, reference_metrics=reference, reference_bpp=0.5), 375.0
+    )
+    np.testing.assert_allclose(scaled_lambda(2.5e-5, mse=0.006, reference_metrics=reference), 1.25e-5)
+    assert read_mse(current) == 0.03
+
+
+def test_scaled_lambda_clear_errors(tmp_path):
+    reference = _metrics_file(tmp_path / "ref.json", 0.01, 0.5)
+    with pytest.raises(FileNotFoundError, match="tools/evaluate.py"):
+        scaled_lambda(1.0, metrics=str(tmp_path / "missing.json"), reference_metrics=reference)
+    with pytest.raises(ValueError, match="reference_mse / reference_metrics is missing"):
+        scaled_lambda(1.0, mse=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        scaled_lambda(1.0, mse=0.1, metrics=reference, reference_mse=0.1)
+    with pytest.raises(ValueError, match="reference rate is 1.0 bpp"):
+        scaled_lambda(1.0, mse=0.1, reference_metrics=reference, reference_bpp=1.0)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_mse(str(bad))
+    bad.write_text(json.dumps([{"mse": 0.1}, {"mse": 0.2}]))
+    with pytest.raises(ValueError, match="exactly one record"):
+        read_mse(str(bad))
+    bad.write_text(json.dumps([{"psnr": 20.0}]))
+    with pytest.raises(ValueError, match="no 'mse'"):
+        read_mse(str(bad))
+    bad.write_text(json.dumps([{"mse": -1.0}]))
+    with pytest.raises(ValueError, match="positive"):
+        read_mse(str(bad))
+    with pytest.raises(ValueError, match="positive"):
+        scaled_lambda(1.0, mse=0.0, reference_mse=0.1)
+
+
+# ------------------------------------------------------------------------------------------------------
+# GC baseline.
+
+
+def test_gc_runs_n_critic_updates_per_step():
+    model = _tiny_gc(n_critic=3)
+    images = _images(12)
+    model(images[:1])
+    model.compile()
+    critic_before = _snapshot(model.critic.trainable_variables)
+    ae_vars = model.encoder.trainable_variables + model.mapping.trainable_variables
+    ae_vars += model.generator.trainable_variables
+    ae_before = _snapshot(ae_vars)
+    for step in range(2):
+        logs = model.train_on_batch(_images(12, seed=step), return_dict=True)
+        assert all(np.isfinite(v) for v in logs.values())
+    assert int(model.optimizer_critic.iterations) == 2 * 3
+    assert int(model.optimizer_ae.iterations) == 2
+    assert all(
+        not np.allclose(v.numpy(), critic_before[v.name]) for v in model.critic.trainable_variables[:1]
+    )
+    for net in (model.encoder, model.mapping, model.generator):
+        assert any(not np.allclose(v.numpy(), ae_before[v.name]) for v in net.trainable_variables), net.name
+    with pytest.raises(ValueError, match="multiple of n_critic"):
+        model._split(_images(10))
+
+
+def test_gc_loss_is_distortion_plus_lambda_generator_term():
+    # Critic learning rate 0: the critic steps leave f unchanged, so the generator-step loss can be
+    # recomputed exactly from the weights before the step and the same noise draws.
+    model = _tiny_gc(n_critic=2, critic_lr=0.0, lambda_wd=0.25)
+    images = _images(8)
+    model(images[:1])
+    model.compile(run_eagerly=True)  # graph mode is exercised by the test above
+    state = model.mapping.noise_layer._generator.state.numpy().copy()
+    for _ in range(2):  # the critic steps' draws
+        model.sample_noise(4)
+    last = images[4:]
+    terms = model.generator_losses(last, noise=model.sample_noise(4), training=True)
+    expected_d = losses.euclidean_distance(last, terms["reconstructions"])
+    expected_g = -tf.reduce_mean(model.critic(terms["reconstructions"]))
+    model.mapping.noise_layer._generator.state.assign(state)
+    logs = model.train_on_batch(images, return_dict=True)
+    np.testing.assert_allclose(logs["distortion"], expected_d, rtol=1e-5)
+    np.testing.assert_allclose(logs["generator_loss"], expected_g, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(logs["loss"], expected_d + 0.25 * expected_g, rtol=1e-5)
+    assert abs(float(expected_g)) > 0
+
+
+def test_gc_rate_and_stochastic_decoder():
+    model = _tiny_gc(k=0)
+    _sensitive(model.generator)
+    images = _images(3)
+    assert model.rate_bits == 0.0
+    a, b = model.reconstruct(images).numpy(), model.reconstruct(images).numpy()
+    assert np.abs(a - b).max() > 1e-5
+    code = model.encode(images)
+    noise = model.sample_noise(3)
+    np.testing.assert_array_equal(model.decode(code, noise=noise), model.decode(code, noise=noise))
+    assert _tiny_gc(k=3).rate_bits == 12.0
+    with pytest.raises(ValueError, match="noise"):
+        GC(
+            encoder=nets.encoder_E(32, 1, width=4, channels=1),
+            mapping=nets.mapping_B(32, 1, m=M, n_blocks=0, width=8, noise=False),
+            generator=nets.generator_G(32, m=M, width=4, channels=1),
+            critic=nets.critic_f(32, width=4, channels=1),
+            quantizer=ScalarQuantizer(),
+            optimizer=tf.keras.optimizers.Adam(),
+            critic_optimizer=tf.keras.optimizers.Adam(),
+            lambda_wd=1.0,
+        )

@@ -1,0 +1,269 @@
+"""DPLC stage 2: the rate-constrained encoder E and stochastic map B for a frozen G* (Tschannen et al. 2018).
+
+Eq. (8): min_{B, E: B(E(X)) ~ P_Z} E_{X,B}[d(X, G*(B(E(X))))], with the distribution constraint relaxed
+to an MMD penalty (Section 4): the loss of one step is
+
+  L = 1/b sum_i ||x_i - G*(B(E(x_i)))|| + lambda_MMD(R) * MMD_IMQ({z_j}, {B(E(x_i))}),  z_j ~ N(0, I_m),
+
+the distortion and MMD of Algorithm 1 (lines 15-16) with F replaced by B o E and G fixed. The decoder of
+the compression system is D = G* o B, stochastic through B's noise input.
+"""
+
+import os
+from typing import Callable, Dict, Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tfdplc import losses
+from tfdplc.layers.noise import WithNoiseInput
+from tfdplc.objectives.base import Objective
+
+__all__ = ["DPLC", "load_generator"]
+
+
+def load_generator(path: str) -> tf.keras.Model:
+    """Loads the stage-1 generator G* (`generator.keras` of a finished stage-1 workdir).
+
+    Args:
+      path: a Keras v3 `.keras` file saved with `model.save`.
+
+    Returns:
+      The generator model (not compiled).
+
+    Raises:
+      FileNotFoundError: if `path` does not exist.
+    """
+    import tfdplc.nets  # noqa: F401 - registers the custom objects the saved generator uses.
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"No stage-1 generator at {path!r}: train G* first (e.g. tools/train.py with a WAE, WGAN-GP or "
+            "Wasserstein++ config writes WORKDIR/generator.keras) and point DPLC.generator_path at it."
+        )
+    return tf.keras.models.load_model(path, compile=False)
+
+
+def _latent_dim(model: tf.keras.Model, what: str) -> int:
+    shape = model.input_shape if what == "input" else model.output_shape
+    if isinstance(shape, list) or len(shape) != 2 or shape[1] is None:
+        raise ValueError(f"{model.name}: expected a (batch, m) {what}, got shape {shape}.")
+    return int(shape[1])
+
+
+def _images(data) -> tf.Tensor:
+    """The images of a Keras batch (`train_on_batch(x)` hands `train_step` a 1-tuple `(x,)`)."""
+    return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
+
+
+@gin.configurable(module="tfdplc.objectives")
+class DPLC(Objective):
+    """Stage 2 of DPLC: trains E and B against a frozen generator G* (eq. 8, Section 4, Table 3).
+
+    - G* comes from stage 1 (WAE, WGAN-GP or Wasserstein++), loaded from `generator_path` or given as a
+      model. It is frozen: `trainable = False`, never in an optimizer, and ALWAYS called with
+      `training=False`, so its BatchNorm moving statistics never change (the DPLC reference code let them
+      update in this stage).
+    - E is quantized to the fixed centres {-1, 1} (soft-to-hard gradient of [9]); the rate is exact:
+      h * w * k * log2(L) bits per image. k = 0 is rate 0: E emits an empty code, B maps its noise alone to
+      z, and the system is a pure generator G* o B.
+    - B must be stochastic (`mapping_B(noise=True)`): at low rates only its noise lets B(E(X)) match P_Z.
+    - One Adam optimizer for E and B (Table 3: 1e-3, beta 0.5 / 0.999, b 256, 41k (CelebA) / 82k (LSUN)
+      iterations, x0.4 at 22k;38k / 44k;76k).
+    - lambda_MMD(R) scales with the CAE's MSE at rate R: see `tfdplc.objectives.scaled_lambda`.
+
+    The prior samples z ~ N(0, I_m) come from a `tf.random.Generator` owned by the objective (seeded with
+    `seed`), created in `__init__`; build the objective inside `strategy.scope()` so each replica gets its
+    own stream, as for `tfdplc.layers.NoiseInput`.
+
+    The checkpoint of a stage-2 run holds G*'s weights as well (they are attributes of the objective), but
+    rebuilding the objective from gin loads `generator_path` again, so that file must still exist.
+    """
+
+    def __init__(
+        self,
+        encoder: tf.keras.Model = gin.REQUIRED,
+        mapping: tf.keras.Model = gin.REQUIRED,
+        quantizer: tf.keras.layers.Layer = gin.REQUIRED,
+        optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
+        lambda_mmd: float = gin.REQUIRED,
+        generator_path: Optional[str] = None,
+        generator: Optional[tf.keras.Model] = None,
+        distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
+        seed: Optional[int] = None,
+        name: Optional[str] = "dplc",
+    ):
+        """Initialises the objective.
+
+        Args:
+          encoder: E, images -> unquantized code maps (B, h, w, k); k may be 0.
+          mapping: B with its noise input, a `tfdplc.layers.WithNoiseInput` model (`mapping_B(noise=True)`):
+            code maps -> z (B, m).
+          quantizer: the fixed-codebook quantizer of E's output (exposes `bits_per_element`).
+          optimizer: one optimizer for E and B.
+          lambda_mmd: the MMD coefficient lambda_MMD(R) (e.g. `@scaled_lambda()` in gin), >= 0.
+          generator_path: path of the stage-1 `generator.keras` (exactly one of this and `generator`).
+          generator: the stage-1 generator as a model.
+          distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance.
+          seed: seed of the prior sampler (None: non-deterministic).
+          name: Keras model name.
+
+        Raises:
+          ValueError: if both or neither of `generator_path` / `generator` are given, if B has no noise
+            input, if B's output and G*'s input dimensions differ, or if `lambda_mmd` is negative.
+          FileNotFoundError: if `generator_path` does not exist.
+        """
+        super().__init__(name=name)
+        if (generator_path is None) == (generator is None):
+            raise ValueError(
+                "DPLC: give exactly one of generator_path (a stage-1 generator.keras) and generator."
+            )
+        if generator is None:
+            generator = load_generator(os.fspath(generator_path))
+        if not isinstance(mapping, WithNoiseInput):
+            raise ValueError(
+                "DPLC: B must be stochastic (mapping_B(noise=True)): without noise B(E(X)) cannot match P_Z "
+                "at low rates. For a deterministic B use the CAE objective."
+            )
+        m = _latent_dim(generator, "input")
+        if _latent_dim(mapping, "output") != m:
+            raise ValueError(
+                f"DPLC: B outputs z of dimension {_latent_dim(mapping, 'output')} but G* takes m={m}: set "
+                "mapping_B.m to the stage-1 generator's latent dimension."
+            )
+        lambda_mmd = float(lambda_mmd)
+        if not (np.isfinite(lambda_mmd) and lambda_mmd >= 0):
+            raise ValueError(f"DPLC: lambda_mmd must be non-negative and finite, got {lambda_mmd}.")
+        generator.trainable = False
+        self.encoder = encoder
+        self.mapping = mapping
+        self.quantizer = quantizer
+        self.generator = generator
+        self.optimizer_eb = optimizer
+        self.lambda_mmd = lambda_mmd
+        self.distortion = distortion
+        self.latent_dim = m
+        with tf.init_scope():
+            self._prior = (
+                tf.random.Generator.from_non_deterministic_state()
+                if seed is None
+                else tf.random.Generator.from_seed(seed)
+            )
+        self.loss_tracker = tf.keras.metrics.Mean("loss")
+        self.distortion_tracker = tf.keras.metrics.Mean("distortion")
+        self.mmd_tracker = tf.keras.metrics.Mean("mmd")
+        self.mse_tracker = tf.keras.metrics.Mean("mse")
+
+    def optimizers(self) -> Dict[str, tf.keras.optimizers.Optimizer]:  # noqa: D102
+        return {"encoder_mapping": self.optimizer_eb}
+
+    @property
+    def metrics(self):  # noqa: D102 - Keras resets these every epoch.
+        return [self.loss_tracker, self.distortion_tracker, self.mmd_tracker, self.mse_tracker]
+
+    @property
+    def rate_bits(self) -> float:  # noqa: D102
+        return float(np.prod(self.encoder.output_shape[1:])) * self.quantizer.bits_per_element
+
+    def sample_prior(self, n) -> tf.Tensor:
+        """Draws n samples z ~ P_Z = N(0, I_m) from the objective's generator (advances its state)."""
+        return self._prior.normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]), dtype=tf.float32)
+
+    def sample_noise(self, n) -> tf.Tensor:
+        """Draws B's (n, m) input noise from B's own noise layer (advances its state)."""
+        return self.mapping.noise_layer.sample(n)
+
+    def encode(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Images -> quantized code maps (B, h, w, k), values on the quantizer's centres."""
+        return self.quantizer(self.encoder(images, training=training), training=training)
+
+    def latents(
+        self, code: tf.Tensor, noise: Optional[tf.Tensor] = None, training: bool = False
+    ) -> tf.Tensor:
+        """Code maps -> z = B(code, noise) (noise drawn when None)."""
+        return self.mapping(code, noise=noise, training=training)
+
+    def decode(self, code: tf.Tensor, noise: Optional[tf.Tensor] = None, training: bool = False) -> tf.Tensor:
+        """Code maps -> images G*(B(code, noise)) in [0, 1]; stochastic unless `noise` is given.
+
+        Args:
+          code: quantized code maps from `encode`.
+          noise: optional (batch, m) noise of B; the same noise gives the same images.
+          training: mode of B (G* always runs in inference mode).
+
+        Returns:
+          The decoded images.
+        """
+        return self.generator(self.latents(code, noise=noise, training=training), training=False)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
+        return self.decode(self.encode(images, training=training), training=training)
+
+    def sample(self, n: int, seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Draws n samples G*(z), z ~ N(0, I_m), what the decoder matches in distribution at every rate.
+
+        Args:
+          n: number of images.
+          seed: optional stateless seed (shape [2]) of the latent draw; None uses the objective's generator.
+
+        Returns:
+          (n, H, W, C) images in [0, 1].
+        """
+        if seed is None:
+            z = self.sample_prior(n)
+        else:
+            z = tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]), seed=seed)
+        return self.generator(z, training=False)
+
+    def compute_losses(
+        self, images: tf.Tensor, noise: tf.Tensor, prior: tf.Tensor, training: bool = False
+    ) -> Dict[str, tf.Tensor]:
+        """The terms of eq. (8) for a batch, given B's noise and the prior samples explicitly.
+
+        Args:
+          images: (b, H, W, C) images.
+          noise: (b, m) noise of B.
+          prior: (b, m) samples of P_Z.
+          training: mode of E and B (G* always runs in inference mode).
+
+        Returns:
+          A dict with "loss" (= distortion + lambda_MMD * mmd), "distortion", "mmd" and "reconstructions".
+        """
+        z_hat = self.latents(self.encode(images, training=training), noise=noise, training=training)
+        reconstructions = self.generator(z_hat, training=False)
+        distortion = self.distortion(images, reconstructions)
+        mmd = losses.mmd_imq(prior, z_hat)
+        return {
+            "loss": distortion + self.lambda_mmd * mmd,
+            "distortion": distortion,
+            "mmd": mmd,
+            "reconstructions": reconstructions,
+        }
+
+    def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
+        images = _images(data)
+        batch = tf.shape(images)[0]
+        noise, prior = self.sample_noise(batch), self.sample_prior(batch)
+        with tf.GradientTape() as tape:
+            terms = self.compute_losses(images, noise, prior, training=True)
+            scaled_loss = self.scale_for_replicas(terms["loss"])
+        variables = self.encoder.trainable_variables + self.mapping.trainable_variables
+        self.optimizer_eb.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        return self._update_metrics(images, terms)
+
+    def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
+        images = _images(data)
+        batch = tf.shape(images)[0]
+        terms = self.compute_losses(images, self.sample_noise(batch), self.sample_prior(batch))
+        # The MMD U-statistic needs 2 samples; a last validation batch of 1 image reports 0.
+        terms["mmd"] = tf.where(batch > 1, terms["mmd"], 0.0)
+        terms["loss"] = terms["distortion"] + self.lambda_mmd * terms["mmd"]
+        return self._update_metrics(images, terms)
+
+    def _update_metrics(self, images, terms) -> Dict[str, tf.Tensor]:
+        self.loss_tracker.update_state(terms["loss"])
+        self.distortion_tracker.update_state(terms["distortion"])
+        self.mmd_tracker.update_state(terms["mmd"])
+        self.mse_tracker.update_state(losses.squared_error(images, terms["reconstructions"]))
+        return {m.name: m.result() for m in self.metrics}
