@@ -1,18 +1,25 @@
 """Training objectives: one module per paper objective, each a Keras model with its own train_step."""
 
-from tfdplc.objectives.base import Objective
+from tfdplc.objectives.base import GeneratorObjective, Objective
 from tfdplc.objectives.cae import CAE
 from tfdplc.objectives.dplc import DPLC, load_generator
 from tfdplc.objectives.gc import GC
 from tfdplc.objectives.lambdas import PAPER_LAMBDAS, read_mse, scaled_lambda
+from tfdplc.objectives.wae import WAE
+from tfdplc.objectives.wasserstein_pp import WassersteinPP
+from tfdplc.objectives.wgan_gp import WGANGP
 
 __all__ = [
     "CAE",
     "DPLC",
     "GC",
+    "GeneratorObjective",
     "Objective",
     "PAPER_LAMBDAS",
     "load_generator",
     "read_mse",
     "scaled_lambda",
+    "WAE",
+    "WGANGP",
+    "WassersteinPP",
 ]

@@ -1,10 +1,15 @@
 """The base class of every training objective."""
 
-from typing import Dict
+import os
+from typing import Dict, Optional
 
 import tensorflow as tf
 
-__all__ = ["Objective"]
+__all__ = ["ENCODER_FILE", "GENERATOR_FILE", "GeneratorObjective", "Objective"]
+
+#: File names of the stand-alone networks a stage-1 (generator) workdir holds after training.
+GENERATOR_FILE = "generator.keras"
+ENCODER_FILE = "encoder.keras"
 
 
 class Objective(tf.keras.Model):
@@ -13,9 +18,19 @@ class Objective(tf.keras.Model):
     Subclasses own their networks and optimizers (injected by gin), implement `train_step` / `test_step`,
     and expose:
       - `reconstruct(images)`: the decoded images for a batch (used by evaluation and image summaries);
-      - `rate_bits`: the exact rate in bits per image for fixed-rate codes.
+        objectives that cannot reconstruct (a pure generator such as WGAN-GP) set `can_reconstruct = False`
+        and raise `NotImplementedError`;
+      - `rate_bits`: the exact rate in bits per image for fixed-rate codes, or None for objectives that
+        have no code and hence no rate (the stage-1 generators WAE / WGAN-GP / Wasserstein++);
+      - optionally `sample(n)`: n images drawn from the model's generator (`can_sample` tells whether an
+        objective implements it);
+      - optionally `save_artifacts(directory)`: stand-alone networks written after training (the trainer
+        calls it at the end of a successful run).
     The trainer calls `compile()` with no optimizer: the objective passes its own to Keras.
     """
+
+    #: Whether `reconstruct` is meaningful (False for objectives without an encoder, e.g. WGAN-GP).
+    can_reconstruct: bool = True
 
     def optimizers(self) -> Dict[str, tf.keras.optimizers.Optimizer]:
         """The objective's optimizers by role (e.g. {"autoencoder": ..., "critic": ...})."""
@@ -27,13 +42,54 @@ class Objective(tf.keras.Model):
         super().compile(optimizer=next(iter(optimizers.values())), **kwargs)
 
     @property
-    def rate_bits(self) -> float:
-        """Exact rate in bits per image of the fixed-rate code."""
-        raise NotImplementedError
+    def rate_bits(self) -> Optional[float]:
+        """Exact rate in bits per image of the fixed-rate code, or None when the objective has no code.
+
+        The stage-1 generator objectives of DPLC (WAE, WGAN-GP, Wasserstein++) learn G* without any rate
+        constraint: for them this is None, and evaluation must skip rate and bpp instead of reporting 0
+        (0 bits is a real operating point of the compression objectives: a pure generator).
+        """
+        return None
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        """Encodes and decodes a batch in inference mode."""
+        """Encodes and decodes a batch in inference mode.
+
+        Raises:
+          NotImplementedError: in objectives with `can_reconstruct = False`.
+        """
         return self(images, training=False)
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether the objective implements `sample`."""
+        return type(self).sample is not Objective.sample
+
+    def sample(self, n: int, seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Draws n images from the model's generator in inference mode (optional capability).
+
+        Args:
+          n: number of images.
+          seed: optional stateless seed (shape [2]) for the latent draw; None uses the global generator.
+
+        Returns:
+          (n, H, W, C) images in [0, 1].
+
+        Raises:
+          NotImplementedError: if the objective has no generator to sample from.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot sample.")
+
+    def save_artifacts(self, directory: str) -> None:
+        """Writes stand-alone networks into `directory` after training (default: nothing).
+
+        The trainer calls it at the end of a successful `train` (on every worker, the chief with the
+        workdir, other workers with a scratch folder: under MultiWorkerMirroredStrategy reading the
+        networks' synced-on-read variables is a collective operation).
+
+        Args:
+          directory: the output folder (exists).
+        """
+        del directory
 
     @staticmethod
     def scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
@@ -43,3 +99,56 @@ class Objective(tf.keras.Model):
         its loss by the number of replicas (Keras's compiled losses do the same).
         """
         return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+
+
+class GeneratorObjective(Objective):
+    """Base of the DPLC stage-1 objectives that learn a generator G* of P_X from a prior P_Z = N(0, I_m).
+
+    Subclasses (WAE, WGAN-GP, Wasserstein++) set `self.generator` (G: z (B, m) -> images) and, if they
+    have one, `self.encoder` (F: images -> z). They have no code, so `rate_bits` is None. After training,
+    `save_artifacts` writes G* as `generator.keras` (and F as `encoder.keras`) for DPLC stage 2, which
+    loads it with `tf.keras.models.load_model` (import `tfdplc` first: G's output layer is registered
+    under the "tfdplc" package).
+    """
+
+    @staticmethod
+    def images_of(data) -> tf.Tensor:
+        """The image batch of what Keras hands to `train_step`.
+
+        `fit` on a dataset of images passes a tensor, `train_on_batch(x)` a tuple `(x,)`.
+        """
+        return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
+
+    @property
+    def latent_dim(self) -> int:
+        """m, the dimension of the prior P_Z = N(0, I_m) (G's input size)."""
+        return int(self.generator.input_shape[-1])
+
+    def sample_prior(self, batch_size, seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Draws (batch_size, m) codes from P_Z = N(0, I_m) (DPLC Section 5).
+
+        Args:
+          batch_size: number of codes (int or scalar tensor).
+          seed: optional stateless seed (shape [2]); None uses TF's global generator.
+
+        Returns:
+          A (batch_size, m) float32 tensor.
+        """
+        shape = tf.stack([tf.cast(batch_size, tf.int32), self.latent_dim])
+        if seed is None:
+            return tf.random.normal(shape)
+        return tf.random.stateless_normal(shape, seed=seed)
+
+    def sample(self, n: int, seed: Optional[tf.Tensor] = None) -> tf.Tensor:  # noqa: D102 - see base.
+        return self.generator(self.sample_prior(n, seed=seed), training=False)
+
+    def save_artifacts(self, directory: str) -> None:
+        """Writes G* to `directory/generator.keras` and, if the objective has one, F to `encoder.keras`.
+
+        Args:
+          directory: the output folder (exists).
+        """
+        self.generator.save(os.path.join(directory, GENERATOR_FILE))
+        encoder = getattr(self, "encoder", None)
+        if encoder is not None:
+            encoder.save(os.path.join(directory, ENCODER_FILE))

@@ -96,17 +96,29 @@ def spread_images(dataset: tf.data.Dataset, count: int, pool: int = 1000):
 
 
 class ImageGrid(tf.keras.callbacks.Callback):
-    """Writes a TensorBoard image of originals (top) over reconstructions (bottom) every epoch."""
+    """Writes a TensorBoard image grid every epoch.
 
-    def __init__(self, images: tf.Tensor, log_dir: str):
+    Objectives that can reconstruct (`can_reconstruct`, the default) get originals (top) over
+    reconstructions (bottom); the others (a pure generator such as WGAN-GP) get one row of samples
+    `model.sample(n, seed)` drawn from the same latent codes every epoch, so the grids show G's progress.
+    """
+
+    def __init__(self, images: tf.Tensor, log_dir: str, sample_seed: int = 0):
         super().__init__()
         self.images = images
         self.writer = tf.summary.create_file_writer(log_dir)
+        self.sample_seed = tf.constant([sample_seed, 0], tf.int32)
 
     def on_epoch_end(self, epoch, logs=None):  # noqa: D102
-        reconstructions = self.model.reconstruct(self.images)
-        grid = image_grid([self.images.numpy(), reconstructions.numpy()])
+        if getattr(self.model, "can_reconstruct", True):
+            reconstructions = self.model.reconstruct(self.images)
+            grid = image_grid([self.images.numpy(), reconstructions.numpy()])
+            tag = "originals_vs_reconstructions"
+        else:
+            samples = self.model.sample(int(self.images.shape[0]), seed=self.sample_seed)
+            grid = image_grid([samples.numpy()])
+            tag = "samples"
         step = (epoch + 1) * self.params.get("steps", 1)
         with self.writer.as_default():
-            tf.summary.image("originals_vs_reconstructions", grid[None], step=step)
+            tf.summary.image(tag, grid[None], step=step)
         self.writer.flush()

@@ -4,7 +4,9 @@ A workdir holds:
   config.gin             the full gin config the run was started with (used to rebuild the model),
   operative_config.gin   the parameters that were actually used,
   checkpoints/           `tf.train.Checkpoint`s of the objective (networks + optimizers) and the epoch,
-  logs/                  TensorBoard scalars (train and validation) and image grids.
+  logs/                  TensorBoard scalars (train and validation) and image grids,
+  and what the objective's `save_artifacts` writes at the end of a successful run (stage-1 generator
+  objectives: generator.keras and, with an encoder, encoder.keras).
 """
 
 import os
@@ -150,6 +152,10 @@ def train(
     epochs = total_steps // steps_per_epoch
     if initial_epoch >= epochs:
         logging.info("Training already complete at step %d.", initial_epoch * steps_per_epoch)
+        # Rewrites the artifacts in case the run that finished training stopped before writing them.
+        _save_artifacts(model, outdir, chief)
+        if not chief:
+            shutil.rmtree(outdir, ignore_errors=True)
         return {}
 
     guard = cb.NonFiniteGuard(steps_per_epoch)
@@ -173,7 +179,9 @@ def train(
     )
     if chief:
         _write_text(os.path.join(workdir, OPERATIVE_CONFIG_FILE), gin.operative_config_str())
-    else:
+    if not guard.triggered:
+        _save_artifacts(model, outdir, chief)
+    if not chief:
         shutil.rmtree(outdir, ignore_errors=True)
     if guard.triggered:
         raise NonFiniteLossError(
@@ -181,6 +189,20 @@ def train(
             f"The last good checkpoint is {manager.latest_checkpoint or 'none (no epoch finished)'}."
         )
     return history.history
+
+
+def _save_artifacts(model: tf.keras.Model, outdir: str, chief: bool) -> None:
+    """Calls the objective's `save_artifacts` hook (e.g. a stage-1 G* as `generator.keras`).
+
+    Every worker calls it: under MultiWorkerMirroredStrategy, reading synced-on-read variables (BatchNorm
+    statistics) is a collective op, so the non-chief workers write the same files into their scratch
+    folder, which is removed afterwards. Only the chief's copy lands in the workdir.
+    """
+    save = getattr(model, "save_artifacts", None)
+    if save is not None:
+        save(outdir)
+        if chief:
+            logging.info("Wrote the objective's artifacts into %s.", outdir)
 
 
 def load_workdir_config(workdir: str) -> None:

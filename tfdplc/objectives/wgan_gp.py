@@ -1,0 +1,200 @@
+"""WGAN-GP: the dual form (eq. 5) of W_d for learning the DPLC generator G* (Tschannen et al. 2018).
+
+The critic update with the gradient penalty of Gulrajani et al. (2017) is shared with Wasserstein++.
+"""
+
+from typing import Callable, Dict, Optional, Tuple
+
+import gin
+import tensorflow as tf
+
+from tfdplc import losses
+from tfdplc.objectives.base import GeneratorObjective
+
+__all__ = ["WGANGP", "critic_update", "split_critic_batches"]
+
+
+def split_critic_batches(images: tf.Tensor, n_critic: int) -> tf.Tensor:
+    """Splits one (per-replica) input batch of n_critic * b images into n_critic mini-batches of b.
+
+    Keras `fit` hands one batch to each `train_step`; the objectives with n_critic critic updates per
+    generator update therefore read n_critic mini-batches from one input batch (the configs set
+    `input_pipeline.batch_size = n_critic * b`): mini-batch t is images[t * b : (t + 1) * b].
+
+    Args:
+      images: (n_critic * b, H, W, C) images.
+      n_critic: number of critic mini-batches.
+
+    Returns:
+      A (n_critic, b, H, W, C) tensor.
+
+    Raises:
+      ValueError: if the static batch size is not a multiple of n_critic (under a distribution strategy,
+        the per-replica batch must be).
+    """
+    batch = images.shape[0]
+    if batch is not None and batch % n_critic:
+        raise ValueError(
+            f"The (per-replica) batch of {batch} images must be a multiple of n_critic = {n_critic}: "
+            "set input_pipeline.batch_size = n_critic * b (times the number of replicas)."
+        )
+    shape = tf.concat([[n_critic, tf.shape(images)[0] // n_critic], tf.shape(images)[1:]], axis=0)
+    return tf.reshape(images, shape)
+
+
+def critic_update(
+    critic: tf.keras.Model,
+    optimizer: tf.keras.optimizers.Optimizer,
+    real: tf.Tensor,
+    fake: tf.Tensor,
+    gp_weight: float,
+    scale: Callable[[tf.Tensor], tf.Tensor],
+) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One Adam step of the WGAN critic with the gradient penalty (DPLC Algorithm 1 lines 8, 11-13).
+
+    L_f = 1/b sum_i f(x^_i) - f(x_i) + lambda_GP (||grad f(x~_i)|| - 1)^2 with x~_i = nu_i x_i +
+    (1 - nu_i) x^_i, nu_i ~ U(0, 1) per sample and the norm over all pixels and channels of sample i
+    (`losses.gradient_penalty`). Only the critic's variables are updated; `fake` is treated as constant.
+
+    Args:
+      critic: f, images -> (b, 1) scores.
+      optimizer: the critic's optimizer.
+      real: (b, ...) real images x.
+      fake: (b, ...) generated images x^.
+      gp_weight: lambda_GP.
+      scale: maps the loss to the value whose gradient is applied (`Objective.scale_for_replicas`).
+
+    Returns:
+      (L_f, the Wasserstein estimate E f(x) - E f(x^), the gradient penalty), all scalars.
+    """
+    fake = tf.stop_gradient(fake)
+    with tf.GradientTape() as tape:
+        wasserstein_loss = losses.critic_loss(critic(real, training=True), critic(fake, training=True))
+        penalty = losses.gradient_penalty(lambda x: critic(x, training=True), real, fake)
+        loss = wasserstein_loss + gp_weight * penalty
+        scaled_loss = scale(loss)
+    variables = critic.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    return loss, -wasserstein_loss, penalty
+
+
+@gin.configurable(module="tfdplc.objectives")
+class WGANGP(GeneratorObjective):
+    """WGAN with gradient penalty (Gulrajani et al. 2017), the dual form (eq. 5) of W_d in DPLC.
+
+    Per generator iteration: n_critic critic updates (`critic_update`, lambda_GP = 10), each on its own
+    mini-batch of b real images and b samples G(z), z ~ P_Z = N(0, I_m); then one generator update on
+    L_G = -1/b sum_i f(G(z_i)) with fresh z. Table 2 of DPLC: Adam 1e-4 for G and f, beta1 = 0.5,
+    beta2 = 0.9, b = 64, n_critic = 5, 100k generator iterations, no learning-rate decay.
+
+    Batch convention: Keras `fit` hands one batch per `train_step`, so the input batch holds
+    n_critic * b images and `train_step` splits it into the n_critic critic mini-batches
+    (`split_critic_batches`; the configs set `input_pipeline.batch_size = n_critic * b`). One trainer step
+    is thus one generator iteration as Table 2 counts them, and the critic optimizer's `iterations` grow
+    n_critic times faster than the generator's (scale the boundaries of a critic schedule accordingly).
+
+    WGAN-GP has no encoder: `can_reconstruct` is False and `reconstruct` raises. Calling the model on a
+    batch returns as many samples G(z) (the images themselves are not used).
+    """
+
+    can_reconstruct = False
+
+    def __init__(
+        self,
+        generator: tf.keras.Model = gin.REQUIRED,
+        critic: tf.keras.Model = gin.REQUIRED,
+        generator_optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
+        critic_optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
+        n_critic: int = 5,
+        gp_weight: float = 10.0,
+        name: Optional[str] = "wgan_gp",
+    ):
+        """Initialises the objective.
+
+        Args:
+          generator: G, z (B, m) -> images in [0, 1].
+          critic: f, images -> (B, 1) scores (no batch norm: the penalty is per sample).
+          generator_optimizer: the optimizer of G (Table 2: Adam 1e-4, 0.5, 0.9).
+          critic_optimizer: the optimizer of f (Table 2: Adam 1e-4, 0.5, 0.9).
+          n_critic: critic updates per generator update (5).
+          gp_weight: lambda_GP (10).
+          name: Keras model name.
+
+        Raises:
+          ValueError: if n_critic < 1 or gp_weight < 0.
+        """
+        super().__init__(name=name)
+        if int(n_critic) != n_critic or n_critic < 1:
+            raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}.")
+        if gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got {gp_weight!r}.")
+        self.generator = generator
+        self.critic = critic
+        self.optimizer_generator = generator_optimizer
+        self.optimizer_critic = critic_optimizer
+        self.n_critic = int(n_critic)
+        self.gp_weight = float(gp_weight)
+        # Creates the critic optimizer's slots now: the critic steps run inside a graph loop, where
+        # variables cannot be created.
+        self.optimizer_critic.build(self.critic.trainable_variables)
+        self.critic_loss_tracker = tf.keras.metrics.Mean("critic_loss")
+        self.wasserstein_tracker = tf.keras.metrics.Mean("wasserstein")
+        self.penalty_tracker = tf.keras.metrics.Mean("gradient_penalty")
+        self.generator_loss_tracker = tf.keras.metrics.Mean("generator_loss")
+
+    def optimizers(self) -> Dict[str, tf.keras.optimizers.Optimizer]:  # noqa: D102
+        return {"generator": self.optimizer_generator, "critic": self.optimizer_critic}
+
+    @property
+    def metrics(self):  # noqa: D102 - Keras resets these every epoch.
+        return [
+            self.critic_loss_tracker,
+            self.wasserstein_tracker,
+            self.penalty_tracker,
+            self.generator_loss_tracker,
+        ]
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
+        return self.generator(self.sample_prior(tf.shape(images)[0]), training=training)
+
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:  # noqa: D102
+        raise NotImplementedError("WGAN-GP has no encoder: it cannot reconstruct images (use `sample`).")
+
+    def train_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:  # noqa: D102
+        images = self.images_of(images)
+        batches = split_critic_batches(images, self.n_critic)
+
+        def critic_iteration(t):
+            real = batches[t]
+            fake = self.generator(self.sample_prior(tf.shape(real)[0]), training=True)
+            loss, wasserstein, penalty = critic_update(
+                self.critic, self.optimizer_critic, real, fake, self.gp_weight, self.scale_for_replicas
+            )
+            self.critic_loss_tracker.update_state(loss)
+            self.wasserstein_tracker.update_state(wasserstein)
+            self.penalty_tracker.update_state(penalty)
+            return (t + 1,)
+
+        # A graph loop, not n_critic unrolled copies of the double-backprop critic step (tracing and
+        # optimising the unrolled graph took minutes on CPU).
+        tf.while_loop(lambda t: t < self.n_critic, critic_iteration, (tf.constant(0),))
+
+        z = self.sample_prior(tf.shape(batches)[1])
+        with tf.GradientTape() as tape:
+            generator_loss = losses.generator_loss(
+                self.critic(self.generator(z, training=True), training=True)
+            )
+            scaled_loss = self.scale_for_replicas(generator_loss)
+        variables = self.generator.trainable_variables
+        self.optimizer_generator.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        self.generator_loss_tracker.update_state(generator_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """Critic estimate of W on held-out images against samples (no penalty, no update)."""
+        images = self.images_of(images)
+        real_scores = self.critic(images, training=False)
+        fake_scores = self.critic(self(images, training=False), training=False)
+        self.wasserstein_tracker.update_state(-losses.critic_loss(real_scores, fake_scores))
+        self.generator_loss_tracker.update_state(losses.generator_loss(fake_scores))
+        return {m.name: m.result() for m in (self.wasserstein_tracker, self.generator_loss_tracker)}
