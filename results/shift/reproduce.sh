@@ -29,18 +29,22 @@ timed() { local start=$SECONDS; "$@"; echo "[reproduce] $((SECONDS - start)) s: 
 ROOT=workdirs/shift
 OUT=results/shift
 QUIET="train.verbose = 2"
+# STEPS=N shortens every run (a multiple of 250, the configs' steps_per_epoch); the learning-rate drops
+# move with it (60% of the run, 50% for the decomposition, as in the configs' 3000-step schedules).
+STEPS=${STEPS:-3000}
+SCHEDULE=(--common_bindings="STEPS = $STEPS" --common_bindings="step_decay.boundaries = ($((STEPS * 6 / 10)),)")
 RESTORATION="RESTORATION = '{root}/restoration-sr/restoration.keras'"
 mkdir -p "$OUT/sr_mnist5k" "$OUT/decomposition"
 
 # 1. Restoration network of the separate baseline.
 timed python tools/train.py --gin_config=gin/shift_restoration_sr_mnist5k.gin --workdir="$ROOT/restoration-sr" \
-  --gin_bindings="$QUIET"
+  --gin_bindings="$QUIET" --gin_bindings="STEPS = $STEPS" --gin_bindings="step_decay.boundaries = ($((STEPS * 6 / 10)),)"
 timed python tools/evaluate.py --workdir="$ROOT/restoration-sr" --output="$OUT/sr_mnist5k/restoration_metrics.json"
 
 # 2. End-to-end with and without common randomness, and the baseline, at every rate.
 timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/sr_mnist5k" --ks=2,5,8,10,15 \
   --methods=shift-cr:gin/shift_sr_mnist5k.gin,shift-ncr:gin/shift_sr_mnist5k.gin,baseline-cr:gin/shift_baseline_sr_mnist5k.gin,baseline-ncr:gin/shift_baseline_sr_mnist5k.gin \
-  --common_bindings="$QUIET" \
+  --common_bindings="$QUIET" "${SCHEDULE[@]}" \
   --bindings="shift-ncr:COMMON_RANDOMNESS = False" \
   --bindings="baseline-cr:$RESTORATION" \
   --bindings="baseline-ncr:$RESTORATION" --bindings="baseline-ncr:COMMON_RANDOMNESS = False"
@@ -49,6 +53,7 @@ timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/sr_mnist5k" --
 timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/decomposition" --ks=2,5,10,15 \
   --methods=decomposition-joint:gin/shift_decomposition_sr_mnist5k.gin,decomposition-separate:gin/shift_decomposition_sr_mnist5k.gin \
   --common_bindings="$QUIET" --common_bindings="SOURCE = '{root}/shift-ncr-k{k}'" \
+  --common_bindings="STEPS = $STEPS" --common_bindings="step_decay.boundaries = ($((STEPS / 2)),)" \
   --bindings="decomposition-separate:MODE = 'separate'"
 
 # 4. The MSE-to-ground-truth plot and the tables.
