@@ -12,6 +12,51 @@ from tfdplc.layers.quantizers import ScalarQuantizer
 from tfdplc.objectives import CAE
 
 # --------------------------------------------------------------------------------------------------------
+# MSE / PSNR of reconstructions.
+
+
+class _NoisyIdentity:
+    """A stochastic 'decoder': each call adds fresh uniform noise, so two passes differ."""
+
+    def __init__(self):
+        self.generator = tf.random.Generator.from_seed(0)
+
+    def reconstruct(self, images):
+        return images + self.generator.uniform(tf.shape(images), -0.1, 0.1)
+
+
+def test_error_metrics_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(5, 4, 4, 1)).astype(np.float32)
+    reconstructions = np.clip(images + rng.normal(0, 0.1, images.shape), 0, 1).astype(np.float32)
+    per_image = ((images - reconstructions) ** 2).mean(axis=(1, 2, 3))
+    record = metrics.error_metrics(images, reconstructions)
+    assert record["num_images"] == 5
+    np.testing.assert_allclose(record["mse"], per_image.mean(), rtol=1e-6)
+    np.testing.assert_allclose(record["psnr"], (10 * np.log10(1 / per_image)).mean(), rtol=1e-5)
+    np.testing.assert_allclose(record["psnr_of_mean_mse"], 10 * np.log10(1 / per_image.mean()), rtol=1e-5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.error_metrics(images, reconstructions[:4])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.error_metrics(images[:0], reconstructions[:0])
+
+
+def test_reconstruct_dataset_runs_a_stochastic_decoder_once():
+    images = np.full((6, 4, 4, 1), 0.5, np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    model = _NoisyIdentity()
+    originals, reconstructions = metrics.reconstruct_dataset(model, dataset)
+    np.testing.assert_array_equal(originals, images)
+    # The MSE of the returned draws is the one error_metrics reports: nothing is decoded again.
+    record = metrics.error_metrics(originals, reconstructions)
+    np.testing.assert_allclose(record["mse"], ((reconstructions - images) ** 2).mean(), rtol=1e-6)
+    # A second pass draws other noise, which is why evaluate.py computes MSE and FD from one pass.
+    assert not np.array_equal(metrics.reconstruct_dataset(model, dataset)[1], reconstructions)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.reconstruct_dataset(model, dataset.take(0))
+
+
+# --------------------------------------------------------------------------------------------------------
 # Conditional pixel variance.
 
 

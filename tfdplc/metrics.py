@@ -13,7 +13,7 @@
   (the terms of eq. 18, Tables 1 and 11).
 """
 
-from typing import Callable, Dict, Iterable, List, Optional, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -28,12 +28,14 @@ __all__ = [
     "conditional_pixel_variance",
     "decomposition_metrics",
     "distribution_distances",
+    "error_metrics",
     "extract_features",
     "noise_decode_fn",
     "objective_pixel_variance",
     "paired_reconstruction_metrics",
     "paired_reconstructions",
     "psnr",
+    "reconstruct_dataset",
     "reconstruction_metrics",
 ]
 
@@ -58,32 +60,73 @@ def bits_per_pixel(bits_per_image: float, image_shape) -> float:
     return float(bits_per_image) / float(height * width)
 
 
-def reconstruction_metrics(model: tf.keras.Model, dataset: tf.data.Dataset) -> Dict[str, float]:
-    """Test MSE and PSNR of `model.reconstruct` over a finite dataset of image batches.
+def error_metrics(images: np.ndarray, reconstructions: np.ndarray) -> Dict[str, float]:
+    """Test MSE and PSNR of given reconstructions of `images` (both [0, 1] floats of one shape).
 
     Args:
-      model: an objective with `reconstruct(images)`.
-      dataset: finite dataset of float32 image batches in [0, 1].
+      images: (N, H, W, C) originals.
+      reconstructions: (N, H, W, C) reconstructions of them.
 
     Returns:
       {"mse": mean per-image MSE, "psnr": mean per-image PSNR (dB), "psnr_of_mean_mse": PSNR of the mean
       MSE (the figure papers usually quote), "num_images": count}.
 
     Raises:
-      ValueError: if the dataset is empty.
+      ValueError: if there are no images or the shapes differ.
     """
-    per_image = []
-    for images in dataset:
-        per_image.append(per_example_squared_error(images, model.reconstruct(images)).numpy())
-    if not per_image:
+    images, reconstructions = np.asarray(images), np.asarray(reconstructions)
+    if images.shape != reconstructions.shape:
+        raise ValueError(f"images {images.shape} and reconstructions {reconstructions.shape} differ in shape.")
+    if not len(images):
         raise ValueError("The evaluation dataset is empty.")
-    mse = np.concatenate(per_image)
+    mse = per_example_squared_error(images, reconstructions).numpy()
     return {
         "mse": float(mse.mean()),
         "psnr": float(psnr(mse).mean()),
         "psnr_of_mean_mse": float(psnr(mse.mean())),
         "num_images": int(mse.size),
     }
+
+
+def reconstruct_dataset(model: tf.keras.Model, dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:
+    """Runs `model.reconstruct` once over a finite dataset of image batches.
+
+    A stochastic decoder draws its noise once per image here, so every metric computed from the returned
+    reconstructions (MSE, distribution distances) sees the same draws.
+
+    Args:
+      model: an objective with `reconstruct(images)`.
+      dataset: finite dataset of float32 image batches in [0, 1].
+
+    Returns:
+      (images, reconstructions) as (N, H, W, C) arrays.
+
+    Raises:
+      ValueError: if the dataset is empty.
+    """
+    images, reconstructions = [], []
+    for batch in dataset:
+        images.append(batch.numpy())
+        reconstructions.append(model.reconstruct(batch).numpy())
+    if not images:
+        raise ValueError("The evaluation dataset is empty.")
+    return np.concatenate(images), np.concatenate(reconstructions)
+
+
+def reconstruction_metrics(model: tf.keras.Model, dataset: tf.data.Dataset) -> Dict[str, float]:
+    """`error_metrics` of `model.reconstruct` over a finite dataset of image batches (one pass).
+
+    Args:
+      model: an objective with `reconstruct(images)`.
+      dataset: finite dataset of float32 image batches in [0, 1].
+
+    Returns:
+      See `error_metrics`.
+
+    Raises:
+      ValueError: if the dataset is empty.
+    """
+    return error_metrics(*reconstruct_dataset(model, dataset))
 
 
 # ----------------------------------------------------------------------------------------------------------
