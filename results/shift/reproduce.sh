@@ -32,6 +32,9 @@ QUIET="train.verbose = 2"
 # STEPS=N shortens every run (a multiple of 250, the configs' steps_per_epoch); the learning-rate drops
 # move with it (60% of the run, 50% for the decomposition, as in the configs' 3000-step schedules).
 STEPS=${STEPS:-3000}
+# BASELINE_KS / DECOMPOSITION_KS: the K values of the separate baseline and of the decomposition.
+BASELINE_KS=${BASELINE_KS:-2,5,8,10,15}
+DECOMPOSITION_KS=${DECOMPOSITION_KS:-2,5,10,15}
 SCHEDULE=(--common_bindings="STEPS = $STEPS" --common_bindings="step_decay.boundaries = ($((STEPS * 6 / 10)),)")
 RESTORATION="RESTORATION = '{root}/restoration-sr/restoration.keras'"
 mkdir -p "$OUT/sr_mnist5k" "$OUT/decomposition"
@@ -47,10 +50,11 @@ timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/sr_mnist5k" --
   --common_bindings="$QUIET" "${SCHEDULE[@]}" \
   --bindings="shift-ncr:COMMON_RANDOMNESS = False" \
   --bindings="baseline-cr:$RESTORATION" \
-  --bindings="baseline-ncr:$RESTORATION" --bindings="baseline-ncr:COMMON_RANDOMNESS = False"
+  --bindings="baseline-ncr:$RESTORATION" --bindings="baseline-ncr:COMMON_RANDOMNESS = False" \
+  --method_ks="baseline-cr:$BASELINE_KS" --method_ks="baseline-ncr:$BASELINE_KS"
 
 # 3. Decomposition of the systems without common randomness (their workdirs are $ROOT/shift-ncr-kK).
-timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/decomposition" --ks=2,5,10,15 \
+timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/decomposition" --ks="$DECOMPOSITION_KS" \
   --methods=decomposition-joint:gin/shift_decomposition_sr_mnist5k.gin,decomposition-separate:gin/shift_decomposition_sr_mnist5k.gin \
   --common_bindings="$QUIET" --common_bindings="SOURCE = '{root}/shift-ncr-k{k}'" \
   --common_bindings="STEPS = $STEPS" --common_bindings="step_decay.boundaries = ($((STEPS / 2)),)" \
