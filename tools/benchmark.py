@@ -4,7 +4,8 @@
 Training cases (--cases): each builds the objective of a gin config, feeds random [0, 1] images of the
 config's shape from an in-memory, prefetched tf.data pipeline, and times single `train_step` calls (after
 warm-up), XLA off and on; it prints the median images/s and, where DESIGN.md gives one, the ratio to the
-papers' PyTorch reference on the same machine kind.
+papers' PyTorch reference on the same machine kind. Paired cases (liu_sr) feed (degraded, clean) pairs;
+composite cases (yan_mnist) time one step of each of several objectives together (COMPOSITE_CASES).
 
 Codec cases (--codec_cases, none by default): each builds a freshly initialised model of a gin config
 (stage-2 configs with a stand-in G*; throughput does not depend on the weights), wraps it in
@@ -17,6 +18,7 @@ of the file.
 
 Example:
   python tools/benchmark.py --steps=10 --cases=cae_64,cae_mnist
+  python tools/benchmark.py --cases=dplc_64,wgan_gp_64,liu_sr,yan_mnist --xla_modes=off
   python tools/benchmark.py --cases= --codec_cases=cae_mnist,dplc_mnist,cae_64,dplc_64
 """
 
@@ -76,6 +78,21 @@ CASES = {
     "liu_sr": ("gin/shift_sr_mnist5k.gin", ["K = 4"], 128, (28, 28, 1), 162.0),
 }
 
+STAND_IN_ENCODER_YAN = "{stand_in_encoder_yan}"
+# Yan et al. MNIST: the reference trains G1 and G2 in one loop, so its step is a G1 MSE step (E + G1) + a
+# critic W + GP step + a G2 step at r = 4 (G1 width 64, G2 32, critic 16). Ours trains them as two stages:
+# one step of each stage's objective (G2 from a stand-in E, without critic pre-training), timed together.
+COMPOSITE_CASES = {
+    "yan_mnist": [
+        ("gin/perceptual_g1_mnist5k.gin", ["K = 4"]),
+        (
+            "gin/perceptual_g2_mnist5k.gin",
+            ["K = 4", f"ENCODER_PATH = '{STAND_IN_ENCODER_YAN}'", "PerceptualG2.pretrain_steps = 0"],
+        ),
+    ],
+}
+CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), 439.0)
+
 # Cases whose objective trains on (degraded, clean) pairs -> images per step counted in the throughput
 # (the reference's batch: b degraded inputs through f and g, b clean digits into the critic).
 PAIRED_CASES = {"liu_sr": 64}
@@ -111,7 +128,22 @@ def _stand_ins(bindings, scratch):
     if any(STAND_IN_GENERATOR_32 in b for b in bindings):
         generator = _stand_in_generator_32(scratch)
         bindings = [b.replace(STAND_IN_GENERATOR_32, generator) for b in bindings]
+    if any(STAND_IN_ENCODER_YAN in b for b in bindings):
+        encoder = _stand_in_encoder_yan(scratch)
+        bindings = [b.replace(STAND_IN_ENCODER_YAN, encoder) for b in bindings]
     return bindings
+
+
+def _stand_in_encoder_yan(directory):
+    """Writes an untrained Yan et al. E (d = 4, width 64, as gin/perceptual_g1_mnist5k.gin); returns its path."""
+    import os
+
+    from tfdplc.nets import yan_encoder
+
+    path = os.path.join(directory, "yan_encoder.keras")
+    if not os.path.exists(path):
+        yan_encoder(4, width=64).save(path)
+    return path
 
 
 def _time_codec_case(name, scratch):
@@ -177,34 +209,40 @@ def _stand_in_generator(directory):
     return path
 
 
-def _time_case(name, xla, scratch):
+def _train_step(config, bindings, batch, shape, paired, xla, scratch):
+    """Builds the objective of one gin config; returns its compiled train function and a data iterator."""
     import gin
-    import numpy as np
 
     from tfdplc.train import build_objective
     from tfdplc.train.config import parse_gin
 
-    config, bindings, batch, shape, reference = CASES[name]
-    bindings = _stand_ins(bindings, scratch)
     gin.clear_config()
-    parse_gin([config], bindings)
+    parse_gin([config], _stand_ins(bindings, scratch))
     tf.keras.utils.set_random_seed(0)
     images = tf.random.uniform((4 * batch, *shape))
-    paired = name in PAIRED_CASES
     elements = (images, tf.random.uniform((4 * batch, *shape))) if paired else images
     dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch).repeat().prefetch(tf.data.AUTOTUNE)
     model = build_objective()
     model(images[:1])
     model.compile(jit_compile=xla == "on")
-    step = model.make_train_function()
-    iterator = iter(dataset)
+    return model.make_train_function(), iter(dataset)
+
+
+def _time_case(name, xla, scratch):
+    import numpy as np
+
+    config, bindings, batch, shape, reference = CASES[name]
+    parts = COMPOSITE_CASES.get(name, [(config, bindings)])
+    steps = [_train_step(c, b, batch, shape, name in PAIRED_CASES, xla, scratch) for c, b in parts]
     for _ in range(FLAGS.warmup):
-        logs = step(iterator)
+        for step, iterator in steps:
+            step(iterator)
     times = []
     for _ in range(FLAGS.steps):
         start = time.perf_counter()
-        logs = step(iterator)
-        float(next(iter(logs.values())))  # wait for the step to finish
+        for step, iterator in steps:  # a composite case's steps run one after the other
+            logs = step(iterator)
+            float(next(iter(logs.values())))  # wait for the step to finish
         times.append(time.perf_counter() - start)
     seconds = float(np.median(times))
     images_per_step = PAIRED_CASES.get(name, batch)
