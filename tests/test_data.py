@@ -224,6 +224,24 @@ def test_input_pipeline_batches_and_determinism(mnist5k_dir):
     assert make(0).element_spec.shape.as_list() == [32, 28, 28, 1]
 
 
+def test_every_pass_reads_the_whole_split_after_an_abandoned_iterator(mnist5k_dir):
+    """tools/evaluate.py takes one batch with next(iter(ds)) and then reads ds again in full.
+
+    With tf.data's shared in-memory cache() this lost images, silently, in 5 of 30 passes on a loaded
+    machine; the split is now read into memory when the pipeline is built.
+    """
+    for _ in range(5):
+        ds = data.input_pipeline(
+            "mnist5k", "test", 64, data_dir=mnist5k_dir, shuffle=False, repeat=False, drop_remainder=False
+        )
+        first = next(iter(ds))
+        passes = [np.concatenate(_batches(ds, 100)) for _ in range(2)]
+        for images in passes:
+            assert images.shape == (500, 28, 28, 1)
+            np.testing.assert_array_equal(images[:64], first.numpy())
+        np.testing.assert_array_equal(passes[0], passes[1])
+
+
 def test_input_pipeline_finite_epoch(mnist5k_dir):
     ds = data.input_pipeline(
         "mnist5k",
