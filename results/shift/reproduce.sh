@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the CPU-scale shift-compression results (Liu et al. 2022) on mnist5k, x4 super-resolution
-# (28 -> 7 -> 28): nothing here has been run yet; the figures below are projections.
+# (28 -> 7 -> 28). Run once at CPU scale as `STEPS=1000 BASELINE_KS=2,8,15 results/shift/reproduce.sh`
+# (results/shift/README.md has the measured tables and wall times); the projections below are for the
+# configs' full 3000 steps.
 #
 #   1. Baseline stage 1 (App. B.5): the restoration U-Net R, trained once (eq. 70).
 #   2. One rate sweep, K = 2, 5, 8, 10, 15 code symbols = 4, 10, 16, 20, 30 bits (L = 4):
