@@ -76,7 +76,9 @@ def error_metrics(images: np.ndarray, reconstructions: np.ndarray) -> Dict[str, 
     """
     images, reconstructions = np.asarray(images), np.asarray(reconstructions)
     if images.shape != reconstructions.shape:
-        raise ValueError(f"images {images.shape} and reconstructions {reconstructions.shape} differ in shape.")
+        raise ValueError(
+            f"images {images.shape} and reconstructions {reconstructions.shape} differ in shape."
+        )
     if not len(images):
         raise ValueError("The evaluation dataset is empty.")
     mse = per_example_squared_error(images, reconstructions).numpy()
