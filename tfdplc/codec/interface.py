@@ -53,6 +53,7 @@ __all__ = [
     "per_example_normal",
     "per_example_seed_pairs",
     "per_example_uniform",
+    "check_indexed_quantizer",
     "quantized_code_spec",
     "noise_layer_draw",
 ]
@@ -271,16 +272,35 @@ def bottleneck_values(bottleneck, codes: tf.Tensor) -> tf.Tensor:
     return tf.cast(codes, tf.float32) + _stored_offset(bottleneck)
 
 
-def quantized_code_spec(encoder, quantizer, method: str, **flags) -> CodecSpec:
+def check_indexed_quantizer(quantizer, method: str) -> None:
+    """Refuses a quantizer without centre indices: the codec sends indices, not centre values.
+
+    Args:
+      quantizer: the quantizer of a fixed-rate code.
+      method: the objective's name, for the message.
+
+    Raises:
+      TypeError: unless the quantizer has `indices` and `dequantize` (as `tfdplc.layers.ScalarQuantizer`).
+    """
+    if not hasattr(quantizer, "indices") or not hasattr(quantizer, "dequantize"):
+        raise TypeError(
+            f"{method!r}: the codec needs a quantizer with indices/dequantize "
+            f"(tfdplc.layers.ScalarQuantizer), got {type(quantizer).__name__}."
+        )
+
+
+def quantized_code_spec(encoder, quantizer, method: str, code_shape=None, **flags) -> CodecSpec:
     """The CodecSpec of a fixed-rate code: the centre indices of `quantizer` applied to `encoder`'s output.
 
-    Shared by the objectives whose code is E's output quantized to a fixed codebook (CAE, DPLC, GC).
+    Shared by the objectives whose code is E's output quantized to a fixed codebook (CAE, DPLC, GC, and
+    with a (1, 1, d) `code_shape` the vector codes of PerceptualG1 and DAL).
 
     Args:
       encoder: E, a Keras model images -> (B, h, w, k) code maps.
       quantizer: the quantizer of E's output; it must map to and from centre indices
         (`indices` / `dequantize` / `num_levels`, as `tfdplc.layers.ScalarQuantizer`).
       method: the objective's name, stored in the spec.
+      code_shape: the (h, w, k) code map the codec sends; None takes E's output shape.
       **flags: further CodecSpec fields, e.g. `stochastic_decoder=True`, `can_sample=True`.
 
     Returns:
@@ -289,14 +309,10 @@ def quantized_code_spec(encoder, quantizer, method: str, **flags) -> CodecSpec:
     Raises:
       TypeError: if the quantizer has no centre indices.
     """
-    if not hasattr(quantizer, "indices"):
-        raise TypeError(
-            f"{method!r}: the codec needs a quantizer with indices/dequantize "
-            f"(tfdplc.layers.ScalarQuantizer), got {type(quantizer).__name__}."
-        )
+    check_indexed_quantizer(quantizer, method)
     return CodecSpec(
         image_shape=tuple(encoder.input_shape[1:]),
-        code_shape=tuple(encoder.output_shape[1:]),
+        code_shape=tuple(encoder.output_shape[1:] if code_shape is None else code_shape),
         levels=quantizer.num_levels,
         method=method,
         **flags,

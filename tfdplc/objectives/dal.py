@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdplc import losses
-from tfdplc.codec.interface import CodecSpec
+from tfdplc.codec.interface import CodecSpec, quantized_code_spec
 from tfdplc.objectives.base import Objective
 from tfdplc.objectives.perceptual import code_map, code_vector
 from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
@@ -179,17 +179,8 @@ class DAL(Objective):
         Raises:
           TypeError: if the quantizer has no centre indices (not a `ScalarQuantizer`).
         """
-        if not hasattr(self.quantizer, "indices") or not hasattr(self.quantizer, "dequantize"):
-            raise TypeError(
-                f"{type(self).__name__}.codec_spec: the codec needs a quantizer with indices/dequantize "
-                f"(tfdplc.layers.ScalarQuantizer), got {type(self.quantizer).__name__}."
-            )
-        return CodecSpec(
-            image_shape=tuple(self.encoder.input_shape[1:]),
-            code_shape=(1, 1, int(np.prod(self.encoder.output_shape[1:]))),
-            levels=self.quantizer.num_levels,
-            method=self.name,
-        )
+        code_length = int(np.prod(self.encoder.output_shape[1:]))
+        return quantized_code_spec(self.encoder, self.quantizer, self.name, code_shape=(1, 1, code_length))
 
     def encode_codes(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         """Images -> int32 centre indices (B, 1, 1, d) of E's quantized code; `seeds` are unused."""

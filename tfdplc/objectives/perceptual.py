@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdplc import losses
-from tfdplc.codec.interface import CodecSpec, noise_layer_draw
+from tfdplc.codec.interface import CodecSpec, check_indexed_quantizer, noise_layer_draw, quantized_code_spec
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import ENCODER_FILE, Objective
 from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
@@ -60,15 +60,6 @@ def _code_length(shape, what: str) -> int:
     if len(shape) != 2 or shape[1] is None:
         raise ValueError(f"{what}: expected a (batch, d) code, got shape {shape}.")
     return int(shape[1])
-
-
-def _check_indexed(model, quantizer) -> None:
-    """Refuses a quantizer without centre indices (the codec sends indices, not centre values)."""
-    if not hasattr(quantizer, "indices") or not hasattr(quantizer, "dequantize"):
-        raise TypeError(
-            f"{type(model).__name__}.codec_spec: the codec needs a quantizer with indices/dequantize "
-            f"(tfdplc.layers.ScalarQuantizer), got {type(quantizer).__name__}."
-        )
 
 
 def code_map(indices: tf.Tensor) -> tf.Tensor:
@@ -265,13 +256,8 @@ class PerceptualG1(Objective):
         Raises:
           TypeError: if the quantizer has no centre indices (not a `ScalarQuantizer`).
         """
-        _check_indexed(self, self.quantizer)
-        return CodecSpec(
-            image_shape=tuple(self.encoder.input_shape[1:]),
-            code_shape=(1, 1, _code_length(self.encoder.output_shape, "PerceptualG1 encoder")),
-            levels=self.quantizer.num_levels,
-            method=self.name,
-        )
+        code_length = _code_length(self.encoder.output_shape, "PerceptualG1 encoder")
+        return quantized_code_spec(self.encoder, self.quantizer, self.name, code_shape=(1, 1, code_length))
 
     def encode_codes(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         """Images -> int32 centre indices (B, 1, 1, d) of E's quantized code; `seeds` are unused."""
@@ -503,7 +489,7 @@ class PerceptualG2(Objective):
         Raises:
           TypeError: if the quantizer has no centre indices (not a `ScalarQuantizer`).
         """
-        _check_indexed(self, self.quantizer)
+        check_indexed_quantizer(self.quantizer, self.name)
         return CodecSpec(
             image_shape=tuple(self.generator.output_shape[1:]),
             code_shape=(1, 1, self.code_length),
