@@ -121,16 +121,16 @@ def _stand_in_generator_32(directory):
 
 
 def _stand_ins(bindings, scratch):
-    """The bindings with the stand-in G* placeholders replaced by the paths of freshly written G*s."""
-    if any(STAND_IN_GENERATOR in b for b in bindings):
-        generator = _stand_in_generator(scratch)
-        bindings = [b.replace(STAND_IN_GENERATOR, generator) for b in bindings]
-    if any(STAND_IN_GENERATOR_32 in b for b in bindings):
-        generator = _stand_in_generator_32(scratch)
-        bindings = [b.replace(STAND_IN_GENERATOR_32, generator) for b in bindings]
-    if any(STAND_IN_ENCODER_YAN in b for b in bindings):
-        encoder = _stand_in_encoder_yan(scratch)
-        bindings = [b.replace(STAND_IN_ENCODER_YAN, encoder) for b in bindings]
+    """The bindings with the stand-in placeholders replaced by the paths of freshly written networks."""
+    writers = {
+        STAND_IN_GENERATOR: _stand_in_generator,
+        STAND_IN_GENERATOR_32: _stand_in_generator_32,
+        STAND_IN_ENCODER_YAN: _stand_in_encoder_yan,
+    }
+    for placeholder, write in writers.items():
+        if any(placeholder in b for b in bindings):
+            path = write(scratch)
+            bindings = [b.replace(placeholder, path) for b in bindings]
     return bindings
 
 
