@@ -37,19 +37,20 @@ STEPS=${STEPS:-3000}
 # BASELINE_KS / DECOMPOSITION_KS: the K values of the separate baseline and of the decomposition.
 BASELINE_KS=${BASELINE_KS:-2,5,8,10,15}
 DECOMPOSITION_KS=${DECOMPOSITION_KS:-2,5,10,15}
-SCHEDULE=(--common_bindings="STEPS = $STEPS" --common_bindings="step_decay.boundaries = ($((STEPS * 6 / 10)),)")
+# The two bindings of the shortened schedule, prefixed per tool below.
+SCHEDULE=("STEPS = $STEPS" "step_decay.boundaries = ($((STEPS * 6 / 10)),)")
 RESTORATION="RESTORATION = '{root}/restoration-sr/restoration.keras'"
 mkdir -p "$OUT/sr_mnist5k" "$OUT/decomposition"
 
 # 1. Restoration network of the separate baseline.
 timed python tools/train.py --gin_config=gin/shift_restoration_sr_mnist5k.gin --workdir="$ROOT/restoration-sr" \
-  --gin_bindings="$QUIET" --gin_bindings="STEPS = $STEPS" --gin_bindings="step_decay.boundaries = ($((STEPS * 6 / 10)),)"
+  --gin_bindings="$QUIET" "${SCHEDULE[@]/#/--gin_bindings=}"
 timed python tools/evaluate.py --workdir="$ROOT/restoration-sr" --output="$OUT/sr_mnist5k/restoration_metrics.json"
 
 # 2. End-to-end with and without common randomness, and the baseline, at every rate.
 timed python tools/sweep.py --workdir_root="$ROOT" --output="$OUT/sr_mnist5k" --ks=2,5,8,10,15 \
   --methods=shift-cr:gin/shift_sr_mnist5k.gin,shift-ncr:gin/shift_sr_mnist5k.gin,baseline-cr:gin/shift_baseline_sr_mnist5k.gin,baseline-ncr:gin/shift_baseline_sr_mnist5k.gin \
-  --common_bindings="$QUIET" "${SCHEDULE[@]}" \
+  --common_bindings="$QUIET" "${SCHEDULE[@]/#/--common_bindings=}" \
   --bindings="shift-ncr:COMMON_RANDOMNESS = False" \
   --bindings="baseline-cr:$RESTORATION" \
   --bindings="baseline-ncr:$RESTORATION" --bindings="baseline-ncr:COMMON_RANDOMNESS = False" \
