@@ -63,3 +63,15 @@ def test_wasserstein_terms():
     real, fake = tf.constant([1.0, 3.0]), tf.constant([0.0, 1.0])
     assert losses.critic_loss(real, fake).numpy() == pytest.approx(0.5 - 2.0)
     assert losses.generator_loss(fake).numpy() == pytest.approx(-0.5)
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates_with_a_nonlinear_critic():
+    # f(x) = 1/2 sum(x^2) has gradient x: at x~_i = nu_i * real_i + (1 - nu_i) * 0 the per-sample norm is
+    # nu_i * ||real_i|| = 2 nu_i, so with nu ~ U(0, 1) the penalty is E[(2 nu - 1)^2] = 1/3; taken at the
+    # real images instead it would be (2 - 1)^2 = 1, at the fakes (0 - 1)^2 = 1.
+    def critic(x):
+        return 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])
+
+    real = tf.fill((20000, 2, 2, 1), 1.0)  # ||real_i|| = 2
+    got = losses.gradient_penalty(critic, real, tf.zeros_like(real), seed=[3, 4]).numpy()
+    assert got == pytest.approx(1.0 / 3.0, abs=0.01)  # standard error of the mean ~0.002

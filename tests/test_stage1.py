@@ -254,3 +254,28 @@ def test_trainer_writes_generator_and_a_sample_grid_for_wgan_gp(tmp_path, mnist5
         v.tag for e in events for event in tf.compat.v1.train.summary_iterator(e) for v in event.summary.value
     }
     assert tags == {"samples"}
+
+
+def test_critic_update_loss_and_step_match_numpy_with_gradient_penalty():
+    # A linear critic f(x) = w . x + c has input gradient w at every point, so L_f = mean f(fake) -
+    # mean f(real) + lambda_GP (||w|| - 1)^2 and its gradient are known in closed form whatever nu is.
+    from tfdplc.objectives.wgan_gp import critic_update
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.uniform(size=(2, 3, 4, 4, 1)).astype(np.float32)
+    critic = tf.keras.Sequential([tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
+    critic.build((None, 4, 4, 1))
+    w0 = (rng.normal(size=(16, 1)) * 0.5).astype(np.float32)  # ||w0|| ~ 2: the penalty is far from 0
+    critic.layers[1].kernel.assign(w0)
+    lr, gp_weight = 0.1, 10.0
+    loss, wasserstein, penalty = critic_update(
+        critic, tf.keras.optimizers.SGD(lr), real, fake, gp_weight, lambda x: x
+    )
+    flat_real, flat_fake = real.reshape(3, -1), fake.reshape(3, -1)
+    norm = np.linalg.norm(w0)
+    expected_w = (flat_fake.mean(0) - flat_real.mean(0)) @ w0[:, 0]
+    np.testing.assert_allclose(penalty, (norm - 1.0) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(wasserstein, -expected_w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(loss, expected_w + gp_weight * (norm - 1.0) ** 2, rtol=1e-4)
+    grad_w = (flat_fake.mean(0) - flat_real.mean(0))[:, None] + gp_weight * 2.0 * (norm - 1.0) * w0 / norm
+    np.testing.assert_allclose(critic.layers[1].kernel.numpy(), w0 - lr * grad_w, rtol=1e-4, atol=1e-6)

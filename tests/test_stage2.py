@@ -312,3 +312,39 @@ def test_gc_rate_and_stochastic_decoder():
             critic_optimizer=tf.keras.optimizers.Adam(),
             lambda_wd=1.0,
         )
+
+
+def test_gc_critic_step_matches_numpy_with_gradient_penalty():
+    # A linear critic f(x) = w . x + c: its input gradient is w everywhere, so the critic loss
+    # mean f(fake) - mean f(real) + lambda_GP (||w|| - 1)^2 and its gradient are closed-form whatever nu is.
+    tf.keras.utils.set_random_seed(0)
+    critic = tf.keras.Sequential([tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
+    critic.build((None, 32, 32, 1))
+    w0 = np.random.default_rng(1).normal(scale=0.1, size=(1024, 1)).astype(np.float32)  # ||w0|| ~ 3.2
+    critic.layers[1].kernel.assign(w0)
+    lr, gp_weight = 0.01, 10.0
+    model = GC(
+        encoder=nets.encoder_E(32, 2, width=4, channels=1),
+        mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
+        generator=_sensitive(nets.generator_G(32, m=M, width=4, channels=1)),
+        critic=critic,
+        quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+        optimizer=tf.keras.optimizers.Adam(1e-3),
+        critic_optimizer=tf.keras.optimizers.SGD(lr),
+        lambda_wd=1.0,
+        n_critic=1,
+        gp_weight=gp_weight,
+    )
+    real = _images(4)
+    state = model.mapping.noise_layer._generator.state.numpy().copy()
+    fake = model(real, training=True).numpy()  # the same noise draw as the critic step's below
+    model.mapping.noise_layer._generator.state.assign(state)
+    model.critic_step(real)
+    norm = np.linalg.norm(w0)
+    difference = fake.reshape(4, -1).mean(0) - real.numpy().reshape(4, -1).mean(0)
+    grad_w = difference[:, None] + gp_weight * 2.0 * (norm - 1.0) * w0 / norm
+    np.testing.assert_allclose(critic.layers[1].kernel.numpy(), w0 - lr * grad_w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.gp_tracker.result(), (norm - 1.0) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(
+        model.critic_loss_tracker.result(), difference @ w0[:, 0], rtol=1e-3, atol=1e-6
+    )
