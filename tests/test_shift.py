@@ -365,21 +365,20 @@ def source_run(tmp_path_factory):
     return str(workdir), model
 
 
-def _decomposition(workdir, mode="joint", d=3, **kwargs):
+def _decomposition(workdir, mode="own_targets", d=3, **kwargs):
     tf.keras.utils.set_random_seed(1)
     return ShiftDecomposition(
         source_workdir=workdir,
         decoder1=nets.liu_two_branch_decoder(d, name="g1"),
         decoder2=nets.liu_two_branch_decoder(d, name="g2"),
-        optimizer=_adam(),
         mode=mode,
         seed=3,
-        **kwargs,
+        **{"optimizer": _adam(), **kwargs},
     )
 
 
 def test_decomposition_joint_trains_only_the_two_decoders(source_run):
-    model = _decomposition(source_run[0])
+    model = _decomposition(source_run[0], mode="joint")
     degraded, clean = _pairs(8, seed=2)
     model(degraded[:1])
     model.compile(run_eagerly=True)  # eager: no tracing, fast tests
@@ -395,7 +394,7 @@ def test_decomposition_joint_trains_only_the_two_decoders(source_run):
 
 def test_decomposition_terms_add_up_and_match_the_end_to_end_system(source_run):
     workdir, source = source_run
-    model = _decomposition(workdir)
+    model = _decomposition(workdir, mode="joint")
     degraded, _ = _pairs(8, seed=4)
     seed = tf.constant([6, 0], tf.int64)
     terms = model.decomposition_terms(degraded, seed=seed)
@@ -406,6 +405,114 @@ def test_decomposition_terms_add_up_and_match_the_end_to_end_system(source_run):
     y_tilde = source.reconstruct(degraded, seed=tf.random.experimental.stateless_fold_in(seed, 0))
     expected = tf.reduce_mean(tf.square(degraded - y_tilde), axis=[1, 2, 3])
     np.testing.assert_allclose(terms["end_to_end_loss"], expected, rtol=1e-5, atol=1e-7)
+
+
+def _perturb(network, seed, scale=0.3):
+    """Moves every trainable weight by scale * N(0, 1): fresh branches all output ~0.5 and would agree."""
+    for i, variable in enumerate(network.trainable_variables):
+        noise = tf.random.stateless_normal(variable.shape, seed=[seed, i])
+        variable.assign(variable + scale * noise)
+
+
+def _branch_codes(source, images, seed, branch_input):
+    """What the branches should decode, computed from the source run's own f and quantizer."""
+    encoded = source.encoder(images, training=False)
+    if branch_input == "code":  # the transmitted index's codewords, no decoder dither
+        return source.quantizer.codewords(source.quantizer.encode(encoded, seed))
+    return source.quantizer.decode(source.quantizer.encode(encoded, seed), seed)
+
+
+@pytest.mark.parametrize("branch_input", ["code", "decoder_input"])
+def test_each_decomposition_term_against_a_direct_computation(source_run, branch_input):
+    workdir, source = source_run
+    model = _decomposition(workdir, branch_input=branch_input)
+    degraded, _ = _pairs(8, seed=4)
+    model(degraded[:1])
+    _perturb(model.decoder1, 1)
+    _perturb(model.decoder2, 2)
+    seed = tf.constant([6, 0], tf.int64)
+    first = tf.random.experimental.stateless_fold_in(seed, 0)
+    terms = {k: v.numpy() for k, v in model.decomposition_terms(degraded, seed=seed).items()}
+    codes = _branch_codes(source, degraded, first, branch_input)
+    x = degraded.numpy()
+    y_tilde = source.reconstruct(degraded, seed=first).numpy()
+    y1 = model.decoder1(codes, training=False).numpy()
+    y2 = model.decoder2(codes, training=False).numpy()
+    # The two branches and the two targets all differ, so a swapped output or target changes a term.
+    for u, v in ((x, y_tilde), (y1, y2), (x, y1), (y_tilde, y2)):
+        assert np.mean((u - v) ** 2) > 1e-4
+
+    def mse(u, v):
+        return np.mean((u - v) ** 2, axis=(1, 2, 3))
+
+    expected = {
+        "term_a": mse(x, y1),
+        "term_b": mse(y_tilde, y2),
+        "term_c": mse(y1, y2),
+        "end_to_end_loss": mse(x, y_tilde),
+    }
+    expected["decomposed_loss"] = expected["term_a"] + expected["term_b"] + expected["term_c"]
+    for key, value in expected.items():
+        np.testing.assert_allclose(terms[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+def test_decomposition_branches_never_see_the_decoder_dither(source_run):
+    """With branch_input="code", Y^1 and Y^2 are functions of the transmitted index alone (rate R)."""
+    workdir, source = source_run
+    model = _decomposition(workdir)
+    degraded, _ = _pairs(4, seed=4)
+    seed = tf.constant([6, 0], tf.int64)
+    first = tf.random.experimental.stateless_fold_in(seed, 0)
+    indices = source.quantizer.encode(source.encoder(degraded, training=False), first)
+    outputs = model.branches(degraded, seed)
+    np.testing.assert_allclose(
+        outputs["y2"], model.decoder2(source.quantizer.codewords(indices), training=False), atol=1e-6
+    )
+    # The end-to-end output Y~ does use the decoder's own (independent) dither.
+    dithered = source.quantizer.decode(indices, first)
+    assert not np.allclose(dithered, source.quantizer.codewords(indices))
+    np.testing.assert_allclose(outputs["y_tilde"], source.decoder(dithered, training=False), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "mode, trained_on",
+    [
+        ("own_targets", {"g1": ("term_a",), "g2": ("term_b",)}),  # the paper: each branch on its target
+        ("joint", {"g1": ("term_a", "term_c"), "g2": ("term_b", "term_c")}),  # eq. 18 over both
+    ],
+)
+def test_decomposition_step_follows_each_branch_loss(source_run, mode, trained_on):
+    """One SGD step moves g1 and g2 by -lr times the gradient of their own terms, computed here directly."""
+    workdir, source = source_run
+    lr = 0.5
+    model = _decomposition(workdir, mode=mode, optimizer=tf.keras.optimizers.SGD(lr))
+    degraded, clean = _pairs(8, seed=2)
+    model(degraded[:1])
+    _perturb(model.decoder1, 1)
+    _perturb(model.decoder2, 2)
+    model.compile(run_eagerly=True)
+    # The seed train_step draws first: the objective's generator was created from seed=3.
+    seed = tf.random.Generator.from_seed(3).make_seeds(1)[:, 0]
+    first = tf.random.experimental.stateless_fold_in(seed, 0)
+    codes = _branch_codes(source, degraded, first, "code")
+    y_tilde = source.reconstruct(degraded, seed=first)
+    networks = {"g1": model.decoder1, "g2": model.decoder2}
+    expected = {}
+    with tf.GradientTape(persistent=True) as tape:
+        y = {name: net(codes, training=True) for name, net in networks.items()}
+        term = {
+            "term_a": tf.reduce_mean(tf.square(degraded - y["g1"])),
+            "term_b": tf.reduce_mean(tf.square(y_tilde - y["g2"])),
+            "term_c": tf.reduce_mean(tf.square(y["g1"] - y["g2"])),
+        }
+        loss = {name: tf.add_n([term[k] for k in keys]) for name, keys in trained_on.items()}
+    for name, net in networks.items():
+        grads = tape.gradient(loss[name], net.trainable_variables)
+        expected[name] = [v.numpy() - lr * g.numpy() for v, g in zip(net.trainable_variables, grads)]
+    model.train_on_batch(degraded, clean)
+    for name, net in networks.items():
+        for want, got in zip(expected[name], net.trainable_variables):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-6, err_msg=f"{mode} {name}")
 
 
 def test_decomposition_separate_trains_fresh_encoders(source_run):
@@ -429,8 +536,11 @@ def test_decomposition_separate_trains_fresh_encoders(source_run):
 def test_decomposition_errors(source_run, tmp_path):
     with pytest.raises(ValueError, match="mode"):
         _decomposition(source_run[0], mode="both")
-    with pytest.raises(ValueError, match="joint mode"):
-        _decomposition(source_run[0], encoder1=nets.liu_encoder(3, width=4))
+    with pytest.raises(ValueError, match="branch_input"):
+        _decomposition(source_run[0], branch_input="dither")
+    for mode in ("own_targets", "joint"):
+        with pytest.raises(ValueError, match=f"'{mode}' mode"):
+            _decomposition(source_run[0], mode=mode, encoder1=nets.liu_encoder(3, width=4))
     with pytest.raises(ValueError, match="d = 3"):
         _decomposition(source_run[0], d=4).load_source()
     with pytest.raises(FileNotFoundError, match="shift_codec.json"):

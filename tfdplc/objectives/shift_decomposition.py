@@ -4,19 +4,33 @@ Theorem 1 splits the distortion of the system without common randomness into com
 compression of Y and transport between the two representations (eq. 17). Section 3.2 estimates the three
 terms with two decoders on a FROZEN trained encoder f: with Y~ = g(Q(f(X))) the end-to-end output,
 
-  Y^1 = g1(Q(f(X))),  Y^2 = g2(Q(f(X))),
+  Y^1 = g1(f(X)),  Y^2 = g2(f(X)),
   L2 = E||X - Y^1||^2 + E||Y~ - Y^2||^2 + E||Y^1 - Y^2||^2 = (a) + (b) + (c)               (eq. 18)
 
-trained jointly over g1 and g2 (Table 4: f frozen, Adam 1e-4, (0.5, 0.999) for g1 and g2), and compares
-L2 with the end-to-end loss E||X - Y~||^2 (Tables 1, 11). The separate variant (Table 2) trains two new
-encoder-decoder pairs instead: f1, g1 on (a) and f2, g2 on (b), each with its own quantizer of the same
-rate and randomness mode; (c) is then only measured.
+and compares L2 with the end-to-end loss E||X - Y~||^2 (Tables 1, 11). Three training modes:
 
-Choices the paper leaves open, made here:
-  * g1 and g2 receive exactly what the end-to-end decoder g receives, Q(f(X)) = z - u_dec (with the
-    independent decoder dither in the no-common-randomness system the paper decomposes; the shared one
-    for a common-randomness system), with the same draw that produces Y~. Without common randomness u_dec
-    is independent of (X, z), so this carries the same information about X as z.
+  * "own_targets" (the paper's procedure, the default): "decoder g1 is trained to minimize the distortion
+    with X, and decoder g2 is trained to minimize the distortion with Y~" — g1 on (a), g2 on (b), both in
+    the same run (Table 4: f frozen, Adam 1e-4, (0.5, 0.999) for g1 and g2); (c) is only measured. With
+    branches at their optima, E[X|code] and E[Y~|code], L2 equals the end-to-end loss (the identity in the
+    proof of Theorem 1), which is what Table 1 checks.
+  * "joint" (NOT the paper's procedure; kept to show the difference): g1 and g2 minimise (a) + (b) + (c)
+    together. Its optimum puts Y^1, Y^2 a third of the way between the two targets and undercuts the
+    end-to-end loss by (2/3) E||E[X|code] - E[Y~|code]||^2, so L2 < end-to-end by construction.
+  * "separate" (Table 2): two new encoder-decoder pairs, f1, g1 on (a) and f2, g2 on (b), each with its own
+    quantizer of the same rate and randomness mode; (c) is only measured.
+
+What the branches see (`branch_input`):
+  * "code" (the paper's, the default): the codewords of the quantization index Q(f(X) + U), i.e. exactly
+    what is transmitted at rate R and never the decoder's own dither. Theorem 1 needs rate-R
+    representations (H(Y^) <= R); Y^1 and Y^2 are then functions of the code.
+  * "decoder_input": Q(f(X) + U) - U_dec, what the end-to-end decoder g itself receives (with the
+    independent decoder dither U_dec of the system without common randomness). From it a branch recovers
+    the index AND U_dec, so g2 can copy g and (b) goes to ~0: Y^2 is then not a rate-R representation. This
+    is how this module trained before (workdirs from then need `branch_input = "decoder_input"` to be
+    evaluated as they were trained).
+
+Other choices the paper leaves open, made here:
   * Table 4 lists a critic, but eq. 18 has no adversarial term and the text gives the critic no role;
     no critic is trained here.
   * Per-image squared errors are means over pixels and channels (the MSE of the end-to-end objective),
@@ -33,11 +47,13 @@ from tfdplc import losses
 from tfdplc.objectives.base import Objective
 from tfdplc.objectives.shift import load_shift_codec, unpack_pairs
 
-__all__ = ["DECOMPOSITION_TERMS", "ShiftDecomposition"]
+__all__ = ["BRANCH_INPUTS", "DECOMPOSITION_TERMS", "MODES", "ShiftDecomposition"]
 
 #: The per-image terms `ShiftDecomposition.decomposition_terms` returns (Table 11's columns).
 DECOMPOSITION_TERMS = ("term_a", "term_b", "term_c", "decomposed_loss", "end_to_end_loss")
-_MODES = ("joint", "separate")
+MODES = ("own_targets", "joint", "separate")
+#: What the branches decode (see the module docstring).
+BRANCH_INPUTS = ("code", "decoder_input")
 
 
 def _fresh_copy(model: tf.keras.Model) -> tf.keras.Model:
@@ -56,7 +72,7 @@ def _code_size(model: tf.keras.Model, what: str, side: str) -> int:
 
 @gin.configurable(module="tfdplc.objectives")
 class ShiftDecomposition(Objective):
-    """Trains g1, g2 (joint, on eq. 18) or f1, g1 and f2, g2 (separate) against a frozen end-to-end run.
+    """Trains g1 on (a) and g2 on (b) (the paper), g1, g2 on all of eq. 18 (joint), or f1, g1 and f2, g2.
 
     The end-to-end run's f, g and quantizer come from `source_workdir` (its `save_artifacts`), loaded at
     the first use (`load_source`); f and g are frozen and always run with `training=False` (their BatchNorm
@@ -76,7 +92,8 @@ class ShiftDecomposition(Objective):
         decoder1: tf.keras.Model = gin.REQUIRED,
         decoder2: tf.keras.Model = gin.REQUIRED,
         optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
-        mode: str = "joint",
+        mode: str = "own_targets",
+        branch_input: str = "code",
         encoder1: Optional[tf.keras.Model] = None,
         encoder2: Optional[tf.keras.Model] = None,
         seed: Optional[int] = None,
@@ -91,30 +108,40 @@ class ShiftDecomposition(Objective):
           decoder1: g1, (B, d) -> images (e.g. `tfdplc.nets.liu_two_branch_decoder`, Tables 13 / 15).
           decoder2: g2, same architecture, another instance.
           optimizer: one optimizer for everything trained (Table 4: Adam 1e-4, 0.5, 0.999).
-          mode: "joint" (g1, g2 on eq. 18 with f frozen) or "separate" (f1, g1 on (a) and f2, g2 on (b)).
+          mode: "own_targets" (the paper: g1 on (a), g2 on (b), f frozen, (c) measured), "joint" (g1, g2
+            on the sum (a) + (b) + (c) of eq. 18; not the paper's procedure) or "separate" (f1, g1 on (a)
+            and f2, g2 on (b)).
+          branch_input: "code" (the paper: the codewords of the quantization index, never the decoder's
+            dither) or "decoder_input" (what the end-to-end decoder g receives, index codewords minus the
+            decoder dither; lets g2 copy g, see the module docstring).
           encoder1: f1, images -> (B, d) in (-1, 1), separate mode only; None: f's architecture with fresh
             weights (`tf.keras.models.clone_model`).
           encoder2: f2, likewise.
           seed: seed of the training dithers (None: non-deterministic).
           eval_seed: seed of the default evaluation dithers.
-          name: Keras model name; None gives "decomposition-joint" / "decomposition-separate".
+          name: Keras model name; None gives "decomposition-" + mode.
 
         Raises:
-          ValueError: on an unknown mode or encoders given in joint mode. (The end-to-end run is loaded at
+          ValueError: on an unknown mode or branch input, or encoders given outside the separate mode. (The end-to-end run is loaded at
             the first use, see `load_source`.)
         """
-        if mode not in _MODES:
-            raise ValueError(f"ShiftDecomposition: mode must be one of {_MODES}, got {mode!r}.")
+        if mode not in MODES:
+            raise ValueError(f"ShiftDecomposition: mode must be one of {MODES}, got {mode!r}.")
+        if branch_input not in BRANCH_INPUTS:
+            raise ValueError(
+                f"ShiftDecomposition: branch_input must be one of {BRANCH_INPUTS}, got {branch_input!r}."
+            )
         separate = mode == "separate"
         if not separate and (encoder1 is not None or encoder2 is not None):
             raise ValueError(
-                "ShiftDecomposition: the joint mode reuses the frozen end-to-end encoder f; encoder1 / "
+                f"ShiftDecomposition: the {mode!r} mode reuses the frozen end-to-end encoder f; encoder1 / "
                 "encoder2 belong to the separate mode."
             )
         if isinstance(eval_seed, bool) or not isinstance(eval_seed, int):
             raise ValueError(f"ShiftDecomposition: eval_seed must be an integer, got {eval_seed!r}.")
         super().__init__(name=name or f"decomposition-{mode}")
         self.mode = mode
+        self.branch_input = branch_input
         self.source_workdir = os.fspath(source_workdir)
         self.decoder1 = decoder1
         self.decoder2 = decoder2
@@ -189,7 +216,7 @@ class ShiftDecomposition(Objective):
         return tf.constant([self.eval_seed, 0], tf.int64)
 
     def trainable_branch_variables(self) -> list:
-        """g1, g2 (joint) or f1, g1, f2, g2 (separate)."""
+        """g1, g2 (own_targets, joint) or f1, g1, f2, g2 (separate)."""
         self.load_source()
         variables = self.decoder1.trainable_variables + self.decoder2.trainable_variables
         if self.mode == "separate":
@@ -209,19 +236,39 @@ class ShiftDecomposition(Objective):
         """
         self.load_source()
         seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
-        z = self.quantizer(self.encoder(degraded, training=False), seed=seeds[0])
-        y_tilde = self.decoder(z, training=False)
-        if self.mode == "joint":
-            z1 = z2 = z
-        else:
-            z1 = self.quantizer1(self.encoder1(degraded, training=training), seed=seeds[1])
-            z2 = self.quantizer2(self.encoder2(degraded, training=training), seed=seeds[2])
+        code = self.encoder(degraded, training=False)
+        y_tilde = self.decoder(self.quantizer(code, seed=seeds[0]), training=False)
+        if self.mode == "separate":
+            z1 = self._branch_input(self.quantizer1, self.encoder1(degraded, training=training), seeds[1])
+            z2 = self._branch_input(self.quantizer2, self.encoder2(degraded, training=training), seeds[2])
+        else:  # the same index (same draw) that produced Y~
+            z1 = z2 = self._branch_input(self.quantizer, code, seeds[0])
         return {
             "x": degraded,
             "y_tilde": y_tilde,
             "y1": self.decoder1(z1, training=training),
             "y2": self.decoder2(z2, training=training),
         }
+
+    def _branch_input(self, quantizer, encoded: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """What a branch decodes: the index's codewords ("code") or codewords minus the decoder dither.
+
+        Both pass gradients straight through to the encoder (only f1, f2 of the separate mode use them).
+        """
+        if self.branch_input == "decoder_input":
+            return quantizer(encoded, seed=seed)
+        codewords = quantizer.codewords(quantizer.encode(encoded, seed))
+        return encoded + tf.stop_gradient(codewords - encoded)
+
+    def branch_loss(self, terms: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """Per-image training loss: (a) + (b) + (c) in the joint mode, else (a) + (b).
+
+        In the "own_targets" and "separate" modes (a) depends only on g1 (and f1) and (b) only on g2 (and
+        f2), so one gradient step on (a) + (b) is the two trainings on their own targets side by side.
+        """
+        if self.mode == "joint":
+            return terms["decomposed_loss"]
+        return terms["term_a"] + terms["term_b"]
 
     @staticmethod
     def terms_of(outputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -275,12 +322,7 @@ class ShiftDecomposition(Objective):
         seed = self._generator.make_seeds(1)[:, 0]
         with tf.GradientTape() as tape:
             terms = self.terms_of(self.branches(degraded, seed, training=True))
-            # Joint: eq. 18 over g1, g2. Separate: (a) + (b); their gradients reach disjoint pairs, so this
-            # is the two separate trainings in one step.
-            per_image = (
-                terms["decomposed_loss"] if self.mode == "joint" else terms["term_a"] + terms["term_b"]
-            )
-            loss = tf.reduce_mean(per_image)
+            loss = tf.reduce_mean(self.branch_loss(terms))
             scaled = self.scale_for_replicas(loss)
         variables = self.trainable_branch_variables()
         self.optimizer_branches.apply_gradients(zip(tape.gradient(scaled, variables), variables))
@@ -288,8 +330,7 @@ class ShiftDecomposition(Objective):
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         terms = self.decomposition_terms(self._degraded(data))
-        loss = terms["decomposed_loss"] if self.mode == "joint" else terms["term_a"] + terms["term_b"]
-        return self._update(tf.reduce_mean(loss), terms)
+        return self._update(tf.reduce_mean(self.branch_loss(terms)), terms)
 
     def _update(self, loss, terms) -> Dict[str, tf.Tensor]:
         self.trackers["loss"].update_state(loss)
