@@ -279,3 +279,26 @@ def test_critic_update_loss_and_step_match_numpy_with_gradient_penalty():
     np.testing.assert_allclose(loss, expected_w + gp_weight * (norm - 1.0) ** 2, rtol=1e-4)
     grad_w = (flat_fake.mean(0) - flat_real.mean(0))[:, None] + gp_weight * 2.0 * (norm - 1.0) * w0 / norm
     np.testing.assert_allclose(critic.layers[1].kernel.numpy(), w0 - lr * grad_w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["wgan_gp", "wpp"])
+def test_critic_steps_use_the_configured_gradient_penalty(objective):
+    # A stand-in penalty of constant value 7: the tracked penalty and the critic loss must show it.
+    calls = []
+
+    def penalty(critic, real, fake):
+        calls.append(real.shape[0])
+        return tf.constant(7.0)
+
+    tf.keras.utils.set_random_seed(0)
+    if objective == "wgan_gp":
+        model = WGANGP(_g(), _critic(), tf.keras.optimizers.Adam(1e-3), tf.keras.optimizers.Adam(1e-3),
+                       n_critic=2, gradient_penalty=penalty)  # fmt: skip
+    else:
+        model = WassersteinPP(_f(), _g(), _critic(), *(tf.keras.optimizers.Adam(1e-3) for _ in range(3)),
+                              n_critic=2, gradient_penalty=penalty)  # fmt: skip
+    model.train_step(_images(2 * B))  # eagerly: the graph loop would call the Python function once
+    assert calls == [B, B]
+    assert float(model.penalty_tracker.result()) == pytest.approx(7.0)
+    loss = float(model.critic_loss_tracker.result())
+    assert loss == pytest.approx(-float(model.wasserstein_tracker.result()) + 10.0 * 7.0, rel=1e-5)

@@ -348,3 +348,38 @@ def test_gc_critic_step_matches_numpy_with_gradient_penalty():
     np.testing.assert_allclose(
         model.critic_loss_tracker.result(), difference @ w0[:, 0], rtol=1e-3, atol=1e-6
     )
+
+
+def test_gc_uses_the_configured_distortion_and_gradient_penalty():
+    calls = []
+
+    def penalty(critic, real, fake):
+        calls.append(real.shape[0])
+        return tf.constant(7.0)
+
+    tf.keras.utils.set_random_seed(0)
+    model = GC(
+        encoder=nets.encoder_E(32, 2, width=4, channels=1),
+        mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
+        generator=nets.generator_G(32, m=M, width=4, channels=1),
+        critic=nets.critic_f(32, width=4, channels=1),
+        quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+        optimizer=tf.keras.optimizers.Adam(0.0),  # E, B, G unchanged: the distortion can be recomputed
+        critic_optimizer=tf.keras.optimizers.Adam(1e-3),
+        lambda_wd=0.5,
+        n_critic=2,
+        distortion=losses.batch_rmse_pm1,
+        gradient_penalty=penalty,
+    )
+    images = _images(8)
+    state = model.mapping.noise_layer._generator.state.numpy().copy()
+    model.train_step(images)  # eagerly: the graph loop would call the Python function once
+    assert calls == [4, 4]
+    assert float(model.gp_tracker.result()) == pytest.approx(7.0)
+    # The distortion logged is the authors'-code one of the E/B/G step's reconstructions.
+    model.mapping.noise_layer._generator.state.assign(state)
+    for _ in range(2):  # the critic steps' noise draws
+        model.sample_noise(4)
+    np.testing.assert_allclose(
+        model.distortion_tracker.result(), losses.batch_rmse_pm1(images[4:], model(images[4:], training=True))
+    )

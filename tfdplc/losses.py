@@ -1,5 +1,24 @@
-"""Losses shared by the objectives: distortions, MMD, Wasserstein critic terms and the gradient penalty."""
+"""Losses shared by the objectives: distortions, MMD, Wasserstein critic terms and the gradient penalty.
 
+Scale conventions (DESIGN.md "Scales"). DPLC's constants (gamma, lambda_MMD, the lambda(R) bases of
+Table 3 and App. B) only mean something in the loss scale they were tuned in. Two conventions exist, each a
+(distortion, gradient penalty) pair of gin-selectable functions defined here and collected in
+`CONVENTIONS`:
+
+- "paper_text": what the paper's text and Algorithm 1 write, to the letter: `euclidean_distance`
+  (1/b sum_i ||x_i - x^_i||_2 over all pixels and channels of [0, 1] images, line 15) and
+  `gradient_penalty` (per-sample norm over all pixels and channels, Gulrajani et al., line 12).
+- "authors_code": what the authors' published code (mitscha/dplc, train.py) computes, where the
+  constants were tuned: `batch_rmse_pm1` (square root of the batch-mean squared error over all pixels of
+  images mapped to [-1, 1]) and `per_pixel_gradient_penalty` (gradient w.r.t. the [-1, 1] image, norm
+  over channels at each pixel, (norm - 1)^2 averaged over batch and pixels).
+
+Per image, the paper-text distortion's gradient is sqrt(D)/2 times the authors' (D = pixels x channels)
+when all images have the same error, and the per-pixel penalty lets the critic's per-image input gradient
+grow to ~2 sqrt(pixels) instead of ~1; `tools/diagnose.py` prints the resulting gradient ratios.
+"""
+
+import collections
 from typing import Callable, Sequence
 
 import gin
@@ -7,7 +26,13 @@ import tensorflow as tf
 import tensorflow_gan as tfgan
 
 __all__ = [
+    "AUTHORS_CODE",
+    "CONVENTIONS",
+    "Convention",
     "IMQ_SCALES",
+    "PAPER_TEXT",
+    "batch_rmse_pm1",
+    "critic_input_gradients",
     "critic_loss",
     "euclidean_distance",
     "generator_loss",
@@ -15,6 +40,7 @@ __all__ = [
     "imq_kernel",
     "mmd_imq",
     "per_example_squared_error",
+    "per_pixel_gradient_penalty",
     "squared_error",
 ]
 
@@ -43,9 +69,10 @@ def per_example_squared_error(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 
 @gin.configurable(module="tfdplc.losses")
 def euclidean_distance(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """Batch mean of the Euclidean distance ||x_i - y_i||_2 over all pixels and channels.
+    """Batch mean of the Euclidean distance ||x_i - y_i||_2 over all pixels and channels (paper text).
 
-    This is the distortion d of DPLC (Tschannen et al. 2018, Section 5: "The Euclidean distance is used as
+    Convention "paper_text" (module docstring): images in [0, 1], one norm per image. This is the distortion
+    d of DPLC (Tschannen et al. 2018, Section 5: "The Euclidean distance is used as
     distortion measure"; Algorithm 1 line 15: L_d = 1/b sum_i ||x_i - G(z_i)||). A tiny epsilon inside the
     square root keeps the gradient finite when x_i == y_i.
 
@@ -59,6 +86,29 @@ def euclidean_distance(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     x = tf.convert_to_tensor(x)
     diff = tf.reshape(x - tf.cast(y, x.dtype), [tf.shape(x)[0], -1])
     return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(diff), axis=1) + _NORM_EPSILON))
+
+
+@gin.configurable(module="tfdplc.losses")
+def batch_rmse_pm1(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Root of the batch-mean squared error over all pixels of images mapped to [-1, 1] (authors' code).
+
+    Convention "authors_code" (module docstring): the distortion of the DPLC authors' code,
+    `torch.sqrt(nn.MSELoss()(G(E(x)), x))` on images normalised to [-1, 1], where Tables 2-3 / App. B's
+    constants were tuned. With [0, 1] inputs it equals 2 * sqrt(mean((x - y)^2)). One root for the whole
+    batch: an image's gradient is weighted by its own error relative to the batch's (2 (y_i - x_i) /
+    sqrt(b D sum_j ||x_j - y_j||^2) w.r.t. y_i on [0, 1]). A tiny epsilon keeps the gradient finite at
+    x == y.
+
+    Args:
+      x: a batch of images in [0, 1], shape (B, ...).
+      y: a batch of the same shape.
+
+    Returns:
+      A scalar tensor.
+    """
+    x = tf.convert_to_tensor(x)
+    # (2x - 1) - (2y - 1) = 2 (x - y): the [0, 1] -> [-1, 1] map doubles every difference.
+    return tf.sqrt(tf.reduce_mean(tf.square(2.0 * (x - tf.cast(y, x.dtype)))) + _NORM_EPSILON)
 
 
 @gin.configurable(module="tfdplc.losses")
@@ -146,15 +196,45 @@ def generator_loss(fake_scores: tf.Tensor) -> tf.Tensor:
     return tfgan.losses.wargs.wasserstein_generator_loss(fake_scores)
 
 
+def _interpolates(real: tf.Tensor, fake: tf.Tensor, seed=None) -> tf.Tensor:
+    """x~_i = nu_i x_i + (1 - nu_i) x^_i with one nu_i ~ U(0, 1) per sample (Algorithm 1 lines 8, 11)."""
+    shape = tf.concat([tf.shape(real)[:1], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
+    if seed is None:
+        nu = tf.random.uniform(shape, dtype=real.dtype)
+    else:
+        nu = tf.random.stateless_uniform(shape, seed=seed, dtype=real.dtype)
+    return nu * real + (1.0 - nu) * fake
+
+
+def critic_input_gradients(critic: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+    """grad_x f(x) for every image of a batch (the critic's scores summed: each depends on its own image).
+
+    Written with a GradientTape because `tfgan.losses.wasserstein_gradient_penalty` is graph-only
+    (`tf.gradients`) on this stack.
+
+    Args:
+      critic: f, images -> (b,) or (b, 1) scores.
+      images: (b, H, W, C) images in [0, 1].
+
+    Returns:
+      The (b, H, W, C) gradient w.r.t. the [0, 1] images.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = critic(images)
+    return tape.gradient(scores, images)
+
+
+@gin.configurable(module="tfdplc.losses")
 def gradient_penalty(
     critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, seed=None
 ) -> tf.Tensor:
-    """Gradient penalty of Gulrajani et al. (2017), DPLC Algorithm 1 lines 8, 11 and 12.
+    """Per-sample gradient penalty of Gulrajani et al. (2017), DPLC Algorithm 1 lines 8, 11 and 12.
 
-    x~_i = nu_i x_i + (1 - nu_i) x^_i with nu_i ~ Uniform(0, 1) per sample; the penalty is
-    1/b sum_i (||grad f(x~_i)||_2 - 1)^2 where the norm runs over ALL pixels and channels of sample i (the
-    per-pixel norm of some reference code is a known bug). Written with a GradientTape because
-    `tfgan.losses.wasserstein_gradient_penalty` is graph-only (`tf.gradients`) on this stack.
+    Convention "paper_text" (module docstring). x~_i = nu_i x_i + (1 - nu_i) x^_i with nu_i ~ Uniform(0, 1)
+    per sample; the penalty is 1/b sum_i (||grad f(x~_i)||_2 - 1)^2 where the norm runs over ALL pixels and
+    channels of sample i, w.r.t. the [0, 1] images the critic sees (`per_pixel_gradient_penalty` is the
+    authors'-code variant).
 
     Args:
       critic: f, images -> (b,) or (b, 1) scores.
@@ -166,16 +246,48 @@ def gradient_penalty(
       The scalar penalty (not yet multiplied by lambda_GP).
     """
     real = tf.convert_to_tensor(real)
-    fake = tf.cast(fake, real.dtype)
-    shape = tf.concat([tf.shape(real)[:1], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
-    if seed is None:
-        nu = tf.random.uniform(shape, dtype=real.dtype)
-    else:
-        nu = tf.random.stateless_uniform(shape, seed=seed, dtype=real.dtype)
-    mixed = nu * real + (1.0 - nu) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(mixed)
-        scores = critic(mixed)
-    grads = tape.gradient(scores, mixed)
+    grads = critic_input_gradients(critic, _interpolates(real, tf.cast(fake, real.dtype), seed))
     norms = tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(grads), [tf.shape(grads)[0], -1]), axis=1) + 1e-12)
     return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+@gin.configurable(module="tfdplc.losses")
+def per_pixel_gradient_penalty(
+    critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, seed=None
+) -> tf.Tensor:
+    """The gradient penalty of the DPLC authors' code: norm over channels at each pixel, on [-1, 1] images.
+
+    Convention "authors_code" (module docstring). Same interpolates as `gradient_penalty`, but the
+    authors' `compute_gradient_penalty` takes `gradients.norm(2, dim=1)` of an (N, C, H, W) gradient, i.e.
+    one norm per pixel over the channels, and averages (norm - 1)^2 over the batch AND the pixels; their
+    critic sees images in [-1, 1], so the gradient is taken w.r.t. those: grad_{[-1,1]} f = grad_{[0,1]} f
+    / 2. This lets a critic's per-image input gradient settle near 2 sqrt(H W) (w.r.t. [0, 1] images),
+    not 1. It is the convention Table 2's lambda_GP and gamma and App. B's lambda_GC were tuned in; it
+    deviates from Algorithm 1 line 12's per-sample norm.
+
+    Args:
+      critic: f, images in [0, 1] -> (b,) or (b, 1) scores.
+      real: (b, H, W, C) real images.
+      fake: (b, H, W, C) generated images.
+      seed: optional stateless seed (shape [2]) for nu; None draws from the global generator.
+
+    Returns:
+      The scalar penalty (not yet multiplied by lambda_GP).
+    """
+    real = tf.convert_to_tensor(real)
+    grads = critic_input_gradients(critic, _interpolates(real, tf.cast(fake, real.dtype), seed)) / 2.0
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=-1) + 1e-12)  # (b, H, W): one per pixel
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+#: A scale convention: the distortion and the gradient-penalty function tuned together.
+Convention = collections.namedtuple("Convention", ["distortion", "gradient_penalty"])
+
+PAPER_TEXT = "paper_text"
+AUTHORS_CODE = "authors_code"
+
+#: name -> Convention (module docstring).
+CONVENTIONS = {
+    PAPER_TEXT: Convention(euclidean_distance, gradient_penalty),
+    AUTHORS_CODE: Convention(batch_rmse_pm1, per_pixel_gradient_penalty),
+}

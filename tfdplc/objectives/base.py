@@ -36,6 +36,14 @@ class Objective(tf.keras.Model):
     #: Whether `reconstruct` is meaningful (False for objectives without an encoder, e.g. WGAN-GP).
     can_reconstruct: bool = True
 
+    @staticmethod
+    def images_of(data) -> tf.Tensor:
+        """The image batch of what Keras hands to `train_step` / `test_step`.
+
+        `fit` on a dataset of images passes a tensor, `train_on_batch(x)` a tuple `(x,)`.
+        """
+        return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
+
     def optimizers(self) -> Dict[str, tf.keras.optimizers.Optimizer]:
         """The objective's optimizers by role (e.g. {"autoencoder": ..., "critic": ...})."""
         raise NotImplementedError
@@ -114,14 +122,6 @@ class GeneratorObjective(Objective):
     loads it with `tf.keras.models.load_model` (import `tfdplc` first: G's output layer is registered
     under the "tfdplc" package).
     """
-
-    @staticmethod
-    def images_of(data) -> tf.Tensor:
-        """The image batch of what Keras hands to `train_step`.
-
-        `fit` on a dataset of images passes a tensor, `train_on_batch(x)` a tuple `(x,)`.
-        """
-        return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
 
     @property
     def latent_dim(self) -> int:

@@ -44,7 +44,9 @@ class CAE(Objective):
           generator: G, z -> images in [0, 1].
           quantizer: the fixed-codebook quantizer applied to E's output (exposes `rate_bits`).
           optimizer: one optimizer for E, B and G.
-          distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance.
+          distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance (scale conventions:
+            `tfdplc.losses`; the distortion alone sets no balance, Adam is invariant to its scale, but the
+            convention decides how the batch's images are weighted).
           name: Keras model name.
         """
         # No **kwargs: gin then rejects a misspelt binding such as `CAE.optimiser` when it parses it.
@@ -97,7 +99,8 @@ class CAE(Objective):
         del seeds  # The CAE decoder has no noise.
         return self.decode(self.quantizer.dequantize(codes))
 
-    def train_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:  # noqa: D102
+    def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
+        images = self.images_of(data)
         with tf.GradientTape() as tape:
             reconstructions = self(images, training=True)
             loss = self.distortion(images, reconstructions)
@@ -110,7 +113,8 @@ class CAE(Objective):
         self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
         return self._update_metrics(images, reconstructions, loss)
 
-    def test_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:  # noqa: D102
+    def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
+        images = self.images_of(data)
         reconstructions = self(images, training=False)
         return self._update_metrics(images, reconstructions, self.distortion(images, reconstructions))
 

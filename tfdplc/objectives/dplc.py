@@ -59,11 +59,6 @@ def _latent_dim(model: tf.keras.Model, what: str) -> int:
     return int(shape[1])
 
 
-def _images(data) -> tf.Tensor:
-    """The images of a Keras batch (`train_on_batch(x)` hands `train_step` a 1-tuple `(x,)`)."""
-    return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
-
-
 @gin.configurable(module="tfdplc.objectives")
 class DPLC(Objective):
     """Stage 2 of DPLC: trains E and B against a frozen generator G* (eq. 8, Section 4, Table 3).
@@ -112,7 +107,9 @@ class DPLC(Objective):
           lambda_mmd: the MMD coefficient lambda_MMD(R) (e.g. `@scaled_lambda()` in gin), >= 0.
           generator_path: path of the stage-1 `generator.keras` (exactly one of this and `generator`).
           generator: the stage-1 generator as a model.
-          distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance.
+          distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance. Its scale convention
+            (`tfdplc.losses`) fixes what lambda_mmd means: Table 3's bases were tuned with the
+            authors'-code `losses.batch_rmse_pm1`.
           seed: seed of the prior sampler (None: non-deterministic).
           name: Keras model name.
 
@@ -275,7 +272,7 @@ class DPLC(Objective):
         }
 
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
-        images = _images(data)
+        images = self.images_of(data)
         batch = tf.shape(images)[0]
         noise, prior = self.sample_noise(batch), self.sample_prior(batch)
         with tf.GradientTape() as tape:
@@ -286,7 +283,7 @@ class DPLC(Objective):
         return self._update_metrics(images, terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
-        images = _images(data)
+        images = self.images_of(data)
         batch = tf.shape(images)[0]
         terms = self.compute_losses(images, self.sample_noise(batch), self.sample_prior(batch))
         # The MMD U-statistic needs 2 samples; a last validation batch of 1 image reports 0.

@@ -21,13 +21,9 @@ from tfdplc import losses
 from tfdplc.codec.interface import CodecSpec, noise_layer_draw, quantized_code_spec
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import Objective
+from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
 
 __all__ = ["GC"]
-
-
-def _images(data) -> tf.Tensor:
-    """The images of a Keras batch (`train_on_batch(x)` hands `train_step` a 1-tuple `(x,)`)."""
-    return tf.keras.utils.unpack_x_y_sample_weight(data)[0]
 
 
 @gin.configurable(module="tfdplc.objectives")
@@ -60,6 +56,7 @@ class GC(Objective):
         n_critic: int = 5,
         gp_weight: float = 10.0,
         distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
+        gradient_penalty: Callable[..., tf.Tensor] = losses.gradient_penalty,
         name: Optional[str] = "gc",
     ):
         """Initialises the objective.
@@ -76,6 +73,9 @@ class GC(Objective):
           n_critic: critic updates per generator update (Table 2: 5).
           gp_weight: lambda_GP of the gradient penalty (Table 2: 10).
           distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance.
+          gradient_penalty: the critic's penalty function. With `distortion`, it fixes the scale
+            convention (`tfdplc.losses`) in which lambda_wd means something: App. B's bases were tuned with
+            the authors'-code pair (`batch_rmse_pm1`, `per_pixel_gradient_penalty`).
           name: Keras model name.
 
         Raises:
@@ -103,6 +103,7 @@ class GC(Objective):
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.distortion = distortion
+        self.gradient_penalty = gradient_penalty
         self.loss_tracker = tf.keras.metrics.Mean("loss")
         self.distortion_tracker = tf.keras.metrics.Mean("distortion")
         self.generator_loss_tracker = tf.keras.metrics.Mean("generator_loss")
@@ -197,41 +198,35 @@ class GC(Objective):
         }
 
     def _split(self, images: tf.Tensor) -> tf.Tensor:
-        """(n_critic * b, ...) images -> (n_critic, b, ...) mini-batches.
+        """(n_critic * b, ...) images -> (n_critic, b, ...) mini-batches (`split_critic_batches`).
 
         Raises:
           ValueError: if the (static) batch size is not a multiple of n_critic (checked at run time when the
             batch size is dynamic).
         """
-        batch = images.shape[0]
-        message = (
-            f"GC.train_step takes n_critic * b images per batch (n_critic={self.n_critic}): set "
-            "input_pipeline.batch_size to a multiple of n_critic."
-        )
-        if batch is not None and batch % self.n_critic:
-            raise ValueError(f"{message} Got a batch of {batch}.")
-        dynamic = tf.shape(images)[0]
-        checks = [tf.debugging.assert_equal(dynamic % self.n_critic, 0, message=message)]
-        with tf.control_dependencies(checks):
-            shape = tf.concat([[self.n_critic, dynamic // self.n_critic], tf.shape(images)[1:]], axis=0)
-            return tf.reshape(images, shape)
+        return split_critic_batches(images, self.n_critic)
 
     def critic_step(self, real: tf.Tensor) -> None:
-        """One critic update on b real images and their reconstructions (Algorithm 1 lines 4-13)."""
-        fake = tf.stop_gradient(self(real, training=True))
-        with tf.GradientTape() as tape:
-            critic_loss = losses.critic_loss(
-                self.critic(real, training=True), self.critic(fake, training=True)
-            )
-            penalty = losses.gradient_penalty(lambda x: self.critic(x, training=True), real, fake)
-            scaled = self.scale_for_replicas(critic_loss + self.gp_weight * penalty)
-        variables = self.critic.trainable_variables
-        self.optimizer_critic.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        self.critic_loss_tracker.update_state(critic_loss)
+        """One critic update on b real images and their reconstructions (Algorithm 1 lines 4-13).
+
+        The shared WGAN critic step (`wgan_gp.critic_update`) with this objective's penalty function; the
+        "critic_loss" metric is its Wasserstein part E f(x^) - E f(x), without the penalty.
+        """
+        fake = self(real, training=True)
+        _, wasserstein, penalty = critic_update(
+            self.critic,
+            self.optimizer_critic,
+            real,
+            fake,
+            self.gp_weight,
+            self.scale_for_replicas,
+            self.gradient_penalty,
+        )
+        self.critic_loss_tracker.update_state(-wasserstein)
         self.gp_tracker.update_state(penalty)
 
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
-        images = _images(data)
+        images = self.images_of(data)
         chunks = self._split(images)
         # The optimizers' slots must exist before the loop below (no variable creation inside a while loop).
         self.optimizer_critic.build(self.critic.trainable_variables)
@@ -255,7 +250,7 @@ class GC(Objective):
         return self._update_metrics(real, terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
-        images = _images(data)
+        images = self.images_of(data)
         terms = self.generator_losses(images, training=False)
         self.critic_loss_tracker.update_state(
             losses.critic_loss(self.critic(images), self.critic(terms["reconstructions"]))

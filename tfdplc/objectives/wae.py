@@ -43,7 +43,9 @@ class WAE(GeneratorObjective):
           encoder_optimizer: the optimizer of F.
           generator_optimizer: the optimizer of G.
           mmd_weight: lambda_MMD.
-          distortion: d(x, x_hat) -> scalar batch mean; DPLC uses the Euclidean distance.
+          distortion: d(x, x_hat) -> scalar batch mean; DPLC uses the Euclidean distance. Its scale
+            convention (`tfdplc.losses`) fixes what mmd_weight means: Table 2's 100 / 300 were tuned
+            with the authors'-code `losses.batch_rmse_pm1`.
           name: Keras model name.
 
         Raises:

@@ -54,6 +54,7 @@ class WassersteinPP(GeneratorObjective):
         gp_weight: float = 10.0,
         n_critic: int = 5,
         distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
+        gradient_penalty: Callable[..., tf.Tensor] = losses.gradient_penalty,
         name: Optional[str] = "wasserstein_pp",
     ):
         """Initialises the objective.
@@ -69,7 +70,11 @@ class WassersteinPP(GeneratorObjective):
           mmd_weight: lambda_MMD.
           gp_weight: lambda_GP.
           n_critic: critic updates per G/F update.
-          distortion: d(x, x_hat) -> scalar batch mean; DPLC uses the Euclidean distance (line 15).
+          distortion: d(x, x_hat) -> scalar batch mean; DPLC uses the Euclidean distance (line 15). Its
+            scale convention (`tfdplc.losses`) fixes what gamma and lambda_MMD mean: Table 2's values
+            were tuned with the authors'-code `losses.batch_rmse_pm1`.
+          gradient_penalty: the critic's penalty function (`losses.gradient_penalty`, per sample as line
+            12 writes it, or the authors'-code `losses.per_pixel_gradient_penalty`).
           name: Keras model name.
 
         Raises:
@@ -93,6 +98,7 @@ class WassersteinPP(GeneratorObjective):
         self.gp_weight = float(gp_weight)
         self.n_critic = int(n_critic)
         self.distortion = distortion
+        self.gradient_penalty = gradient_penalty
         # Creates the critic optimizer's slots now: the critic steps run inside a graph loop, where
         # variables cannot be created.
         self.optimizer_critic.build(self.critic.trainable_variables)
@@ -179,7 +185,13 @@ class WassersteinPP(GeneratorObjective):
             z = tf.ensure_shape(self.sample_prior(batch), previous_z.shape)
             fake = self.generator(self.interpolate_latents(z, z_bar, self.sample_eta(batch)), training=True)
             loss, wasserstein, penalty = critic_update(
-                self.critic, self.optimizer_critic, real, fake, self.gp_weight, self.scale_for_replicas
+                self.critic,
+                self.optimizer_critic,
+                real,
+                fake,
+                self.gp_weight,
+                self.scale_for_replicas,
+                self.gradient_penalty,
             )
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)

@@ -33,13 +33,17 @@ def split_critic_batches(images: tf.Tensor, n_critic: int) -> tf.Tensor:
         the per-replica batch must be).
     """
     batch = images.shape[0]
+    message = (
+        f"The (per-replica) batch of images must be a multiple of n_critic = {n_critic}: "
+        "set input_pipeline.batch_size = n_critic * b (times the number of replicas)."
+    )
     if batch is not None and batch % n_critic:
-        raise ValueError(
-            f"The (per-replica) batch of {batch} images must be a multiple of n_critic = {n_critic}: "
-            "set input_pipeline.batch_size = n_critic * b (times the number of replicas)."
-        )
-    shape = tf.concat([[n_critic, tf.shape(images)[0] // n_critic], tf.shape(images)[1:]], axis=0)
-    return tf.reshape(images, shape)
+        raise ValueError(f"{message} Got {batch} images.")
+    dynamic = tf.shape(images)[0]
+    # A dynamic batch (e.g. a last partial batch) is checked when the step runs.
+    with tf.control_dependencies([tf.debugging.assert_equal(dynamic % n_critic, 0, message=message)]):
+        shape = tf.concat([[n_critic, dynamic // n_critic], tf.shape(images)[1:]], axis=0)
+        return tf.reshape(images, shape)
 
 
 def critic_update(
@@ -49,12 +53,15 @@ def critic_update(
     fake: tf.Tensor,
     gp_weight: float,
     scale: Callable[[tf.Tensor], tf.Tensor],
+    penalty_fn: Callable[..., tf.Tensor] = losses.gradient_penalty,
 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One Adam step of the WGAN critic with the gradient penalty (DPLC Algorithm 1 lines 8, 11-13).
 
     L_f = 1/b sum_i f(x^_i) - f(x_i) + lambda_GP (||grad f(x~_i)|| - 1)^2 with x~_i = nu_i x_i +
-    (1 - nu_i) x^_i, nu_i ~ U(0, 1) per sample and the norm over all pixels and channels of sample i
-    (`losses.gradient_penalty`). Only the critic's variables are updated; `fake` is treated as constant.
+    (1 - nu_i) x^_i, nu_i ~ U(0, 1) per sample; by default the norm runs over all pixels and channels of
+    sample i (`losses.gradient_penalty`, the paper text), `losses.per_pixel_gradient_penalty` is the
+    authors'-code convention (see `tfdplc.losses`). Only the critic's variables are updated; `fake` is
+    treated as constant. WGAN-GP, Wasserstein++ and GC share this step (as do shift, perceptual and DAL).
 
     Args:
       critic: f, images -> (b, 1) scores.
@@ -63,6 +70,7 @@ def critic_update(
       fake: (b, ...) generated images x^.
       gp_weight: lambda_GP.
       scale: maps the loss to the value whose gradient is applied (`Objective.scale_for_replicas`).
+      penalty_fn: (critic, real, fake) -> the scalar penalty, e.g. `losses.gradient_penalty`.
 
     Returns:
       (L_f, the Wasserstein estimate E f(x) - E f(x^), the gradient penalty), all scalars.
@@ -70,7 +78,7 @@ def critic_update(
     fake = tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
         wasserstein_loss = losses.critic_loss(critic(real, training=True), critic(fake, training=True))
-        penalty = losses.gradient_penalty(lambda x: critic(x, training=True), real, fake)
+        penalty = penalty_fn(lambda x: critic(x, training=True), real, fake)
         loss = wasserstein_loss + gp_weight * penalty
         scaled_loss = scale(loss)
     variables = critic.trainable_variables
@@ -107,6 +115,7 @@ class WGANGP(GeneratorObjective):
         critic_optimizer: tf.keras.optimizers.Optimizer = gin.REQUIRED,
         n_critic: int = 5,
         gp_weight: float = 10.0,
+        gradient_penalty: Callable[..., tf.Tensor] = losses.gradient_penalty,
         name: Optional[str] = "wgan_gp",
     ):
         """Initialises the objective.
@@ -118,6 +127,9 @@ class WGANGP(GeneratorObjective):
           critic_optimizer: the optimizer of f (Table 2: Adam 1e-4, 0.5, 0.9).
           n_critic: critic updates per generator update (5).
           gp_weight: lambda_GP (10).
+          gradient_penalty: the penalty function and its scale convention (`tfdplc.losses`): the
+            per-sample `gradient_penalty` of Gulrajani et al., where lambda_GP = 10 was tuned, or the
+            authors'-code `per_pixel_gradient_penalty`.
           name: Keras model name.
 
         Raises:
@@ -134,6 +146,7 @@ class WGANGP(GeneratorObjective):
         self.optimizer_critic = critic_optimizer
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
+        self.gradient_penalty = gradient_penalty
         # Creates the critic optimizer's slots now: the critic steps run inside a graph loop, where
         # variables cannot be created.
         self.optimizer_critic.build(self.critic.trainable_variables)
@@ -168,7 +181,13 @@ class WGANGP(GeneratorObjective):
             real = batches[t]
             fake = self.generator(self.sample_prior(tf.shape(real)[0]), training=True)
             loss, wasserstein, penalty = critic_update(
-                self.critic, self.optimizer_critic, real, fake, self.gp_weight, self.scale_for_replicas
+                self.critic,
+                self.optimizer_critic,
+                real,
+                fake,
+                self.gp_weight,
+                self.scale_for_replicas,
+                self.gradient_penalty,
             )
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)
