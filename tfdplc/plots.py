@@ -15,6 +15,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tfdplc import results  # noqa: E402
+
 __all__ = [
     "METRIC_LABELS",
     "comparison_plot",
@@ -48,6 +50,9 @@ def rate_plots(
 ) -> List[str]:
     """Writes one PNG per metric against bpp, one line per method; skips metrics no record has.
 
+    Records of the same method and bpp (runs with different seeds) are drawn as their mean with error bars
+    of one sample standard deviation (`tfdplc.results.summarize`).
+
     Args:
       records: result records with "method", "bpp" and metric keys.
       directory: output folder.
@@ -63,9 +68,17 @@ def rate_plots(
             continue
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
         for name, group in groups.items():
-            points = [(r["bpp"], r[metric]) for r in group if metric in r]
-            if points:
-                ax.plot(*zip(*points), marker="o", label=name)
+            runs = results.group_records([r for r in group if metric in r], ("bpp",))
+            points = [(bpp, results.summarize(runs[(bpp,)], metric)) for (bpp,) in runs]
+            if not points:
+                continue
+            bpps = [bpp for bpp, _ in points]
+            means = [summary.mean for _, summary in points]
+            if any(summary.n > 1 for _, summary in points):
+                sds = [summary.sd for _, summary in points]
+                ax.errorbar(bpps, means, yerr=sds, marker="o", capsize=3, label=name)
+            else:
+                ax.plot(bpps, means, marker="o", label=name)
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)

@@ -1,0 +1,67 @@
+"""tfdplc.results (mean +- sd of seeded records) and the seeded rate plots of tfdplc.plots."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tfdplc import plots, results
+
+RECORDS = [
+    {"method": "a", "rate_bits": 4.0, "bpp": 0.1, "seed": 0, "mse": 1.0, "fd": 5.0},
+    {"method": "a", "rate_bits": 4.0, "bpp": 0.1, "seed": 1, "mse": 2.0, "fd": 7.0},
+    {"method": "a", "rate_bits": 4.0, "bpp": 0.1, "seed": 2, "mse": 6.0},
+    {"method": "a", "rate_bits": 8.0, "bpp": 0.2, "seed": 0, "mse": 0.5},
+    {"method": "b", "rate_bits": 4.0, "bpp": 0.1, "seed": 0, "mse": 3.0},
+]
+
+
+def test_group_and_summarize_match_numpy():
+    groups = results.group_records(RECORDS, ("method", "rate_bits"))
+    assert list(groups) == [("a", 4.0), ("a", 8.0), ("b", 4.0)]
+    summary = results.summarize(groups[("a", 4.0)], "mse")
+    assert summary.n == 3
+    assert summary.mean == pytest.approx(3.0)
+    assert summary.sd == pytest.approx(np.std([1.0, 2.0, 6.0], ddof=1))  # sample sd, not population
+    # A record without the metric is left out; a single run has sd 0.
+    assert results.summarize(groups[("a", 4.0)], "fd") == (6.0, pytest.approx(math.sqrt(2.0)), 2)
+    assert results.summarize(groups[("a", 8.0)], "mse") == (0.5, 0.0, 1)
+    assert results.summarize(groups[("b", 4.0)], "fd") is None
+    ratio = results.summarize(
+        groups[("a", 4.0)], lambda r: r["mse"] / r.get("fd", math.nan) if "fd" in r else None
+    )
+    assert ratio.n == 2 and ratio.mean == pytest.approx((1 / 5 + 2 / 7) / 2)
+
+
+def test_group_by_a_function_of_the_record():
+    groups = results.group_records(RECORDS, (lambda r: r["rate_bits"] > 5,))
+    assert [len(g) for g in groups.values()] == [4, 1]
+
+
+def test_summarize_refuses_non_finite_values():
+    with pytest.raises(ValueError, match="non-finite"):
+        results.summarize([{"mse": 1.0}, {"mse": float("nan")}], "mse")
+
+
+def test_format_mean_sd():
+    assert results.format_mean_sd(results.Summary(0.02514, 0.00041, 3)) == "0.0251 ± 0.0004 (3)"
+    assert results.format_mean_sd(results.Summary(0.02514, 0.0, 1)) == "0.0251"
+    assert results.format_mean_sd(results.Summary(-0.0312, 0.0083, 3), 1, percent=True) == "-3.1 ± 0.8% (3)"
+    assert results.format_mean_sd(None) == "-"
+
+
+def test_rate_plots_draw_seeded_points_as_mean_with_error_bars(tmp_path, monkeypatch):
+    drawn = []
+    real_errorbar = plots.plt.Axes.errorbar
+
+    def spy(self, x, y, yerr=None, **kwargs):
+        drawn.append((kwargs.get("label"), list(x), list(y), list(yerr)))
+        return real_errorbar(self, x, y, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(plots.plt.Axes, "errorbar", spy)
+    written = plots.rate_plots(RECORDS, str(tmp_path), metrics=("mse",))
+    assert written == [str(tmp_path / "rate_mse.png")]
+    ((label, x, y, yerr),) = drawn  # method "b" has one run per rate: a plain line
+    assert label == "a" and x == [0.1, 0.2]
+    np.testing.assert_allclose(y, [3.0, 0.5])
+    np.testing.assert_allclose(yerr, [np.std([1.0, 2.0, 6.0], ddof=1), 0.0])

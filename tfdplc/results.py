@@ -1,0 +1,91 @@
+"""Result records over several seeds: grouping, mean and standard deviation, and their text form.
+
+Experiments write one record per run (DESIGN.md "Results files"), with a `seed` field when a setting was
+trained more than once. These helpers summarise such records per setting (e.g. per method and rate) as
+mean +- sample standard deviation (ddof = 1; 0 for a single run), the form every results README uses.
+"""
+
+import math
+from collections import defaultdict
+from typing import Callable, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["Summary", "format_mean_sd", "group_records", "summarize"]
+
+Key = Union[str, Callable[[dict], Hashable]]
+
+
+class Summary(NamedTuple):
+    """One metric over the runs of one setting; `sd` is the sample sd (ddof = 1), 0 for a single run."""
+
+    mean: float
+    sd: float
+    n: int
+
+
+def _key_value(record: dict, key: Key) -> Hashable:
+    return key(record) if callable(key) else record.get(key)
+
+
+def group_records(records: Sequence[dict], by: Sequence[Key]) -> Dict[Tuple, List[dict]]:
+    """Groups records by the values of `by` (record keys, or functions of a record), in first-seen order.
+
+    Args:
+      records: result records.
+      by: the keys that define a setting, e.g. ("method", "rate_bits").
+
+    Returns:
+      {tuple of the keys' values: [records of that setting]}.
+    """
+    groups = defaultdict(list)
+    for record in records:
+        groups[tuple(_key_value(record, key) for key in by)].append(record)
+    return dict(groups)
+
+
+def summarize(
+    records: Sequence[dict], metric: Union[str, Callable[[dict], Optional[float]]]
+) -> Optional[Summary]:
+    """Mean and sample standard deviation of one metric over records (the runs of one setting).
+
+    Args:
+      records: the runs of one setting.
+      metric: a record key, or a function of a record (e.g. a ratio of two keys); records where it is
+        missing or None are left out.
+
+    Returns:
+      A `Summary`, or None if no record has the metric.
+
+    Raises:
+      ValueError: if a value is not finite (a diverged run must be looked at, not averaged away).
+    """
+    values = [metric(r) if callable(metric) else r.get(metric) for r in records]
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"summarize: non-finite values {values} for {metric!r}.")
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return Summary(float(np.mean(values)), sd, len(values))
+
+
+def format_mean_sd(summary: Optional[Summary], digits: int = 4, percent: bool = False) -> str:
+    """`mean ± sd (n)` as text; "-" for None; the sd and n are left out for a single run.
+
+    Args:
+      summary: from `summarize`.
+      digits: decimals.
+      percent: show 100 x the values with a sign and a % sign (for relative differences).
+
+    Returns:
+      The text, e.g. "0.0251 ± 0.0004 (3)" or "+1.3 ± 0.8% (3)".
+    """
+    if summary is None:
+        return "-"
+    mean, sd, n = summary
+    if percent:
+        text = f"{100 * mean:+.{digits}f}"
+        return f"{text}%" if n == 1 else f"{text} ± {100 * sd:.{digits}f}% ({n})"
+    text = f"{mean:.{digits}f}"
+    return text if n == 1 else f"{text} ± {sd:.{digits}f} ({n})"
