@@ -61,19 +61,22 @@ def load_sweeps(sweeps):
 
 
 def bits(record):
+    """The record's rate in whole bits per image."""
     return int(round(record["rate_bits"]))
 
 
 def relative_gap(record):
+    """L2 / end-to-end loss - 1 of one decomposition record."""
     return record["decomposed_loss"] / record["end_to_end_loss"] - 1
 
 
 def fmt(summary, digits=4, percent=False):
+    """`results.format_mean_sd` with this file's defaults."""
     return results.format_mean_sd(summary, digits, percent)
 
 
 def headline_table(records):
-    """cr vs ncr per rate: mean ± sd of mse, mse_gt, fd; where cr's mean is lower by more than one sd."""
+    """Common randomness vs none per rate: mean ± sd of mse, mse_gt, fd; where cr's mean is lower by more than one sd."""
     groups = results.group_records(records, ("method", bits))
     rates = sorted({b for (m, b) in groups if m == "shift-cr"} & {b for (m, b) in groups if m == "shift-ncr"})
     lines = [
@@ -174,6 +177,7 @@ def contrast_table(records):
 
 
 def main():
+    """Merges the sweeps, writes the results files, plots and tables.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", required=True, help="Folder of the <method>-seed<S> sweep outputs.")
     parser.add_argument("--output", default="results/shift", help="results/shift")
@@ -182,8 +186,10 @@ def main():
     records = load_sweeps(args.sweeps)
     if not records:
         raise SystemExit(f"No SWEEPS/<method>-seed<S>/results.json under {args.sweeps!r}.")
-    for record in records:  # keep paths relative to the workdir folder, not this machine's layout
-        record["workdir"] = os.path.relpath(record["workdir"], os.path.dirname(os.path.abspath(args.sweeps)))
+    workdirs = os.path.dirname(os.path.abspath(args.sweeps))
+    for record in records:  # paths relative to the workdirs folder, not this machine's layout
+        if os.path.abspath(record["workdir"]).startswith(workdirs + os.sep):
+            record["workdir"] = os.path.relpath(record["workdir"], workdirs)
     end_to_end = [r for r in records if r["method"] in END_TO_END]
     decomposition = [r for r in records if r["method"].startswith("decomposition")]
     lines = [
