@@ -3,8 +3,9 @@
 
 Training cases (--cases): each builds the objective of a gin config, feeds random [0, 1] images of the
 config's shape from an in-memory, prefetched tf.data pipeline, and times single `train_step` calls (after
-warm-up), XLA off and on; it prints the median images/s and, where DESIGN.md gives one, the ratio to the
-papers' PyTorch reference on the same machine kind. Paired cases (liu_sr) feed (degraded, clean) pairs;
+warm-up), XLA off and on; it prints the CPU model, the median images/s and, where DESIGN.md gives one
+measured on the same CPU model, the ratio to the papers' PyTorch reference (none on another CPU: TF's
+speed differs between CPU models far more than torch's). Paired cases (liu_sr) feed (degraded, clean) pairs;
 composite cases (yan_mnist) time one step of each of several objectives together (COMPOSITE_CASES).
 
 Codec cases (--codec_cases, none by default): each builds a freshly initialised model of a gin config
@@ -59,23 +60,33 @@ _DPLC_32 = [
     "CAE_REFERENCE_METRICS = None",
 ]
 
-# name -> (gin config, extra bindings, batch size, image shape, reference images/s or None). The
-# references are the papers' PyTorch code on this machine kind (DESIGN.md "Speed targets"); the cases with
-# one use the same networks, update rule and batch.
+# The papers' PyTorch code (torch 2.13.0+cpu, 2 threads) per CPU model, images/s (DESIGN.md "Speed
+# targets"). TF's speed differs between these CPUs far more than torch's, so a ratio is printed only against
+# the reference measured on the same CPU model (`reference_for`).
+_XEON, _EPYC = "Intel Xeon", "AMD EPYC"
+
+# name -> (gin config, extra bindings, batch size, image shape, {CPU model: reference images/s} or None).
+# The cases with a reference use the same networks, update rule and batch as the papers' code.
 CASES = {
     "cae_64": ("gin/cae_celeba64.gin", [], 64, (64, 64, 3), None),
     "cae_mnist": ("gin/cae_mnist5k.gin", [], 64, (32, 32, 1), None),
     # E (k=8, {-1,1} codes at 4x4) + B (2 residual blocks, 512 channels) + frozen G (m=128), MMD + distortion.
-    "dplc_64": ("gin/dplc_celeba64.gin", _DPLC_64, 64, (64, 64, 3), 61.5),
-    "dplc_64_b256": ("gin/dplc_celeba64.gin", _DPLC_64, 256, (64, 64, 3), 47.1),
+    "dplc_64": ("gin/dplc_celeba64.gin", _DPLC_64, 64, (64, 64, 3), {_XEON: 61.5, _EPYC: 51.1}),
+    "dplc_64_b256": ("gin/dplc_celeba64.gin", _DPLC_64, 256, (64, 64, 3), {_XEON: 47.1, _EPYC: 43.5}),
     # The reference times 1 critic step with GP + 1 generator step; ours does n_critic critic steps per
     # train step, so n_critic = 1 here (the batch read per step is then b = 64).
-    "wgan_gp_64": ("gin/wgan_gp_celeba64.gin", ["WGANGP.n_critic = 1"], 64, (64, 64, 3), 17.4),
+    "wgan_gp_64": (
+        "gin/wgan_gp_celeba64.gin",
+        ["WGANGP.n_critic = 1"],
+        64,
+        (64, 64, 3),
+        {_XEON: 17.4, _EPYC: 15.8},
+    ),
     # Liu et al. SR: 1 critic step with GP + 1 encoder/decoder step, latent 4, L = 4 (K = 4 here). The
     # objective reads 2b (degraded, clean) pairs per step and uses b degraded inputs and b OTHER clean digits
     # (unpaired critic), so b = 64 as the reference's batch means 128 pairs read per step (see PAIRED_CASES).
     # Our digits are 28x28 (the authors resize MNIST to 32x32).
-    "liu_sr": ("gin/shift_sr_mnist5k.gin", ["K = 4"], 128, (28, 28, 1), 162.0),
+    "liu_sr": ("gin/shift_sr_mnist5k.gin", ["K = 4"], 128, (28, 28, 1), {_XEON: 162.0, _EPYC: 145.0}),
 }
 
 STAND_IN_ENCODER_YAN = "{stand_in_encoder_yan}"
@@ -91,7 +102,7 @@ COMPOSITE_CASES = {
         ),
     ],
 }
-CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), 439.0)
+CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), {_XEON: 439.0, _EPYC: 364.0})
 
 # Cases whose objective trains on (degraded, clean) pairs -> images per step counted in the throughput
 # (the reference's batch: b degraded inputs through f and g, b clean digits into the critic).
@@ -254,10 +265,46 @@ def _time_case(name, xla, scratch):
         "median_step_s": seconds,
         "images_per_s": images_per_step / seconds,
     }
-    if reference:
-        result["reference_images_per_s"] = reference
-        result["ratio_to_reference"] = result["images_per_s"] / reference
+    result["cpu"] = cpu_model()
+    matched = reference_for(reference, result["cpu"])
+    if matched:
+        result["reference_cpu"], result["reference_images_per_s"] = matched
+        result["ratio_to_reference"] = result["images_per_s"] / matched[1]
     return result
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (Linux /proc/cpuinfo, as lscpu's "Model name"), else platform's."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def reference_for(references, cpu: str):
+    """The (CPU model, images/s) reference measured on this CPU model, or None (then no ratio is printed).
+
+    Args:
+      references: {CPU model prefix: images/s} of a case, or None.
+      cpu: `cpu_model()`.
+
+    Returns:
+      (model, images/s) of the reference whose model's words all occur in the CPU name ("(R)" and "(TM)"
+      ignored, so "Intel(R) Xeon(R) CPU @ 2.20GHz" is an "Intel Xeon"), or None.
+    """
+    import re
+
+    words = set(re.sub(r"\((r|tm)\)", " ", cpu.lower()).split())
+    for model, images_per_s in (references or {}).items():
+        if set(model.lower().split()) <= words:
+            return model, images_per_s
+    return None
 
 
 def main(argv):
@@ -266,6 +313,13 @@ def main(argv):
 
     results = []
     scratch = tempfile.mkdtemp(prefix="tfdplc_benchmark_")
+    cpu = cpu_model()
+    known = sorted({model for case in CASES.values() for model in (case[4] or {})})
+    print(
+        f"CPU: {cpu}; PyTorch references measured on: {', '.join(known)}"
+        + ("" if reference_for(dict.fromkeys(known, 0.0), cpu) else " (none on this CPU: no ratios printed)"),
+        flush=True,
+    )
     for name in FLAGS.cases:
         if name not in CASES:
             raise app.UsageError(f"Unknown case {name!r}; expected one of {sorted(CASES)}.")
@@ -273,7 +327,9 @@ def main(argv):
             result = _time_case(name, xla, scratch)
             results.append(result)
             ratio = (
-                f"  ({result['ratio_to_reference']:.2f}x reference)" if "ratio_to_reference" in result else ""
+                f"  ({result['ratio_to_reference']:.2f}x the {result['reference_cpu']} reference)"
+                if "ratio_to_reference" in result
+                else ""
             )
             print(
                 f"{name:12s} xla={xla:3s} batch={result['batch']:4d}  "
