@@ -65,3 +65,20 @@ def test_rate_plots_draw_seeded_points_as_mean_with_error_bars(tmp_path, monkeyp
     assert label == "a" and x == [0.1, 0.2]
     np.testing.assert_allclose(y, [3.0, 0.5])
     np.testing.assert_allclose(yerr, [np.std([1.0, 2.0, 6.0], ddof=1), 0.0])
+
+
+def test_code_ignoring_mse_is_the_mean_over_pairs_of_distinct_images():
+    from tfdplc import metrics
+
+    images = np.random.default_rng(0).uniform(size=(7, 4, 3, 2))
+    pairs = [np.mean((images[i] - images[j]) ** 2) for i in range(7) for j in range(7) if i != j]
+    assert metrics.code_ignoring_mse(images) == pytest.approx(np.mean(pairs))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.code_ignoring_mse(images[:1])
+
+
+def test_informative_rates_lie_below_0_8_of_the_floor():
+    from tfdplc import metrics
+
+    assert metrics.informative_for_theorem2(0.03, 0.107)  # 0.06 < 0.0856
+    assert not metrics.informative_for_theorem2(0.045, 0.107)  # 0.09 >= 0.0856

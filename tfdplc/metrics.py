@@ -24,12 +24,14 @@ from tfdplc.losses import per_example_squared_error
 __all__ = [
     "batch_seed",
     "bits_per_pixel",
+    "code_ignoring_mse",
     "codec_metrics",
     "conditional_pixel_variance",
     "decomposition_metrics",
     "distribution_distances",
     "error_metrics",
     "extract_features",
+    "informative_for_theorem2",
     "noise_decode_fn",
     "objective_pixel_variance",
     "paired_reconstruction_metrics",
@@ -88,6 +90,45 @@ def error_metrics(images: np.ndarray, reconstructions: np.ndarray) -> Dict[str, 
         "psnr_of_mean_mse": float(psnr(mse.mean())),
         "num_images": int(mse.size),
     }
+
+
+def code_ignoring_mse(images: np.ndarray) -> float:
+    """MSE of a realistic decoder that ignores the code: E||X - X'||^2 per pixel, X, X' independent.
+
+    A decoder that outputs an independent draw X' from the data distribution (perfect realism, no
+    information about X) has per-pixel MSE 2 Var(X) (summed over pixels, averaged here). It is the floor
+    against which Yan et al.'s MSE(G2) = 2 MSE(G1) (Theorem 2) must be read: where 2 MSE(G1) is near it,
+    any realistic decoder "confirms" the ratio. Computed as the mean over all ordered pairs i != j of the
+    test images of mean((x_i - x_j)^2), which equals 2 x the per-pixel sample variance (ddof = 1),
+    averaged over pixels and channels.
+
+    Args:
+      images: (N, H, W, C) array, N >= 2.
+
+    Returns:
+      The per-pixel MSE of a code-ignoring realistic decoder on these images.
+
+    Raises:
+      ValueError: with fewer than 2 images.
+    """
+    images = np.asarray(images, np.float64)
+    if images.ndim < 2 or images.shape[0] < 2:
+        raise ValueError(f"code_ignoring_mse needs at least 2 images, got shape {images.shape}.")
+    return float(2.0 * np.mean(np.var(images.reshape(images.shape[0], -1), axis=0, ddof=1)))
+
+
+def informative_for_theorem2(mse_g1: float, floor: float, margin: float = 0.8) -> bool:
+    """Whether MSE(G2) = 2 MSE(G1) can fail at this rate: 2 MSE(G1) < margin x the code-ignoring floor.
+
+    Args:
+      mse_g1: test MSE of the MSE-optimal decoder G1.
+      floor: `code_ignoring_mse` of the test images.
+      margin: how far below the floor 2 MSE(G1) must be (issue 13: 0.8).
+
+    Returns:
+      True where a code-ignoring realistic decoder would NOT also satisfy the ratio.
+    """
+    return 2.0 * mse_g1 < margin * floor
 
 
 def reconstruct_dataset(model: tf.keras.Model, dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:

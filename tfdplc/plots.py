@@ -217,16 +217,21 @@ def _by_rate(records: Sequence[dict], method: str) -> Dict[float, dict]:
     return {r["rate_bits"]: r for r in records if r["method"] == method and "rate_bits" in r}
 
 
-def perceptual_rate_plot(records: Sequence[dict], path: str, g1: str = "g1", g2: str = "g2") -> Optional[str]:
+def perceptual_rate_plot(
+    records: Sequence[dict], path: str, g1: str = "g1", g2: str = "g2", floor: Optional[float] = None
+) -> Optional[str]:
     """Yan et al. Figure 2: test MSE of G1, G2 and 2 x MSE(G1) against the rate in bits per image.
 
-    Records of other methods (e.g. DAL runs) are drawn as single labelled points.
+    Records of other methods (e.g. DAL runs) are drawn as single labelled points. With `floor` (the MSE of
+    a code-ignoring realistic decoder, `tfdplc.metrics.code_ignoring_mse`), the floor and 0.8 x the floor
+    are drawn as horizontal lines: only where 2 x MSE(G1) lies below the second is the ratio informative.
 
     Args:
       records: result records with "method", "rate_bits" and "mse".
       path: the PNG to write.
       g1: method name of the MSE decoder runs.
       g2: method name of the perceptual decoder runs.
+      floor: optional code-ignoring MSE of the test set.
 
     Returns:
       The path written, or None if there are neither G1 nor G2 records.
@@ -242,6 +247,9 @@ def perceptual_rate_plot(records: Sequence[dict], path: str, g1: str = "g1", g2:
     if second:
         rates = sorted(second)
         ax.plot(rates, [second[r]["mse"] for r in rates], marker="s", label=f"{g2}: MSE(G2)")
+    if floor is not None:
+        ax.axhline(floor, color="grey", label="2 Var(X): code-ignoring realistic decoder")
+        ax.axhline(0.8 * floor, color="grey", linestyle=":", label="0.8 x 2 Var(X)")
     for record in records:
         if record["method"] not in (g1, g2) and "rate_bits" in record and "mse" in record:
             ax.scatter([record["rate_bits"]], [record["mse"]], marker="^")
