@@ -47,3 +47,4 @@ python tools/sweep.py --workdir_root=workdirs/perceptual --output=results/percep
   --perceptual=g1,g2 \
   "$@"
 echo "[reproduce] $((SECONDS - start)) s wall"
+python results/perceptual/floor.py  # the code-ignoring floor, floor.json, perceptual_rate_mse.png with it
