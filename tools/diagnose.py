@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Prints the gradient balance of a DPLC-family config: each regularizer's pull against the distortion's.
+
+For a WAE, Wasserstein++, DPLC stage-2 or GC config (CAE and WGAN-GP print what applies to them), it
+builds the objective as tools/train.py would, then prints, at initialization and after --steps training
+steps, the ratios of `tfdplc.calibration.gradient_ratios` (adversarial term vs distortion w.r.t. the
+decoded images, MMD vs distortion w.r.t. the codes, the critic's input-gradient norm), averaged over
+--measure_batches batches.
+
+Example (the issue-11 calibration; --convention overrides the config's distortion and penalty):
+  python tools/diagnose.py --gin_config=gin/gc_mnist5k.gin --gin_bindings="K = 0" --steps=100 \
+      --convention=paper_text
+
+What it stands in for, and says so in its output:
+- a data set that is not prepared (celeb_a, lsun): uniform random images of the config's shape;
+- a stage-1 generator file (DPLC.generator_path) that does not exist: an untrained G* of the config's
+  shape (generator_G with mapping_B.m and encoder_E.width);
+- CAE metrics files (scaled_lambda.metrics / reference_metrics) that do not exist: lambda(R) = its base,
+  i.e. the value at the reference rate.
+Nothing is written to disk. Exit status: 0 done, 2 bad config or binding.
+"""
+
+import inspect
+import os
+import sys
+
+from tfdplc import quiet
+
+tf = quiet.import_tensorflow()
+from absl import app, flags  # noqa: E402
+
+quiet.quiet_logs()
+
+flags.DEFINE_multi_string("gin_config", [], "gin config files, applied in order.")
+flags.DEFINE_multi_string("gin_bindings", [], "gin bindings applied after the files.")
+flags.DEFINE_integer("steps", 0, "Training steps between the two measurements (0: initialization only).")
+flags.DEFINE_integer("measure_batches", 2, "Batches each measurement averages over.")
+flags.DEFINE_enum(
+    "convention",
+    "as_configured",
+    ["as_configured", "paper_text", "authors_code"],
+    "Scale convention of the distortion and gradient penalty (tfdplc.losses.CONVENTIONS).",
+)
+flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
+flags.DEFINE_integer("seed", 0, "Seed of TF's global generator and the input pipeline.")
+FLAGS = flags.FLAGS
+
+_CHANNELS = {"mnist5k": 1, "mnist": 1, "svhn_cropped": 3, "celeb_a": 3, "lsun/bedroom": 3}
+
+
+def _value(gin, name):
+    """A bound parameter with macros resolved; None when unbound."""
+    try:
+        value = gin.query_parameter(name)
+    except ValueError:
+        return None
+    while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
+        value = gin.query_parameter(f"{'/'.join(value.scopes)}/macro.value")
+    return value
+
+
+def _stand_in_bindings(gin, objective_name):
+    """Bindings that replace missing files by stand-ins, and the notes that say so."""
+    bindings, notes = [], []
+    if objective_name == "DPLC":
+        path = _value(gin, "DPLC.generator_path")
+        if path is not None and not os.path.exists(path):
+            bindings += [
+                "DPLC.generator_path = None",
+                "DPLC.generator = @stand_in/tfdplc.nets.generator_G()",
+                f"stand_in/generator_G.resolution = {_value(gin, 'encoder_E.resolution')}",
+                f"stand_in/generator_G.m = {_value(gin, 'mapping_B.m')}",
+                f"stand_in/generator_G.width = {_value(gin, 'encoder_E.width')}",
+                f"stand_in/generator_G.channels = {_value(gin, 'encoder_E.channels')}",
+            ]
+            notes.append(f"G* {path!r} does not exist: an UNTRAINED stand-in G* of the same shape is used")
+    for parameter in ("scaled_lambda.metrics", "scaled_lambda.reference_metrics"):
+        path = _value(gin, parameter)
+        if isinstance(path, str) and not os.path.exists(path):
+            bindings += ["scaled_lambda.metrics = None", "scaled_lambda.reference_metrics = None"]
+            notes.append(
+                f"{path!r} does not exist: lambda(R) = scaled_lambda.base (the reference-rate value)"
+            )
+            break
+    return bindings, notes
+
+
+def _convention_bindings(objective_class, convention):
+    from tfdplc import losses
+
+    if convention == "as_configured":
+        return []
+    distortion, penalty = losses.CONVENTIONS[convention]
+    parameters = inspect.signature(objective_class.__init__).parameters
+    name = objective_class.__name__
+    bindings = []
+    if "distortion" in parameters:
+        bindings.append(f"{name}.distortion = @tfdplc.losses.{distortion.__name__}")
+    if "gradient_penalty" in parameters:
+        bindings.append(f"{name}.gradient_penalty = @tfdplc.losses.{penalty.__name__}")
+    return bindings
+
+
+def _batches(notes):
+    """An iterator of training batches: the config's data set, or random images of its shape."""
+    import gin
+
+    from tfdplc import data
+
+    try:
+        dataset = data.input_pipeline(split="train", data_dir=FLAGS.data_dir, seed=FLAGS.seed)
+        return iter(dataset), _value(gin, "input_pipeline.name")
+    except data.DatasetNotFoundError:
+        name = _value(gin, "input_pipeline.name")
+        resolution = _value(gin, "input_pipeline.resolution")
+        shape = (_value(gin, "input_pipeline.batch_size"), resolution, resolution, _CHANNELS[name])
+        notes.append(f"data set {name!r} is not prepared: uniform random images of shape {shape}")
+
+        def random_batches():
+            generator = tf.random.Generator.from_seed(FLAGS.seed)
+            while True:
+                yield generator.uniform(shape)
+
+        return random_batches(), f"random {shape}"
+
+
+def _format(step, ratios):
+    keys = ("distortion", "adversarial_ratio", "mmd_ratio", "critic_grad")
+    cells = [f"{ratios[k]:.3g}" if k in ratios else "-" for k in keys]
+    return f"| {step} | " + " | ".join(cells) + " |"
+
+
+def main(argv):
+    del argv
+    import gin
+
+    from tfdplc import calibration
+    from tfdplc.train import build_objective, checks
+    from tfdplc.train import config as gin_config
+
+    try:
+        gin_config.parse_gin(FLAGS.gin_config, FLAGS.gin_bindings)
+        objective_class = _value(gin, "build_objective.objective").configurable.wrapped
+        extra, notes = _stand_in_bindings(gin, objective_class.__name__)
+        extra += _convention_bindings(objective_class, FLAGS.convention)
+        gin_config.parse_gin((), extra)
+    except (checks.GinConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    batches, source = _batches(notes)
+    model = build_objective()
+    first = next(batches)
+    model(first[:1])
+    model.compile()
+
+    def measure():
+        results = [calibration.gradient_ratios(model, next(batches)) for _ in range(FLAGS.measure_batches)]
+        return {k: sum(r[k] for r in results) / len(results) for k in results[0]}
+
+    rows = [_format(0, measure())]
+    for _ in range(FLAGS.steps):
+        model.train_on_batch(next(batches))
+    if FLAGS.steps:
+        rows.append(_format(FLAGS.steps, measure()))
+
+    distortion = getattr(model, "distortion", None)
+    penalty = getattr(model, "gradient_penalty", None)
+    print(f"config: {' '.join(FLAGS.gin_config)} {' '.join(repr(b) for b in FLAGS.gin_bindings)}")
+    print(f"objective: {objective_class.__name__}; convention: {FLAGS.convention}", end="")
+    print(
+        f" (distortion {getattr(distortion, '__name__', '-')}, penalty {getattr(penalty, '__name__', '-')})"
+    )
+    weights = ", ".join(f"{k} = {v:.4g}" for k, v in calibration.regularizer_weights(model).items())
+    print(f"weights: {weights or '-'}; data: {source}; batch {first.shape[0]}; seed {FLAGS.seed}")
+    for note in notes:
+        print(f"STAND-IN: {note}")
+    print("| step | distortion | adversarial / distortion | MMD / distortion | critic |grad f(x^)| |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
