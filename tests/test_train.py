@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Optional, Sequence
 
 import gin
 import numpy as np
@@ -102,7 +103,7 @@ def test_cae_short_run_loss_goes_down(tmp_path, mnist5k_dir):
     assert history["val_mse"][-1] < history["val_mse"][0]
     for name in ("config.gin", "operative_config.gin"):
         assert (tmp_path / name).read_text().strip()
-    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-3")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-60")
     assert any(name.startswith("events") for _, _, files in os.walk(tmp_path / "logs") for name in files)
 
     result = _run_tool(["tools/evaluate.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}"])
@@ -144,10 +145,10 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist5k_dir
     gin.bind_parameter("build_objective.objective", _NaNAfterCAE)
     for binding in [b for b in gin.config_str().splitlines() if b.startswith("CAE.")]:
         gin.parse_config(binding.replace("CAE.", "_NaNAfterCAE.", 1))
-    with pytest.raises(tr.NonFiniteLossError, match="step 7.*ckpt-1"):
+    with pytest.raises(tr.NonFiniteLossError, match="step 7.*ckpt-5"):
         tr.train(str(tmp_path), mnist5k_dir)
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
-    assert latest.endswith("ckpt-1")
+    assert latest.endswith("ckpt-5")
     reader = tf.train.load_checkpoint(latest)
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
@@ -166,6 +167,176 @@ def test_bad_gin_binding_gives_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "Bad gin binding 'CAE.no_such_thing = 1'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "binding, reason, verbosity",
+    [
+        # A string where gin cannot check the type: refused before anything is built or written.
+        ("train.total_steps = '200'", "train.total_steps must be an int, got '200' (str).", 0),
+        # A macro whose value fails where a configurable uses it; the traceback only with --verbosity=1.
+        ("K = 2.5", "k must be an integer >= 0, got 2.5.", 1),
+    ],
+)
+def test_bad_binding_value_is_one_line_exit_2_and_writes_nothing(tmp_path, binding, reason, verbosity):
+    workdir = tmp_path / "w"
+    result = _run_tool(
+        [
+            "tools/train.py",
+            f"--workdir={workdir}",
+            f"--verbosity={verbosity}",
+            "--gin_config=gin/cae_mnist5k.gin",
+            f"--gin_bindings={binding}",
+        ]
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: Bad gin binding {binding!r}: {reason}"], result.stderr[-3000:]
+    assert ("Traceback" in result.stderr) == (verbosity == 1)
+    assert not workdir.exists()
+
+
+def _build_error(bindings, config=TINY_CAE):
+    tr.config.parse_gin(config, bindings)
+    with pytest.raises(tr.GinConfigError) as info:
+        with tr.trainer._config_errors():
+            tr.build_objective()
+    return tr.checks.explain_error(info.value, bindings)
+
+
+def test_errors_of_bound_values_name_the_binding_at_fault():
+    assert _build_error(["K = 2.5"]) == "Bad gin binding 'K = 2.5': k must be an integer >= 0, got 2.5."
+    gin.clear_config()
+    binding = 'ScalarQuantizer.gradient = "soft-to-hard"'
+    assert _build_error([binding]).startswith(
+        f"Bad gin binding {binding!r}: ScalarQuantizer: gradient must be"
+    )
+    gin.clear_config()
+    # The last binding of the failing configurable is the one at fault (as in gin: the last one wins).
+    assert _build_error(["K = 3", "encoder_E.width = 8", "K = 2.5"]).startswith("Bad gin binding 'K = 2.5'")
+    gin.clear_config()
+    # No binding of the user's at fault: the configurable is named instead.
+    message = _build_error(["input_pipeline.batch_size = 8"], [f"{ROOT}/gin/dplc_mnist5k.gin"])
+    assert message.startswith("Bad gin config (in DPLC): No stage-1 generator at")
+    # A parameter bound to a macro names the macro to set.
+    assert "(DPLC.generator_path is %GENERATOR_PATH in this config: bind GENERATOR_PATH = ...)" in message
+
+
+def test_misspelled_macro_is_refused():
+    with pytest.raises(
+        tr.GinConfigError, match=r"Bad gin binding 'k = 8': the macro k is not used .*did you mean K"
+    ):
+        tr.config.parse_gin(TINY_CAE, ["k = 8"])
+
+
+def test_argument_types_are_checked_against_annotations():
+    def f(a: int, b: float, c: Optional[int], d: Sequence[str], e: bool):
+        pass
+
+    tr.checks.check_argument_types("f", f, dict(a=1, b=2, c=None, d=["x"], e=True))
+    for name, value, expected in [
+        ("a", True, "an int"),  # a bool is not an int
+        ("a", 1.0, "an int"),
+        ("b", "2", "a number"),
+        ("c", "3", "an int or None"),
+        ("d", "xy", "a list of a string"),
+        ("e", 1, "True or False"),
+    ]:
+        with pytest.raises(tr.GinConfigError, match=f"f.{name} must be {expected}, got"):
+            tr.checks.check_argument_types("f", f, {name: value})
+
+
+def test_default_generator_path_is_where_quickstart_writes_g():
+    quickstart = open(f"{ROOT}/tools/quickstart.sh").read()
+    assert 'WORKDIR="${WORKDIR:-workdirs/quickstart}"' in quickstart and 'STAGE1="$WORKDIR/wpp"' in quickstart
+    tr.config.parse_gin([f"{ROOT}/gin/dplc_mnist5k.gin"])
+    assert gin.query_parameter("%GENERATOR_PATH") == "workdirs/quickstart/wpp/generator.keras"
+
+
+def _files(folder):
+    return {
+        os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
+        for d, _, names in os.walk(folder)
+        for n in names
+    }
+
+
+def test_failed_resume_leaves_the_workdir_as_it_was(tmp_path, mnist5k_dir):
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
+    tr.train(str(tmp_path), mnist5k_dir)
+    before = _files(tmp_path)
+    assert "config.gin" in before and "checkpoints/ckpt-5.index" in before
+
+    gin.clear_config()
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["K = 2"])
+    with pytest.raises(tr.ConfigChangeError, match=r"encoder_E.k: 4 -> 2; mapping_B.k: 4 -> 2") as info:
+        tr.train(str(tmp_path), mnist5k_dir)
+    assert "--allow_config_change=encoder_E.k,mapping_B.k " in str(info.value), str(info.value)
+    assert _files(tmp_path) == before
+    # Allowed, the change still cannot restore K = 4 weights into a K = 2 model: refused, nothing written.
+    with pytest.raises(tr.CheckpointMismatchError, match="does not fit the objective"):
+        tr.train(str(tmp_path), mnist5k_dir, allow_config_change=["encoder_E.k", "mapping_B.k"])
+    assert _files(tmp_path) == before
+
+    # A run parameter (the total) may change: the run resumes and extends.
+    gin.clear_config()
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 7"])
+    tr.train(str(tmp_path), mnist5k_dir)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-7")
+
+
+def test_bad_value_on_a_fresh_run_creates_no_workdir(tmp_path, mnist5k_dir):
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["K = 2.5"])
+    with pytest.raises(tr.GinConfigError):
+        tr.train(str(tmp_path / "w"), mnist5k_dir)
+    assert not (tmp_path / "w").exists()
+
+
+def _weights(workdir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+    }
+
+
+def test_any_total_steps_and_resume_is_exact(tmp_path, mnist5k_dir):
+    def run(workdir, total):
+        gin.clear_config()
+        tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + [f"train.total_steps = {total}"])
+        tr.train(str(workdir), mnist5k_dir)
+
+    run(tmp_path / "once", 12)  # 12 is no multiple of the 5 steps per epoch: epochs of 5, 5 and 2 steps
+    names = sorted(os.listdir(tmp_path / "once" / "checkpoints"))
+    assert [n for n in names if n.endswith(".index")] == ["ckpt-10.index", "ckpt-12.index", "ckpt-5.index"]
+    run(tmp_path / "twice", 7)  # stops between two checkpoint periods...
+    run(tmp_path / "twice", 12)  # ...and resumes there (epochs of 5 steps from step 7)
+    once, twice = _weights(tmp_path / "once"), _weights(tmp_path / "twice")
+    assert once.keys() == twice.keys() and len(once) > 10
+    for name in once:
+        np.testing.assert_allclose(twice[name], once[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_rerunning_a_finished_run_is_quiet(tmp_path, mnist5k_dir):
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
+    tr.train(str(tmp_path), mnist5k_dir)
+    result = _run_tool(
+        [
+            "tools/train.py",
+            f"--workdir={tmp_path}",
+            f"--data_dir={mnist5k_dir}",
+            "--gin_config=gin/cae_mnist5k.gin",
+            *_bindings_args(TINY_BINDINGS + ["train.total_steps = 5"]),
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Training already complete at step 5" in result.stderr
+    # Before: 152 "Value in checkpoint could not be found" warnings (the optimizer's unbuilt slots),
+    # the CUDA plugin lines, tfds' notes, and "Wrote the objective's artifacts" for a CAE that has none.
+    for noise in ("could not be found", "Unable to register", "Wrote the objective", "dataset_info.py"):
+        assert noise not in result.stderr, result.stderr[-3000:]
+    assert len(result.stderr.splitlines()) <= 4, result.stderr
 
 
 def test_missing_dataset_gives_clear_error(tmp_path):
@@ -191,12 +362,13 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, mnist5k_dir):
             f"--data_dir={mnist5k_dir}",
             "--num_cpu_devices=2",
             "--gin_config=gin/cae_mnist5k.gin",
-            *_bindings_args(TINY_BINDINGS + ["train.strategy = 'mirrored'", "train.total_steps = 5"]),
+            # 3 steps: shorter than one epoch (5), as the --gin_bindings help's total_steps example.
+            *_bindings_args(TINY_BINDINGS + ["train.strategy = 'mirrored'", "train.total_steps = 3"]),
         ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Strategy MirroredStrategy with 2 replicas" in result.stderr
-    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
 
 
 def _free_ports(count):
@@ -242,7 +414,7 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, mnist5k_dir):
     for _, err in outputs:
         # TF names its MultiWorkerMirroredStrategy class CollectiveAllReduceStrategy.
         assert "Strategy CollectiveAllReduceStrategy with 2 replicas" in err
-    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-10")
 
 
 def test_resume_after_kill_continues_from_saved_step(tmp_path, mnist5k_dir):
@@ -272,8 +444,9 @@ def test_resume_after_kill_continues_from_saved_step(tmp_path, mnist5k_dir):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     killed_at = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
-    final_epoch = killed_at + 2
-    result = _run_tool(args(5 * final_epoch))
+    final_step = killed_at + 7  # one full epoch of 5 steps and a shorter one of 2
+    # The killed run's config said total_steps = 100000: a changed total is allowed on resume.
+    result = _run_tool(args(final_step))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resuming from" in result.stderr and f"(epoch {killed_at})" in result.stderr
-    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{final_epoch}")
+    assert "Resuming from" in result.stderr and f"(step {killed_at})" in result.stderr
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{final_step}")

@@ -1,11 +1,23 @@
 """Training: strategies, schedules, callbacks and the gin-configured trainer."""
 
-from tfdplc.train import config
-from tfdplc.train.callbacks import GoodCheckpoint, ImageGrid, NonFiniteGuard, image_grid, spread_images
-from tfdplc.train.config import GinConfigError, parse_gin, split_cpu
+from tfdplc.train import checks, config
+from tfdplc.train.callbacks import (
+    GoodCheckpoint,
+    ImageGrid,
+    NonFiniteGuard,
+    Scalars,
+    StepClock,
+    image_grid,
+    spread_images,
+)
+from tfdplc.train.checks import GinConfigError
+from tfdplc.train.config import parse_gin, split_cpu
 from tfdplc.train.schedules import step_decay
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
 from tfdplc.train.trainer import (
+    RUN_PARAMETERS,
+    CheckpointMismatchError,
+    ConfigChangeError,
     NonFiniteLossError,
     build_objective,
     load_workdir_config,
@@ -14,7 +26,13 @@ from tfdplc.train.trainer import (
 )
 
 __all__ = [
+    "CheckpointMismatchError",
+    "ConfigChangeError",
     "GinConfigError",
+    "RUN_PARAMETERS",
+    "StepClock",
+    "Scalars",
+    "checks",
     "config",
     "parse_gin",
     "split_cpu",

@@ -1,19 +1,23 @@
 """Gin config parsing with clear errors, shared by the binaries."""
 
+import difflib
 from typing import Sequence
 
 import gin
 import tensorflow as tf
+from absl import logging
+
+from tfdplc.train.checks import ConfigText, GinConfigError, unused_macros
 
 __all__ = ["GinConfigError", "parse_gin", "split_cpu"]
 
 
-class GinConfigError(ValueError):
-    """A gin config file or binding could not be parsed or does not match any configurable."""
-
-
 def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) -> None:
     """Parses gin config files then bindings (later ones override earlier ones), with clear errors.
+
+    Also refuses a binding of a macro that nothing uses: `k = 8` where the configs use `K` would
+    otherwise define a new macro and train with the old value (unused macros of the config files only
+    get a warning).
 
     Args:
       config_files: paths of .gin files.
@@ -23,7 +27,9 @@ def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) ->
       GinConfigError: naming the file or binding at fault and gin's reason.
       FileNotFoundError: if a config file does not exist.
     """
-    import tfdplc  # noqa: F401 - registers every configurable before parsing
+    import tfdplc
+
+    tfdplc.register_configurables()
 
     for path in config_files:
         if not tf.io.gfile.exists(path):
@@ -31,12 +37,34 @@ def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) ->
         try:
             gin.parse_config_file(path)
         except Exception as e:  # gin raises ValueError, SyntaxError, KeyError... by case
-            raise GinConfigError(f"Bad gin config file {path!r}: {e}") from e
+            raise GinConfigError(f"Bad gin config file {path!r}: {_one_line(e)}") from e
     for binding in bindings:
         try:
             gin.parse_config(binding)
         except Exception as e:
-            raise GinConfigError(f"Bad gin binding {binding!r}: {e}") from e
+            raise GinConfigError(f"Bad gin binding {binding!r}: {_one_line(e)}") from e
+    unused = unused_macros()
+    from_bindings = [name for name in unused if any(name in ConfigText(b).macros for b in bindings)]
+    if from_bindings:
+        raise GinConfigError(_unused_macro_message(from_bindings[0], bindings))
+    if unused:  # in a config file: documentation, or a leftover; not the user's typo
+        logging.warning(
+            "gin macros defined in the config files but used by no binding: %s", ", ".join(unused)
+        )
+
+
+def _unused_macro_message(name: str, bindings: Sequence[str]) -> str:
+    used = sorted(ConfigText(gin.config_str()).referenced_macros())
+    close = difflib.get_close_matches(name, used, n=1) or [m for m in used if m.lower() == name.lower()]
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    for binding in reversed(bindings):
+        if name in ConfigText(binding).macros:
+            return f"Bad gin binding {binding!r}: the macro {name} is not used by any binding{hint}."
+    raise AssertionError(f"{name} is not bound by {bindings}")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def split_cpu(num_devices: int) -> None:
