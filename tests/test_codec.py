@@ -142,6 +142,38 @@ def test_pack_bits_is_msb_first_and_pads_with_zeros():
         bitpack.pack_numpy([4], 2)
 
 
+@pytest.mark.parametrize("n, bits", [(10, 2), (3, 1), (1, 3), (5, 5), (2, 13)])
+def test_every_padding_bit_is_checked_by_both_readers(n, bits):
+    """Each of the 8 - (n * bits) % 8 padding bits alone is refused by the NumPy and the graph reader."""
+    codes = np.arange(n) % (2**bits)
+    payload = bitpack.pack_numpy(codes, bits)
+    pad = 8 * len(payload) - n * bits
+    assert 0 < pad < 8
+    damaged = []
+    for position in range(n * bits, 8 * len(payload)):  # bit index, MSB first
+        data = bytearray(payload)
+        data[position // 8] |= 0x80 >> (position % 8)
+        damaged.append(bytes(data))
+        with pytest.raises(codec.CorruptedError, match="padding"):
+            bitpack.unpack_numpy(bytes(data), n, bits)
+    rows = np.frombuffer(b"".join([payload, *damaged]), np.uint8).reshape(pad + 1, len(payload))
+    unpacked, padding_ok = bitpack.unpack_bits(tf.constant(rows), n, bits)
+    assert padding_ok.numpy().tolist() == [True] + [False] * pad
+    np.testing.assert_array_equal(unpacked[0], codes)
+    # The container reader in TF ops refuses each of them as well.
+    layout = fmt.Layout(fingerprint=b"p" * 8, image_shape=(8, 8, 1), code_shape=(1, 1, n), levels=2**bits)
+    good = fmt.pack(layout.header(0), payload)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def read(strings):
+        return graph.read_containers(layout, strings)
+
+    read(tf.constant([good]))
+    for data in damaged:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="non-zero padding bits"):
+            read(tf.constant([good, fmt.pack(layout.header(0), data)]))
+
+
 # ------------------------------------------------------------------------------------------------------
 # The container in TF ops: same bytes, same checks.
 
@@ -183,7 +215,8 @@ _GRAPH_MESSAGES = {
 
 @pytest.mark.parametrize("name, data, error, message", _refusals(), ids=[r[0] for r in _refusals()])
 def test_graph_refuses_what_python_refuses(name, data, error, message):
-    expected = _GRAPH_MESSAGES.get(error, "corrupted")
+    # Longer than any container of the model: refused before anything else is read.
+    expected = "too long" if len(data) > LAYOUT.max_size else _GRAPH_MESSAGES.get(error, "corrupted")
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc container: .*{expected}"):
         _graph_read(tf.constant([_valid(), data]))
 
@@ -191,8 +224,10 @@ def test_graph_refuses_what_python_refuses(name, data, error, message):
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=4))
 @settings(max_examples=50, deadline=None, derandomize=True)
 def test_graph_adler32_equals_zlib(blobs):
-    raw, lengths = graph._raw_bytes(tf.constant(blobs), 1)
-    assert graph.adler32(raw, lengths).numpy().tolist() == [zlib.adler32(b) for b in blobs]
+    assert graph.adler32(tf.constant(blobs)).numpy().tolist() == [zlib.adler32(b) for b in blobs]
+    cut = [len(b) // 2 for b in blobs]
+    prefixes = graph.adler32(tf.constant(blobs), tf.constant(cut, tf.int64)).numpy().tolist()
+    assert prefixes == [zlib.adler32(b[:n]) for b, n in zip(blobs, cut)]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -448,10 +483,18 @@ def test_bad_inputs_get_clear_errors(cae, dplc):
         cae_codec.decompress(b"")
     with pytest.raises(codec.NotAContainerError):
         cae_codec.decompress(bytes(10_000_000))
-    with pytest.raises(codec.CorruptedError, match="trailing bytes"):
-        cae_codec.decompress(b"DPLC\x01" + bytes(10_000_000))  # announces an empty payload
+    # Longer than the model's largest container: refused before it is parsed.
+    with pytest.raises(codec.CorruptedError, match="10000005 bytes: too long, .* at most 50"):
+        cae_codec.decompress(b"DPLC\x01" + bytes(10_000_000))
     with pytest.raises(codec.TruncatedError, match="announces 4294967343"):
-        cae_codec.decompress(b"DPLC\x01" + bytes(35) + b"\xff" * 4 + bytes(100))
+        cae_codec.decompress(b"DPLC\x01" + bytes(35) + b"\xff" * 4 + bytes(6))
+    # bytes-like containers are accepted (as bytes), anything else refused before TensorFlow sees it.
+    file = cae_codec.compress(_images(1))[0]
+    expected = cae_codec.decompress(file)
+    np.testing.assert_array_equal(cae_codec.decompress(bytearray(file)), expected)
+    np.testing.assert_array_equal(cae_codec.decompress([memoryview(file)])[0], expected)
+    with pytest.raises(TypeError, match="bytes"):
+        cae_codec.decompress("DPLC")
     with pytest.raises(TypeError, match="bytes"):
         cae_codec.decompress([np.zeros(3)])
     file = cae_codec.compress(_images(1))[0]

@@ -28,6 +28,13 @@ def _run(args, timeout=240):
     return subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def _resealed(data: bytes, offset: int, new: bytes) -> bytes:
+    """Overwrites bytes of a container and recomputes its checksum."""
+    body = bytearray(data[:-4])
+    body[offset : offset + len(new)] = new
+    return bytes(body) + struct.pack(">I", zlib.adler32(bytes(body)))
+
+
 def _tiny_dplc(seed=0):
     tf.keras.utils.set_random_seed(seed)
     generator = nets.generator_G(32, m=8, width=4, channels=1)
@@ -166,9 +173,9 @@ def test_served_graph_refuses_damaged_and_foreign_files(exports):
         "checksum mismatch": good[:-1] + bytes([good[-1] ^ 1]),
         "truncated": good[:-3],
         "bad magic": b"GIF89a" + good[6:],
-        "another model": codec.load(exports["entropy_info"].export_dir).compress(exports["entropy_images"])[
-            0
-        ],
+        "another model": _resealed(good, 8, b"\x00" * 8),
+        # Longer than any file of this model (another model's range-coded file): refused before parsing.
+        "too long": codec.load(exports["entropy_info"].export_dir).compress(exports["entropy_images"])[0],
     }
     for message, data in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc container: .*{message}"):
@@ -319,7 +326,9 @@ def test_codec_cli_compresses_and_decompresses_a_folder(cae_export):
         ]
     )
     assert result.returncode == 3, result.stderr[-3000:]  # one image was refused, the others compressed
-    assert "wrong_shape.png: refused: 28x28x1 image, the model takes 32x32x1 images" in result.stderr
+    assert (
+        "wrong_shape.png: refused: ValueError: 28x28x1 image, the model takes 32x32x1 images" in result.stderr
+    )
     lines = [line for line in result.stdout.splitlines() if " -> " in line]
     assert len(lines) == 5
     assert all("16 bits (0.0156 bpp), file 50 bytes (0.3906 bpp), PSNR" in line for line in lines), lines

@@ -25,12 +25,22 @@ header and checksum), bits per pixel for both, and the PSNR of the decoded image
 (compress decodes each file it writes; decompress needs --originals=DIR holding NAME.png). A progress
 bar goes to stderr when it is a terminal.
 
-Exit codes: 0 all done; 2 usage errors (unknown command, no model, no inputs, outputs exist); 3 some
-files were refused (each is named on stderr with the reason; the others were processed).
+Hostile input (docs/serving.md, threat model): only regular files are read (a FIFO, a device or a
+symlink to one is named and skipped), each read is bounded by the format's largest size, and every
+failure of one file (unreadable, not a PNG, a decompression bomb, a refused container, a payload the
+range decoder refuses, a failed write) is reported for that file while the others are processed. Outputs
+are written atomically (a temporary file in --output renamed into place), never through a symlink:
+without --overwrite any existing entry (a dangling symlink too) stops the run, with it the entry itself
+is replaced, not a symlink's target.
+
+Exit codes: 0 all done; 2 usage errors (unknown command, no model or an export that does not load, no
+inputs, outputs exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1);
+3 some files were refused (each is named on stderr with the reason; the others were processed).
 """
 
 import os
 import sys
+import tempfile
 
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
 # ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
@@ -60,14 +70,20 @@ class UsageError(Exception):
 
 
 def _inputs(paths, suffix):
-    """The files named by `paths` (folders expand to their *suffix files, sorted)."""
+    """The files named by `paths`: folders expand to their *suffix entries, sorted; files as given.
+
+    Entries that are not regular files (FIFOs, devices, symlinks to them) are listed too: reading refuses
+    each by name (`files.read_regular`) while the others are processed.
+    """
     files = []
     for path in paths:
         if os.path.isdir(path):
             files += sorted(
-                os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(suffix)
+                os.path.join(path, name)
+                for name in os.listdir(path)
+                if name.lower().endswith(suffix) and not os.path.isdir(os.path.join(path, name))
             )
-        elif os.path.isfile(path):
+        elif os.path.lexists(path):
             files.append(path)
         else:
             raise UsageError(f"no such file or folder: {path}")
@@ -77,16 +93,28 @@ def _inputs(paths, suffix):
 
 
 def _outputs(files, suffix):
-    """Output paths in --output, one per input, by input name; refuses collisions and existing files."""
+    """Output paths in --output, one per input, by input name; refuses collisions and existing files.
+
+    The folder is created if missing and must be writable (checked here, so a read-only folder is a usage
+    error, not one refusal per file).
+    """
     if not FLAGS.output:
         raise UsageError("--output is required")
+    if os.path.lexists(FLAGS.output) and not os.path.isdir(FLAGS.output):
+        raise UsageError(f"--output={FLAGS.output} exists and is not a folder")
     outputs = [os.path.join(FLAGS.output, os.path.splitext(os.path.basename(f))[0] + suffix) for f in files]
     if len(set(outputs)) != len(outputs):
         raise UsageError("two inputs have the same name: their outputs would collide")
-    existing = [o for o in outputs if os.path.exists(o)]
+    existing = [o for o in outputs if os.path.lexists(o)]  # lexists: a dangling symlink exists too
     if existing and not FLAGS.overwrite:
         raise UsageError(f"{existing[0]} exists ({len(existing)} outputs exist); pass --overwrite")
-    os.makedirs(FLAGS.output, exist_ok=True)
+    try:
+        os.makedirs(FLAGS.output, exist_ok=True)
+        probe, probe_path = tempfile.mkstemp(prefix=".write_test.", dir=FLAGS.output)
+        os.close(probe)
+        os.unlink(probe_path)
+    except OSError as e:
+        raise UsageError(f"--output={FLAGS.output} is not a writable folder: {e.strerror or e}") from e
     return outputs
 
 
@@ -97,8 +125,8 @@ def _load_codec():
         raise UsageError("--model is required")
     try:
         return codec.load(FLAGS.model)
-    except (FileNotFoundError, ValueError) as e:
-        raise UsageError(str(e)) from e
+    except Exception as e:  # noqa: BLE001 - any damage to the export (truncated .pb, edited JSON) is a usage error
+        raise UsageError(f"--model={FLAGS.model}: cannot load the model: {type(e).__name__}: {e}") from e
 
 
 def read_png(path, shape):
@@ -107,11 +135,19 @@ def read_png(path, shape):
     Raises:
       ValueError: if it is not an 8-bit PNG of the model's shape.
     """
+    import io
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    from tfdplc.codec import files as safe_files
+
+    height, width, channels = shape
+    # A PNG of the model's shape takes at most about H * (1 + W * C * 2) bytes (16-bit samples, stored
+    # uncompressed) plus its chunks' headers; 1 MiB on top leaves room for ancillary chunks.
+    data = safe_files.read_regular(path, 2 * height * (1 + 2 * width * channels) + 2**20)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG":
                 raise ValueError(f"not a PNG file ({image.format})")
             mode = {"P": "RGBA" if "transparency" in image.info else "RGB", "1": "L"}.get(
@@ -129,13 +165,22 @@ def read_png(path, shape):
             array = np.asarray(image.convert(mode), dtype=np.uint8)
     except UnidentifiedImageError as e:
         raise ValueError("not an image file") from e
+    except Image.DecompressionBombError as e:  # the header claims far more pixels than any model takes
+        raise ValueError(f"image too large: {e}") from e
     return array.reshape(shape)
 
 
 def write_png(path, image):
+    """Encodes an image as PNG in memory and writes it atomically (`files.write_atomic`)."""
+    import io
+
     from PIL import Image
 
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    from tfdplc.codec import files as safe_files
+
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    safe_files.write_atomic(path, buffer.getvalue(), overwrite=FLAGS.overwrite)
 
 
 def _psnr(original, decoded):
@@ -192,6 +237,45 @@ def _line(codec, bits, file_bytes, psnr):
     return text + (f", PSNR {psnr:.2f} dB" if psnr is not None else "")
 
 
+def _per_file(function, items, progress, names):
+    """`function(items)` for a batch; when it fails, item by item, so one bad item cannot stop the rest.
+
+    Returns:
+      `(results, failed)`: one result per item (None where it failed) and the number of failures, each
+      reported on stderr by its name.
+    """
+    try:
+        return list(function(items)), 0
+    except Exception as error:  # noqa: BLE001 - find the culprit(s) below, one item at a time
+        if len(items) == 1:
+            _report(progress, names[0], f"refused: {type(error).__name__}: {error}")
+            return [None], 1
+    results, failed = [], 0
+    for item, name in zip(items, names):
+        try:
+            results.append(function([item])[0])
+        except Exception as error:  # noqa: BLE001 - per-file isolation: report it and go on
+            results.append(None)
+            failed += 1
+            _report(progress, name, f"refused: {type(error).__name__}: {error}")
+    return results, failed
+
+
+def _write(progress, path, data):
+    """Writes one output atomically; returns False (after reporting it) when that fails."""
+    from tfdplc.codec import files as safe_files
+
+    try:
+        if isinstance(data, bytes):
+            safe_files.write_atomic(path, data, overwrite=FLAGS.overwrite)
+        else:
+            write_png(path, data)
+    except Exception as e:  # noqa: BLE001 - per-file isolation: a failed write is that file's refusal
+        _report(progress, path, f"not written: {type(e).__name__}: {e}")
+        return False
+    return True
+
+
 def compress(args):
     import numpy as np
 
@@ -209,20 +293,27 @@ def compress(args):
                 try:
                     images.append(read_png(files[index], codec.image_shape))
                     batch.append(index)
-                except (OSError, ValueError) as e:
+                except Exception as e:  # noqa: BLE001 - per-file isolation (Pillow raises many types)
                     refused += 1
-                    _report(progress, files[index], f"refused: {e}")
+                    _report(progress, files[index], f"refused: {type(e).__name__}: {e}")
             if not batch:
                 progress.update(stop - start)
                 continue
-            images = np.stack(images)
-            containers = codec.compress(images, seeds=FLAGS.seed, batch_size=FLAGS.batch_size)
-            decoded = codec.decompress(containers) if FLAGS.verbose else None
+            containers, failed = _per_file(
+                lambda chunk: codec.compress(np.stack(chunk), seeds=FLAGS.seed, batch_size=FLAGS.batch_size),
+                images,
+                progress,
+                [files[i] for i in batch],
+            )
+            refused += failed
             for row, (index, data) in enumerate(zip(batch, containers)):
-                with open(outputs[index], "wb") as f:
-                    f.write(data)
+                if data is None:
+                    continue
+                if not _write(progress, outputs[index], data):
+                    refused += 1
+                    continue
                 bits = codec.payload_bits(data)
-                psnr = _psnr(images[row], decoded[row]) if decoded is not None else None
+                psnr = _psnr(images[row], codec.decompress(data)) if FLAGS.verbose else None
                 stats.add(bits, len(data), psnr)
                 if FLAGS.verbose:
                     progress.write(
@@ -234,17 +325,24 @@ def compress(args):
 
 
 def _read_bytes(path, limit, what):
-    """Reads a container file, refusing one larger than `limit` bytes without reading all of it."""
+    """Reads a container file: a regular file of at most `limit` bytes (see `files.read_regular`)."""
     from tfdplc.codec import NotAContainerError, container
+    from tfdplc.codec import files as safe_files
 
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        if size > limit:
-            head = f.read(len(container.MAGIC))
-            if head != container.MAGIC:
-                raise NotAContainerError(f"not a tfdplc container: it starts with {head!r}.")
-            raise ValueError(f"{size} bytes: too large for {what} (at most {limit} bytes)")
-        return f.read()
+    try:
+        return safe_files.read_regular(path, limit)
+    except safe_files.FileTooLargeError:
+        head = _head(path, len(container.MAGIC))
+        if head != container.MAGIC:
+            raise NotAContainerError(f"not a tfdplc container: it starts with {head!r}.") from None
+        raise ValueError(
+            f"{os.path.getsize(path)} bytes: too large for {what} (at most {limit} bytes)"
+        ) from None
+
+
+def _head(path, count):
+    with open(path, "rb") as f:  # a regular file: read_regular checked it
+        return f.read(count)
 
 
 def _read_container(path, codec):
@@ -254,8 +352,6 @@ def _read_container(path, codec):
 
 
 def decompress(args):
-    from tfdplc.codec import CodecError
-
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no containers)")
@@ -264,6 +360,11 @@ def decompress(args):
         raise UsageError(f"--seed: the decoder of {codec.spec.method} {reason}; decode without --seed")
     if FLAGS.originals and not os.path.isdir(FLAGS.originals):
         raise UsageError(f"--originals: no such folder {FLAGS.originals}")
+    if FLAGS.originals and FLAGS.output and os.path.isdir(FLAGS.output):
+        if os.path.samefile(FLAGS.originals, FLAGS.output):
+            raise UsageError(
+                "--output is the --originals folder: the decoded images would replace the originals"
+            )
     files = _inputs(args, CONTAINER_SUFFIX)
     outputs = _outputs(files, ".png")
     refused, stats = 0, _Stats()
@@ -275,13 +376,23 @@ def decompress(args):
                 try:
                     containers.append(_read_container(files[index], codec))
                     batch.append(index)
-                except (OSError, ValueError, CodecError) as e:
+                except Exception as e:  # noqa: BLE001 - per-file isolation: name it, go on
                     refused += 1
                     _report(progress, files[index], f"refused: {type(e).__name__}: {e}")
             if batch:
-                images = codec.decompress(containers, seeds=FLAGS.seed, batch_size=FLAGS.batch_size)
+                images, failed = _per_file(
+                    lambda chunk: codec.decompress(chunk, seeds=FLAGS.seed, batch_size=FLAGS.batch_size),
+                    containers,
+                    progress,
+                    [files[i] for i in batch],
+                )
+                refused += failed
                 for row, index in enumerate(batch):
-                    write_png(outputs[index], images[row])
+                    if images[row] is None:
+                        continue
+                    if not _write(progress, outputs[index], images[row]):
+                        refused += 1
+                        continue
                     bits, size = codec.payload_bits(containers[row]), len(containers[row])
                     psnr = _original_psnr(files[index], images[row], codec.image_shape)
                     stats.add(bits, size, psnr)
@@ -309,6 +420,8 @@ def _original_psnr(path, decoded, shape):
 def sample(args):
     import secrets
 
+    from tfdplc.codec import container
+
     if args:
         raise UsageError(f"sample takes no file arguments, got {args}")
     codec = _load_codec()
@@ -317,14 +430,30 @@ def sample(args):
     if FLAGS.num < 1:
         raise UsageError("--num must be >= 1")
     first = secrets.randbelow(2**62) if FLAGS.seed is None else FLAGS.seed
+    if first + FLAGS.num - 1 > container.MAX_SEED:
+        raise UsageError(
+            f"--seed={first} with --num={FLAGS.num}: the seeds {first}..{first + FLAGS.num - 1} pass 2^63 - 1"
+        )
     seeds = [first + i for i in range(FLAGS.num)]
     outputs = _outputs([f"sample_{seed}.png" for seed in seeds], ".png")
-    for start in range(0, len(seeds), FLAGS.batch_size):
-        images = codec.sample(seeds[start : start + FLAGS.batch_size])
-        for offset, image in enumerate(images):
-            write_png(outputs[start + offset], image)
+    refused = 0
+    with _progress(len(seeds)) as progress:
+        for start in range(0, len(seeds), FLAGS.batch_size):
+            images = codec.sample(seeds[start : start + FLAGS.batch_size])
+            for offset, image in enumerate(images):
+                refused += not _write(progress, outputs[start + offset], image)
+            progress.update(len(images))
     print(f"sampled {len(seeds)} images (seeds {seeds[0]}..{seeds[-1]}) into {FLAGS.output}")
-    return 0
+    return EXIT_REFUSED if refused else 0
+
+
+def _check_payload(header, payload):
+    """Model-free payload check of a packed code: its length, padding bits and indices < L."""
+    from tfdplc.codec import bitpack, container
+
+    if header.payload_kind == container.PAYLOAD_PACKED:
+        count = header.code_shape[0] * header.code_shape[1] * header.code_shape[2]
+        bitpack.unpack_numpy(payload, count, header.bits_per_symbol, header.levels)  # raises CorruptedError
 
 
 def info(args):
@@ -337,9 +466,12 @@ def info(args):
             limit = codec.max_container_size if codec else INFO_MAX_BYTES
             data = _read_bytes(path, limit, "this model's containers" if codec else "a container")
             header, payload = container.unpack(data)
+            _check_payload(header, payload)
             if codec is not None:
-                codec.layout.check(header, payload)
-        except (OSError, ValueError) as e:  # CodecError is a ValueError
+                codec.parse(data)
+                if header.payload_kind == container.PAYLOAD_RANGE_CODED:
+                    codec.decompress_codes([data])  # the range decoder must accept the payload too
+        except Exception as e:  # noqa: BLE001 - per-file isolation (CodecError is a ValueError)
             refused += 1
             print(f"{path}: refused: {type(e).__name__}: {e}")
             continue

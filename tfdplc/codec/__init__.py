@@ -7,6 +7,7 @@
 * `export`: `export_model` writes the SavedModels (full, and stock-servable for TensorFlow Serving).
 * `runtime`: `load` / `Codec` compress and decompress images in Python.
 * `workdir`: `restore_for_export` rebuilds a trained objective from its workdir.
+* `files`: regular-file reads bounded by the format's size, atomic writes never through a symlink.
 
 See docs/serving.md for the file layout, serving with TensorFlow Serving and a user-defined codec.
 """

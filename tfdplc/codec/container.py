@@ -183,6 +183,18 @@ class Layout:
             return None
         return -(-self.num_symbols * self.bits_per_symbol // 8)
 
+    @property
+    def max_size(self) -> int:
+        """The largest container of this model in bytes: exact for packed codes, a bound for range coding.
+
+        Readers refuse longer input before looking at it (the exported graphs before decoding any byte).
+        A range-coded element costs at most a few bytes even for values far in the prior's tails (tfc
+        codes overflows with an Elias-gamma escape); 16 bytes per element plus 1 KiB bound it.
+        """
+        if self.levels is not None:
+            return OVERHEAD + self.packed_size
+        return OVERHEAD + 16 * self.num_symbols + 1024
+
     def prefix(self) -> bytes:
         """The first 32 bytes of every container of this model (magic to L)."""
         return _PREFIX.pack(

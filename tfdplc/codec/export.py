@@ -71,11 +71,61 @@ FORMAT_NAME = "tfdplc-codec"
 
 
 def _images_spec(spec: CodecSpec) -> tf.TensorSpec:
-    return tf.TensorSpec([None, *spec.image_shape], tf.uint8, name="images")
+    # Every dimension is left open and checked in the graph (`_checked_batch`): a SavedModel signature does
+    # not enforce the static shape of its inputs, so a declared (None, H, W, C) would not refuse other sizes.
+    del spec
+    return tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
+
+
+def _checked_batch(tensor: tf.Tensor, shape, what: str) -> tf.Tensor:
+    """`tensor` (B, *shape) after in-graph checks: B >= 1 and the exact shape, else a clear error.
+
+    Returns the tensor with its static shape (None, *shape) for the model's layers.
+    """
+    dims = ", ".join(map(str, shape))
+    actual = tf.shape(tensor)
+    padded = tf.pad(actual, [[0, len(shape) + 1]])  # rank checked separately: slicing never fails
+    exact = tf.logical_and(
+        tf.equal(tf.size(actual), len(shape) + 1),
+        tf.reduce_all(tf.equal(padded[1 : len(shape) + 1], tf.constant(shape, tf.int32))),
+    )
+    checks = [
+        tf.debugging.Assert(
+            exact, [f"tfdplc codec: {what} must have shape (B, {dims}) exactly; got shape", actual]
+        ),
+        tf.debugging.Assert(
+            tf.greater(padded[0], 0), [f"tfdplc codec: empty batch, give at least one of the {what}."]
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.ensure_shape(tf.identity(tensor), [None, *shape])
+
+
+def _per_example(fn, inputs, dtype, shape):
+    """Runs `fn` on one example at a time (a batch of 1 each) and stacks the (B, *shape) outputs.
+
+    Determinism: float kernels (oneDNN convolutions, GEMMs) choose their blocking by batch size, so the same
+    image computed in batches of different sizes can differ in the last bit, and an 8-bit output that lies
+    on a rounding boundary then differs by one level. One example per call makes every output independent
+    of how a request is batched, so Python, codec/ and serving/1 decode a file to the same bytes.
+    """
+
+    def one(args):
+        return tf.cast(fn(*[tensor[None] for tensor in args])[0], dtype)
+
+    return tf.map_fn(one, tuple(inputs), fn_output_signature=tf.TensorSpec(shape, dtype))
 
 
 _SEEDS = tf.TensorSpec([None], tf.int64, name="seeds")
 _STRINGS = tf.TensorSpec([None], tf.string, name="compressed_bytes")
+
+
+def _checked_strings(strings: tf.Tensor) -> tf.Tensor:
+    check = tf.debugging.Assert(
+        tf.size(strings) > 0, ["tfdplc codec: empty batch, give at least one container."]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(strings)
 
 
 def _to_float(images: tf.Tensor) -> tf.Tensor:
@@ -198,16 +248,21 @@ def build_functions(model) -> CodecFunctions:
     raw = {}
 
     if spec.can_encode:
-        code_spec = tf.TensorSpec([None, *spec.code_shape], tf.int32, name="codes")
+        code_spec = tf.TensorSpec([None, None, None, None], tf.int32, name="codes")
 
-        def encode_fn(images, seeds):
-            seeds = _checked_seeds(seeds, tf.shape(images)[0])
-            codes = model.encode_codes(_to_float(images), seeds)
+        def encode_one(image, seed):
+            codes = model.encode_codes(_to_float(image), seed)
             if codes.dtype != tf.int32 or codes.shape[1:] != spec.code_shape:
                 raise ValueError(
                     f"encode_codes must return int32 codes (B, {', '.join(map(str, spec.code_shape))}), "
                     f"got {codes.dtype.name} {codes.shape}."
                 )
+            return codes
+
+        def encode_fn(images, seeds):
+            images = _checked_batch(images, spec.image_shape, "images")
+            seeds = _checked_seeds(seeds, tf.shape(images)[0])
+            codes = _per_example(encode_one, (images, seeds), tf.int32, spec.code_shape)
             if spec.levels is not None:
                 in_range = tf.reduce_all((codes >= 0) & (codes < spec.levels))
                 check = tf.debugging.Assert(
@@ -217,7 +272,16 @@ def build_functions(model) -> CodecFunctions:
                     codes = tf.identity(codes)
             return codes
 
+        def decode_one(codes, seeds):
+            images = model.decode_codes(codes, seeds)
+            if images.shape[1:] != spec.image_shape:
+                raise ValueError(
+                    f"decode_codes must return images (B, {spec.image_shape}), got {images.shape}."
+                )
+            return images
+
         def decode_fn(codes, seeds):
+            codes = _checked_batch(codes, spec.code_shape, "codes")
             seeds = _checked_seeds(seeds, tf.shape(codes)[0])
             if spec.levels is not None:
                 in_range = tf.reduce_all((codes >= 0) & (codes < spec.levels))
@@ -226,24 +290,29 @@ def build_functions(model) -> CodecFunctions:
                 )
                 with tf.control_dependencies([check]):
                     codes = tf.identity(codes)
-            images = model.decode_codes(codes, seeds)
-            if images.shape[1:] != spec.image_shape:
-                raise ValueError(
-                    f"decode_codes must return images (B, {spec.image_shape}), got {images.shape}."
-                )
-            return _to_uint8(images)
+            return _to_uint8(_per_example(decode_one, (codes, seeds), tf.float32, spec.image_shape))
 
         raw["encode"] = (lambda images, seeds: {"codes": encode_fn(images, seeds)}, [images_spec, _SEEDS])
         raw["decode"] = (lambda codes, seeds: {"images": decode_fn(codes, seeds)}, [code_spec, _SEEDS])
 
     if spec.can_sample:
 
-        def sample_fn(seeds):
-            images = model.sample_images(_checked_seeds(seeds, tf.shape(seeds)[0]))
+        def sample_one(seeds):
+            images = model.sample_images(seeds)
             if images.shape[1:] != spec.image_shape:
                 raise ValueError(
                     f"sample_images must return images (B, {spec.image_shape}), got {images.shape}."
                 )
+            return images
+
+        def sample_fn(seeds):
+            seeds = _checked_seeds(seeds, tf.shape(seeds)[0])
+            check = tf.debugging.Assert(
+                tf.size(seeds) > 0, ["tfdplc codec: empty batch, give at least one seed."]
+            )
+            with tf.control_dependencies([check]):
+                seeds = tf.identity(seeds)
+            images = _per_example(sample_one, (seeds,), tf.float32, spec.image_shape)
             return {"images": _to_uint8(images)}
 
         raw["sample"] = (sample_fn, [_SEEDS])
@@ -318,7 +387,7 @@ def _add_container_functions(raw, spec, layout, bottleneck, encode_fn, decode_fn
         return compress_seeded(images, seeds)
 
     def decompress_codes(compressed_bytes):
-        seeds, payload = graph.read_containers(layout, compressed_bytes)
+        seeds, payload = graph.read_containers(layout, _checked_strings(compressed_bytes))
         return {"codes": codes_of(payload), "seeds": seeds}
 
     def decompress(compressed_bytes):

@@ -3,14 +3,17 @@
 The exported SavedModels' `compress` / `decompress` signatures use these functions, so that a client of
 TensorFlow Serving gets and sends the same container bytes as the Python reader/writer, and a server
 refuses damaged or foreign containers by itself. Only core ops are used (string joins and substrings,
-`decode_raw`, integer arithmetic, `Assert`): stock TensorFlow Serving runs them.
+`unicode_decode` as ISO-8859-1 to read bytes as integers, ragged segment sums, `Assert`): stock
+TensorFlow Serving runs them.
+
+Reading is bounded: a string longer than the model's largest valid container is refused before any
+byte of the batch is decoded, and no tensor is padded to the batch's longest string, so the memory and
+time of a request stay proportional to its bytes.
 
 Every check of the Python reader is repeated here, in the same order, as an `Assert` that fails the whole
 call with an `InvalidArgumentError` whose message starts with "tfdplc container:" and names the problem.
 The decoded outputs depend on all the asserts, so a refused batch never yields images.
 """
-
-from typing import Tuple
 
 import tensorflow as tf
 
@@ -42,34 +45,52 @@ def _from_big_endian(byte_values: tf.Tensor, size: int) -> tf.Tensor:
     return tf.reduce_sum(tf.bitwise.left_shift(byte_values, shifts), axis=-1)
 
 
-def _raw_bytes(strings: tf.Tensor, min_length: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    """(B,) strings -> ((B, L) int64 bytes zero-padded to the longest string (>= min_length), (B,) lengths)."""
-    lengths = tf.strings.length(strings)
-    width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), min_length)
-    raw = tf.io.decode_raw(strings, tf.uint8, fixed_length=width)
-    return tf.cast(raw, tf.int64), tf.cast(lengths, tf.int64)
+def _byte_rows(strings: tf.Tensor) -> tf.RaggedTensor:
+    """(B,) strings -> ragged (B, None) int64 byte values, one value per byte (no padding).
+
+    ISO-8859-1 maps every byte to the code point of the same value, so `unicode_decode` turns bytes into
+    integers without padding the batch to its longest string: memory stays proportional to the bytes of
+    the request (a fixed-width `decode_raw` would pad every string to the longest one).
+    """
+    return tf.cast(tf.strings.unicode_decode(strings, "ISO-8859-1", errors="strict"), tf.int64)
 
 
-def adler32(raw: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """Adler-32 (RFC 1950) of the first `lengths[i]` bytes of each row of `raw`, without a loop.
+def adler32(strings: tf.Tensor, lengths: tf.Tensor = None) -> tf.Tensor:
+    """Adler-32 (RFC 1950) of the first `lengths[i]` bytes of each string, without a loop or padding.
 
     With D_1..D_n the bytes: A = 1 + sum D_j and B = n + sum (n - j + 1) D_j, both mod 65521; the checksum
     is B * 65536 + A (the same as `zlib.adler32`). Each product is reduced mod 65521 first, so the int64
     sums cannot overflow below 2^38 bytes.
 
     Args:
-      raw: (B, L) int64 byte values.
-      lengths: (B,) int64, each <= L.
+      strings: (B,) strings, or their ragged byte values (`_byte_rows`).
+      lengths: (B,) int64 prefix lengths, each <= the string's length (values beyond are clipped);
+        None: whole strings.
 
     Returns:
       (B,) int64 checksums.
     """
-    position = tf.range(tf.shape(raw, out_type=tf.int64)[1], dtype=tf.int64)[None, :]
-    data = tf.where(position < lengths[:, None], raw, tf.zeros_like(raw))
-    a = tf.math.floormod(1 + tf.reduce_sum(data, axis=1), _ADLER_MOD)
-    weights = tf.math.floormod(lengths[:, None] - position, _ADLER_MOD)
-    b = tf.math.floormod(lengths + tf.reduce_sum(weights * data, axis=1), _ADLER_MOD)
+    rows = strings if isinstance(strings, tf.RaggedTensor) else _byte_rows(strings)
+    row_lengths = rows.row_lengths()
+    lengths = row_lengths if lengths is None else tf.minimum(tf.cast(lengths, tf.int64), row_lengths)
+    row = rows.value_rowids()
+    position = tf.range(tf.size(row, out_type=tf.int64), dtype=tf.int64) - tf.gather(rows.row_starts(), row)
+    count = tf.gather(lengths, row)
+    data = tf.where(position < count, rows.flat_values, tf.zeros_like(rows.flat_values))
+    batch = rows.nrows()
+    a = tf.math.floormod(1 + tf.math.unsorted_segment_sum(data, row, batch), _ADLER_MOD)
+    weighted = tf.math.floormod(count - position, _ADLER_MOD) * data
+    b = tf.math.floormod(lengths + tf.math.unsorted_segment_sum(weighted, row, batch), _ADLER_MOD)
     return b * 65536 + a
+
+
+def _bytes_at(rows: tf.RaggedTensor, offset: int, count: int) -> tf.Tensor:
+    """(B, count) int64: bytes [offset, offset + count) of each row, 0 beyond a row's end."""
+    position = offset + tf.range(count, dtype=tf.int64)[None, :]
+    inside = position < rows.row_lengths()[:, None]
+    index = tf.where(inside, rows.row_starts()[:, None] + position, tf.zeros_like(position))
+    values = tf.concat([rows.flat_values, tf.zeros([1], tf.int64)], 0)  # index 0 exists even if empty
+    return tf.where(inside, tf.gather(values, index), tf.zeros_like(index))
 
 
 def write_containers(layout: fmt.Layout, seeds: tf.Tensor, payloads: tf.Tensor) -> tf.Tensor:
@@ -93,8 +114,7 @@ def write_containers(layout: fmt.Layout, seeds: tf.Tensor, payloads: tf.Tensor) 
             payloads,
         ]
     )
-    raw, body_lengths = _raw_bytes(body, fmt.HEADER_SIZE)
-    checksum = adler32(raw, body_lengths)
+    checksum = adler32(body)
     return tf.strings.join([body, to_strings(_big_endian_bytes(checksum, 4))])
 
 
@@ -105,6 +125,10 @@ def _assert(condition: tf.Tensor, message: str) -> tf.Operation:
 def read_containers(layout: fmt.Layout, strings: tf.Tensor):
     """Parses and checks a batch of containers of one model.
 
+    The first check refuses strings longer than the model's largest valid container (`Layout.max_size`);
+    nothing else runs before it (control dependency), and the bytes are then read without padding, so
+    memory and time stay proportional to the bytes of the request whatever its strings' lengths.
+
     Args:
       layout: the model's constant header fields.
       strings: (B,) container strings.
@@ -114,52 +138,58 @@ def read_containers(layout: fmt.Layout, strings: tf.Tensor):
       n = h*w*k; for range-coded payloads, the (B,) payload strings. Both depend on every check.
 
     Raises:
-      tf.errors.InvalidArgumentError: (at run time) naming the first failed check of the batch: bad magic,
-        truncated, unsupported version, trailing bytes, checksum mismatch, another model's fingerprint,
-        header fields that differ from the model's, a seed >= 2^63, a bad packed payload.
+      tf.errors.InvalidArgumentError: (at run time) naming the first failed check of the batch: too long,
+        bad magic, truncated, unsupported version, trailing bytes, checksum mismatch, another model's
+        fingerprint, header fields that differ from the model's, a seed >= 2^63, a bad packed payload.
     """
     strings = tf.convert_to_tensor(strings, tf.string)
-    raw, lengths = _raw_bytes(strings, fmt.OVERHEAD)
+    lengths = tf.cast(tf.strings.length(strings), tf.int64)
+    bound = layout.max_size
+    too_long = _assert(lengths <= bound, f"too long (this model's containers have at most {bound} bytes).")
+    with tf.control_dependencies([too_long]):
+        rows = _byte_rows(tf.identity(strings))
+    head = _bytes_at(rows, 0, fmt.HEADER_SIZE)
     prefix = list(layout.prefix())
     magic = tf.constant(prefix[:4], tf.int64)
-    head = tf.range(4, dtype=tf.int64)[None, :]
+    first = tf.range(4, dtype=tf.int64)[None, :]
     checks = [
+        too_long,
         _assert(
-            (raw[:, :4] == magic) | (head >= lengths[:, None]), "not a tfdplc container (bad magic bytes)."
+            (head[:, :4] == magic) | (first >= lengths[:, None]), "not a tfdplc container (bad magic bytes)."
         ),
         _assert(lengths >= fmt.OVERHEAD, f"truncated (shorter than the {fmt.OVERHEAD}-byte minimum)."),
-        _assert(raw[:, 4] == fmt.VERSION, f"unsupported format version (this model writes {fmt.VERSION})."),
+        _assert(head[:, 4] == fmt.VERSION, f"unsupported format version (this model writes {fmt.VERSION})."),
     ]
-    payload_length = _from_big_endian(raw[:, fmt.PREFIX_SIZE + 8 : fmt.HEADER_SIZE], 4)
+    payload_length = _from_big_endian(head[:, fmt.PREFIX_SIZE + 8 : fmt.HEADER_SIZE], 4)
     expected_length = fmt.OVERHEAD + payload_length
     checks += [
         _assert(lengths >= expected_length, "truncated (shorter than the header announces)."),
         _assert(lengths <= expected_length, "corrupted (trailing bytes after the announced length)."),
     ]
-    # Read the stored checksum at a position clipped into the data, so a bad length cannot crash the gather.
-    width = tf.shape(raw, out_type=tf.int64)[1]
-    where = tf.clip_by_value(
-        fmt.HEADER_SIZE + payload_length[:, None] + tf.range(4, dtype=tf.int64), 0, width - 1
+    # The stored checksum is the last 4 bytes (where the length is right; the asserts above refuse the rest).
+    body_length = tf.maximum(lengths - 4, 0)
+    last = tf.gather(
+        tf.concat([rows.flat_values, tf.zeros([4], tf.int64)], 0),
+        rows.row_starts()[:, None] + body_length[:, None] + tf.range(4, dtype=tf.int64)[None, :],
     )
-    stored = _from_big_endian(tf.gather(raw, where, batch_dims=1), 4)
-    computed = adler32(raw, tf.minimum(fmt.HEADER_SIZE + payload_length, width))
-    checks.append(_assert(stored == computed, "corrupted (checksum mismatch)."))
+    stored = _from_big_endian(last, 4)
+    checks.append(_assert(stored == adler32(rows, body_length), "corrupted (checksum mismatch)."))
     fingerprint = tf.constant(prefix[8:16], tf.int64)
     checks.append(
         _assert(
-            raw[:, 8:16] == fingerprint,
+            head[:, 8:16] == fingerprint,
             f"written by another model (fingerprint differs from this model's {layout.fingerprint.hex()}).",
         )
     )
     fields = tf.constant(prefix[5:8] + prefix[16:], tf.int64)
     checks += [
         _assert(
-            tf.concat([raw[:, 5:8], raw[:, 16 : fmt.PREFIX_SIZE]], 1) == fields,
+            tf.concat([head[:, 5:8], head[:, 16 : fmt.PREFIX_SIZE]], 1) == fields,
             "corrupted (header fields differ from the model's although the fingerprint matches).",
         ),
-        _assert(raw[:, fmt.PREFIX_SIZE] < 128, "corrupted (seed >= 2^63)."),
+        _assert(head[:, fmt.PREFIX_SIZE] < 128, "corrupted (seed >= 2^63)."),
     ]
-    seed_bytes = raw[:, fmt.PREFIX_SIZE : fmt.PREFIX_SIZE + 8]
+    seed_bytes = head[:, fmt.PREFIX_SIZE : fmt.PREFIX_SIZE + 8]
     seeds = _from_big_endian(tf.concat([seed_bytes[:, :1] % 128, seed_bytes[:, 1:]], 1), 8)
     if layout.levels is None:
         # Substr fails on a position beyond the string: cut from a padded copy, and nothing from a string
@@ -172,7 +202,7 @@ def read_containers(layout: fmt.Layout, strings: tf.Tensor):
     else:
         size = layout.packed_size
         checks.append(_assert(payload_length == size, f"corrupted (the packed code takes {size} bytes)."))
-        packed = tf.pad(raw, [[0, 0], [0, size]])[:, fmt.HEADER_SIZE : fmt.HEADER_SIZE + size]
+        packed = _bytes_at(rows, fmt.HEADER_SIZE, size)
         payload, padding_ok = bitpack.unpack_bits(packed, layout.num_symbols, layout.bits_per_symbol)
         checks += [
             _assert(padding_ok, "corrupted (non-zero padding bits after the packed code)."),

@@ -9,6 +9,7 @@ the specific `tfdplc.codec.CodecError` subclass; the exported graph repeats the 
 call the SavedModel directly (TensorFlow Serving).
 """
 
+import json
 import os
 import re
 import secrets
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdplc.codec import container as fmt
-from tfdplc.codec.errors import CodecError, CorruptedError
+from tfdplc.codec.errors import CodecError, CorruptedError, NotAContainerError
 from tfdplc.codec.export import CODEC_DIR, SPEC_FILE, build_functions, read_description
 from tfdplc.codec.interface import CodecSpec
 
@@ -41,6 +42,24 @@ def _seed_array(seeds: Seeds, count: int, what: str) -> np.ndarray:
     if any(not 0 <= s <= fmt.MAX_SEED for s in values):
         raise ValueError(f"{what} must lie in [0, 2^63).")
     return np.asarray(values, dtype=np.int64)
+
+
+def _as_bytes(data) -> bytes:
+    """One container as bytes: bytes, bytearray and memoryview are accepted, anything else refused."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"a container must be bytes, bytearray or memoryview, got {type(data).__name__}.")
+
+
+def _containers(data) -> List[bytes]:
+    """One container or a sequence of them -> a list of bytes (checked before TensorFlow sees them)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return [_as_bytes(data)]
+    if isinstance(data, (str, np.ndarray)) and not (isinstance(data, np.ndarray) and data.dtype == object):
+        raise TypeError(f"containers must be bytes or a sequence of bytes, got {type(data).__name__}.")
+    return [_as_bytes(item) for item in data]
 
 
 def _graph_error(message: str) -> str:
@@ -97,16 +116,8 @@ class Codec:
 
     @property
     def max_container_size(self) -> Optional[int]:
-        """The largest container this model writes: exact for packed codes, a generous bound otherwise.
-
-        A range-coded element costs at most a few bytes even for values far in the prior's tails (tfc
-        codes overflows with an Elias-gamma escape); 16 bytes per element plus 1 KiB bound it.
-        """
-        if self.layout is None:
-            return None
-        if self.layout.levels is not None:
-            return fmt.OVERHEAD + self.layout.packed_size
-        return fmt.OVERHEAD + 16 * self.layout.num_symbols + 1024
+        """The largest container this model writes (`Layout.max_size`); None for models without encoder."""
+        return None if self.layout is None else self.layout.max_size
 
     def _signature(self, name: str):
         if name not in self._signatures:
@@ -203,6 +214,15 @@ class Codec:
         """
         if self.layout is None:
             raise ValueError(f"{self.spec.method} has no encoder: it has no containers.")
+        data = _as_bytes(data)
+        if len(data) > self.layout.max_size:
+            if data[: len(fmt.MAGIC)] != fmt.MAGIC:
+                raise NotAContainerError(
+                    f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {fmt.MAGIC!r}."
+                )
+            raise CorruptedError(
+                f"{len(data)} bytes: too long, this model's containers have at most {self.layout.max_size}."
+            )
         header, payload = fmt.unpack(data)
         self.layout.check(header, payload)
         return header, payload
@@ -237,7 +257,7 @@ class Codec:
           CodecError: the specific subclass, for the first refused container (its index in the message).
         """
         single = isinstance(data, (bytes, bytearray, memoryview))
-        items = [bytes(data)] if single else list(data)
+        items = _containers(data)
         for index, item in enumerate(items):
             try:
                 self.parse(item)
@@ -265,11 +285,13 @@ class Codec:
         The graph repeats every check; a refused batch raises `CorruptedError` carrying the graph's message
         ("tfdplc container: ..."). For testing the exported graphs (tools/fuzz_codec.py).
         """
-        return self._call("decompress", compressed_bytes=np.asarray(list(data), dtype=object))["images"]
+        return self._call("decompress", compressed_bytes=np.asarray(_containers(data), dtype=object))[
+            "images"
+        ]
 
     def decompress_codes(self, data: Sequence[bytes]) -> Tuple[np.ndarray, np.ndarray]:
         """The integer codes and seeds stored in containers (no decoding): `(codes, seeds)`."""
-        items = list(data)
+        items = _containers(data)
         for item in items:
             self.parse(item)
         outputs = self._call("decompress_codes", compressed_bytes=np.asarray(items, dtype=object))
@@ -312,6 +334,20 @@ def _saved_model_dir(path: str) -> str:
     )
 
 
+def _check_export_description(path: str, description: dict) -> None:
+    """Refuses an export whose codec.json is unreadable or differs from its SavedModel's description."""
+    try:
+        with open(path) as f:
+            top = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable codec description: {error}") from error
+    same = ("fingerprint", "spec", "container_version")
+    if not isinstance(top, dict) or any(top.get(key) != description.get(key) for key in same):
+        raise ValueError(
+            f"{path} does not describe the model in its SavedModel (edited or from another export)."
+        )
+
+
 def load(path: str) -> Codec:
     """Loads an exported codec: an `export_model` folder (its full SavedModel) or one of its SavedModels.
 
@@ -323,6 +359,8 @@ def load(path: str) -> Codec:
         raise FileNotFoundError(f"no exported model at {path!r}.")
     saved_model = _saved_model_dir(path)
     description = read_description(saved_model)
+    if saved_model != path:  # an export folder: its codec.json must describe the SavedModel it holds
+        _check_export_description(os.path.join(path, SPEC_FILE), description)
     if description.get("container_version") != fmt.VERSION:
         raise ValueError(
             f"{path}: exported for container version {description.get('container_version')}, this tfdplc "
@@ -332,6 +370,9 @@ def load(path: str) -> Codec:
         import tensorflow_compression  # noqa: F401 - registers the range-coding ops the SavedModel uses.
     loaded = tf.saved_model.load(saved_model)
     signatures = {name: loaded.signatures[name] for name in loaded.signatures if name != "serving_default"}
-    codec = Codec(signatures, description, source=saved_model)
+    try:
+        codec = Codec(signatures, description, source=saved_model)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{saved_model}: damaged codec description: {error}") from error
     codec._loaded = loaded  # keeps the restored variables alive
     return codec

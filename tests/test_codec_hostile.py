@@ -1,0 +1,363 @@
+"""Hostile input at the codec's boundaries (issue 14): requests, folders, files and outputs made by hand."""
+
+import importlib.util
+import json
+import os
+import resource
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from test_codec import LAYOUT, RANGE_LAYOUT, _tiny_cae, _valid
+from test_export import _EntropyCodec
+
+from tfdplc import codec, nets
+from tfdplc.codec import container as fmt
+from tfdplc.codec import graph
+from tfdplc.layers.quantizers import ScalarQuantizer
+from tfdplc.objectives import DPLC
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A packed (CAE, 32x32x1, 50-byte files) and a range-coded (28x28x1) export."""
+    root = tmp_path_factory.mktemp("hostile")
+    cae = codec.export_model(_tiny_cae(), str(root / "cae"))
+    tf.keras.utils.set_random_seed(0)
+    entropy = _EntropyCodec()
+    entropy(tf.zeros([1, 28, 28, 1]))
+    entropy_info = codec.export_model(entropy, str(root / "entropy"))
+    return {"root": root, "cae": cae, "entropy": entropy_info}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Finding 1: request amplification. Strings longer than the model's largest container are refused before
+# any byte is decoded; nothing is padded to the longest string.
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _read_packed(strings):
+    return graph.read_containers(LAYOUT, strings)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _read_range(strings):
+    return graph.read_containers(RANGE_LAYOUT, strings)
+
+
+def test_graph_refuses_strings_longer_than_the_largest_container():
+    valid = _valid()
+    assert len(valid) == fmt.OVERHEAD + 3  # the largest (and only) size of LAYOUT's containers
+    seeds, _ = _read_packed(tf.constant([valid] * 3))  # at the bound: read
+    assert seeds.numpy().tolist() == [12345] * 3
+    for extra in (1, 2**16):  # one byte over the bound, and a long one (the old reader padded to it)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"too long \(.* at most 51 bytes\)"):
+            _read_packed(tf.constant([valid] * 300 + [valid + bytes(extra)]))
+    range_valid = fmt.pack(RANGE_LAYOUT.header(1), b"x" * 10)
+    bound = fmt.OVERHEAD + 16 * 7 * 7 * 4 + 1024  # range coded: 16 bytes per code element + 1 KiB
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too long"):
+        _read_range(tf.constant([range_valid, b"DPLC" + bytes(bound - 3)]))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Finding 5: the exported graphs check shapes exactly, and an empty batch gets a clear error.
+
+
+def test_exported_graphs_refuse_other_shapes_and_empty_batches(exports):
+    info = exports["cae"]
+    for folder in (info.codec_dir, info.serving_version_dir):
+        signatures = tf.saved_model.load(folder).signatures
+        good = signatures["compress"](images=tf.zeros([2, 32, 32, 1], tf.uint8))["compressed_bytes"]
+        assert good.shape == (2,)
+        for shape in ([1, 17, 17, 1], [1, 28, 28, 1], [1, 32, 28, 1], [1, 33, 33, 1], [1, 32, 32, 3]):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=r"must have shape \(B, 32, 32, 1\)"):
+                signatures["compress"](images=tf.zeros(shape, tf.uint8))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+            signatures["compress"](images=tf.zeros([0, 32, 32, 1], tf.uint8))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+            signatures["decompress"](compressed_bytes=tf.constant([], tf.string))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"codes must have shape \(B, 2, 2, 4\)"):
+            signatures["decode"](codes=tf.zeros([1, 2, 2, 3], tf.int32), seeds=tf.zeros([1], tf.int64))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Finding 7: decoding does not depend on the batch size.
+
+
+def test_decoding_does_not_depend_on_the_batch_size():
+    # Mnist5k-sized networks (untrained, sensitive weights): their float kernels pick other blockings for
+    # other batch sizes, which used to move a few 8-bit pixels by one level (6 of 512,000 at batch 3).
+    tf.keras.utils.set_random_seed(0)
+    generator = nets.generator_G(32, m=32, width=16, channels=1)
+    for layer in generator.layers:
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(layer.kernel * 20.0)
+    model = DPLC(
+        encoder=nets.encoder_E(32, 2, width=16, channels=1),
+        mapping=nets.mapping_B(32, 2, m=32, n_blocks=1, width=64, noise=True, seed=1),
+        quantizer=ScalarQuantizer((-1.0, 1.0)),
+        optimizer=tf.keras.optimizers.Adam(),
+        lambda_mmd=1.0,
+        generator=generator,
+        seed=2,
+    )
+    model(tf.zeros([1, 32, 32, 1]))
+    memory = codec.Codec.from_model(model)
+    images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 1), dtype=np.uint8)
+    files = memory.compress(images, seeds=np.arange(300), batch_size=100)
+    assert memory.compress(images[:7], seeds=np.arange(7), batch_size=1) == files[:7]
+    reference = memory.decompress(files, batch_size=100)
+    for batch_size in (3, 300):
+        np.testing.assert_array_equal(memory.decompress(files, batch_size=batch_size), reference)
+    codes, seeds = memory.decompress_codes(files)
+    np.testing.assert_array_equal(memory.decode(codes[:50], seeds[:50]), reference[:50])
+
+
+# ------------------------------------------------------------------------------------------------------
+# Findings 3 and 4 in the library: regular files only, bounded reads, atomic writes never via a symlink.
+
+
+def test_read_regular_refuses_special_files_and_bounds_reads(tmp_path):
+    from tfdplc.codec import files as safe_files
+
+    (tmp_path / "ok").write_bytes(b"12345")
+    assert safe_files.read_regular(str(tmp_path / "ok"), 5) == b"12345"
+    with pytest.raises(safe_files.FileTooLargeError, match="more than 4 bytes"):
+        safe_files.read_regular(str(tmp_path / "ok"), 4)
+    os.mkfifo(tmp_path / "fifo")  # no writer: a blocking open would hang
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    for name, kind in (("fifo", "a FIFO"), ("zero", "a character device"), (".", "a folder")):
+        with pytest.raises(safe_files.NotARegularFileError, match=kind):
+            safe_files.read_regular(str(tmp_path / name), 100)
+
+
+def test_write_atomic_never_follows_symlinks_and_leaves_nothing_on_failure(tmp_path):
+    from tfdplc.codec import files as safe_files
+
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "dangling").symlink_to(outside / "created")
+    with pytest.raises(FileExistsError):
+        safe_files.write_atomic(str(out / "dangling"), b"x")
+    assert not (outside / "created").exists()
+    (outside / "keep").write_bytes(b"keep")
+    (out / "live").symlink_to(outside / "keep")
+    safe_files.write_atomic(str(out / "live"), b"new", overwrite=True)
+    assert (outside / "keep").read_bytes() == b"keep"  # the target is untouched
+    assert not (out / "live").is_symlink() and (out / "live").read_bytes() == b"new"
+    # A write that fails (here: the file-size limit, as a full disk would) leaves no file at all.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10, hard))
+    try:
+        with pytest.raises(OSError):
+            safe_files.write_atomic(str(out / "big"), bytes(1000))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert sorted(os.listdir(out)) == ["dangling", "live"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Findings 2, 3, 4, 6 through tools/codec.py, run in this process (its absl flags parsed per call).
+
+_TOOL = None
+
+
+def _tool():
+    global _TOOL
+    if _TOOL is None:
+        spec = importlib.util.spec_from_file_location("codec_tool", os.path.join(ROOT, "tools", "codec.py"))
+        _TOOL = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_TOOL)
+    return _TOOL
+
+
+def _cli(capsys, *args):
+    """Runs `tools/codec.py ARGS` in this process; returns (exit code, stdout, stderr)."""
+    tool = _tool()
+    tool.FLAGS.unparse_flags()
+    argv = tool.FLAGS(["codec.py", *args])
+    code = tool.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _bomb_png() -> bytes:
+    """A 61-byte PNG whose header claims 20000x20000 pixels (beyond Pillow's decompression-bomb limit)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"x\x9c\x03\x00") + chunk(b"IEND", b"")
+    )
+
+
+def test_cli_compress_isolates_bad_inputs_and_writes_atomically(exports, tmp_path, capsys):
+    model = f"--model={exports['cae'].export_dir}"
+    pngs, out, outside = tmp_path / "pngs", tmp_path / "out", tmp_path / "outside"
+    for folder in (pngs, out, outside):
+        folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(pngs / f"{name}.png")
+    (pngs / "bomb.png").write_bytes(_bomb_png())
+    os.mkfifo(pngs / "fifo.png")
+    (pngs / "zero.png").symlink_to("/dev/zero")
+    # A dangling symlink where an output goes: it exists, so without --overwrite nothing is written.
+    (out / "a.dplc").symlink_to(outside / "escaped.dplc")
+    code, _, err = _cli(capsys, "compress", model, str(pngs), f"--output={out}")
+    assert code == 2 and "a.dplc exists" in err
+    assert not (outside / "escaped.dplc").exists()
+    # With --overwrite a live symlink is replaced, never its target.
+    (outside / "escaped.dplc").write_bytes(b"keep")
+    code, out_text, err = _cli(capsys, "compress", model, str(pngs), f"--output={out}", "--overwrite")
+    assert code == 3, err
+    assert "bomb.png: refused: ValueError: image too large" in err
+    assert "fifo.png: refused: NotARegularFileError" in err and "a FIFO" in err
+    assert "zero.png: refused: NotARegularFileError" in err and "a character device" in err
+    assert "compressed 2 images" in out_text
+    assert (outside / "escaped.dplc").read_bytes() == b"keep"
+    assert not (out / "a.dplc").is_symlink()
+    loaded = codec.load(exports["cae"].export_dir)
+    for name in ("a", "b"):
+        loaded.parse((out / f"{name}.dplc").read_bytes())
+    assert sorted(os.listdir(out)) == ["a.dplc", "b.dplc"]  # no temporary file left behind
+
+
+def test_cli_decompress_and_info_isolate_bad_files(exports, tmp_path, capsys):
+    model = f"--model={exports['cae'].export_dir}"
+    loaded = codec.load(exports["cae"].export_dir)
+    files, out = tmp_path / "files", tmp_path / "out"
+    files.mkdir()
+    images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
+    for name, data in zip("ab", loaded.compress(images)):
+        (files / f"{name}.dplc").write_bytes(data)
+    os.mkfifo(files / "fifo.dplc")
+    (files / "zero.dplc").symlink_to("/dev/zero")
+    code, out_text, err = _cli(capsys, "decompress", model, str(files), f"--output={out}")
+    assert code == 3, err
+    assert "fifo.dplc: refused: NotARegularFileError" in err
+    assert (
+        "zero.dplc: refused: NotAContainerError" in err or "zero.dplc: refused: NotARegularFileError" in err
+    )
+    assert "decompressed 2 images" in out_text
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "a.png"))[..., None], loaded.decompress((files / "a.dplc").read_bytes())
+    )
+    code, out_text, _ = _cli(capsys, "info", str(files))
+    assert code == 3 and "fifo.dplc: refused: NotARegularFileError" in out_text
+
+    # A packed file whose payload length contradicts its code shape x bits (checksum intact).
+    header, payload = fmt.unpack((files / "a.dplc").read_bytes())
+    (files / "a.dplc").unlink()
+    (files / "b.dplc").unlink()
+    (files / "fifo.dplc").unlink()
+    (files / "zero.dplc").unlink()
+    (files / "long.dplc").write_bytes(fmt.pack(header, payload + b"\x00"))
+    code, out_text, _ = _cli(capsys, "info", str(files))
+    assert code == 3 and "long.dplc: refused: CorruptedError: packed payload of 3 bytes" in out_text
+
+
+def test_cli_range_coded_payload_refused_by_tfc_is_isolated(exports, tmp_path, capsys):
+    entropy = codec.load(exports["entropy"].export_dir)
+    images = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
+    good = entropy.compress(images)
+    refused = None
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # a payload changed under a valid checksum that tfc's decoder refuses
+        body = bytearray(good[0][:-4])
+        body[fmt.HEADER_SIZE + rng.integers(len(body) - fmt.HEADER_SIZE)] = int(rng.integers(256))
+        candidate = bytes(body) + struct.pack(">I", zlib.adler32(bytes(body)))
+        try:
+            entropy.decompress(candidate)
+        except codec.CorruptedError:
+            refused = candidate
+            break
+    assert refused is not None
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "bad.dplc").write_bytes(refused)
+    (files / "good.dplc").write_bytes(good[1])
+    model = f"--model={exports['entropy'].export_dir}"
+    code, out_text, err = _cli(capsys, "decompress", model, str(files), f"--output={tmp_path / 'out'}")
+    assert code == 3 and "bad.dplc: refused: CorruptedError" in err and "decompressed 1 images" in out_text
+    assert os.listdir(tmp_path / "out") == ["good.png"]
+    code, out_text, _ = _cli(capsys, "info", str(files), model)
+    assert code == 3
+    assert "bad.dplc: refused: CorruptedError" in out_text and "good.dplc:" in out_text
+    assert "matches the model" in out_text.split("good.dplc:")[1]
+
+
+def test_cli_usage_errors_exit_2_without_a_traceback(exports, tmp_path, capsys):
+    export = exports["cae"].export_dir
+    model = f"--model={export}"
+    loaded = codec.load(export)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.dplc").write_bytes(loaded.compress(np.zeros((1, 32, 32, 1), np.uint8))[0])
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(files / "a.png")
+    (tmp_path / "a_file").write_bytes(b"")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    cases = [
+        (["decompress", model, str(files), f"--output={tmp_path / 'a_file'}"], "is not a folder"),
+        (["sample", f"--model={exports['cae'].export_dir}", f"--output={tmp_path / 's'}"], "cannot sample"),
+        (
+            [
+                "decompress",
+                model,
+                str(files),
+                f"--output={files}",
+                "--overwrite",
+                f"--originals={files}",
+                "-v",
+            ],
+            "would replace the originals",
+        ),
+    ]
+    if os.geteuid() != 0:  # root writes into read-only folders
+        cases.append((["decompress", model, str(files), f"--output={readonly}"], "not a writable folder"))
+    for args, message in cases:
+        code, _, err = _cli(capsys, *[("--verbose" if a == "-v" else a) for a in args])
+        assert code == 2 and message in err, (args, err)
+    assert (files / "a.png").exists() and len(os.listdir(files)) == 2  # the originals are untouched
+
+    # A damaged export: truncated saved_model.pb, an edited codec.json.
+    damaged = tmp_path / "damaged"
+    subprocess.run(["cp", "-r", export, str(damaged)], check=True)
+    description = json.loads((damaged / "codec.json").read_text())
+    (damaged / "codec.json").write_text(json.dumps(dict(description, fingerprint="00" * 8)))
+    code, _, err = _cli(capsys, "info", str(files), f"--model={damaged}")
+    assert code == 2 and "does not describe the model" in err
+    (damaged / "codec.json").write_text(json.dumps(description))
+    pb = damaged / "codec" / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:100])
+    code, _, err = _cli(capsys, "info", str(files), f"--model={damaged}")
+    assert code == 2 and "cannot load the model" in err
+
+
+def test_cli_sample_refuses_seeds_past_2_63(tmp_path, capsys):
+    from tfdplc.objectives import WGANGP
+
+    wgan = WGANGP(
+        generator=nets.generator_G(32, m=8, width=4, channels=1),
+        critic=nets.critic_f(32, width=4, channels=1),
+        generator_optimizer=tf.keras.optimizers.Adam(),
+        critic_optimizer=tf.keras.optimizers.Adam(),
+    )
+    info = codec.export_model(wgan, str(tmp_path / "wgan"))
+    args = ["sample", f"--model={info.export_dir}", f"--output={tmp_path / 's'}", "--num=2"]
+    code, _, err = _cli(capsys, *args, f"--seed={2**63 - 1}")
+    assert code == 2 and "pass 2^63 - 1" in err
+    code, _, err = _cli(capsys, *args, f"--seed={2**63 - 2}")
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "s")) == [f"sample_{2**63 - 2}.png", f"sample_{2**63 - 1}.png"]
