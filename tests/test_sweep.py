@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def test_rate_plots_and_decode_grid_from_records(tmp_path):
 
 def test_sweep_trains_and_evaluates_every_rate(tmp_path, mnist5k_dir):
     tiny = [
-        "train.total_steps = 10",
+        "train.total_steps = 7",  # no multiple of the 5 steps per epoch
         "train.steps_per_epoch = 5",
         "train.verbose = 0",
         "train.eval_steps = 1",
@@ -60,6 +61,17 @@ def test_sweep_trains_and_evaluates_every_rate(tmp_path, mnist5k_dir):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # Echoed commands are shell-quoted: they can be copied into a shell as they are.
+    echoed = [line[len("[sweep] ") :] for line in result.stdout.splitlines() if "tools/train.py" in line]
+    assert len(echoed) == 2 and "'--gin_bindings=K = 2'" in echoed[1]
+    assert shlex.split(echoed[1])[1:] == [
+        "tools/train.py",
+        "--gin_config=gin/cae_mnist5k.gin",
+        f"--workdir={tmp_path / 'runs'}/cae-k2",
+        f"--data_dir={mnist5k_dir}",
+        "--gin_bindings=K = 2",
+        *[f"--gin_bindings={b}" for b in tiny],
+    ]
     records = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(r["method"], r["k"], r["rate_bits"]) for r in records] == [("cae", 0, 0.0), ("cae", 2, 8.0)]
     assert all(0 < r["mse"] < 1 and r["num_images"] == 500 for r in records)

@@ -4,7 +4,7 @@
 Each method is `NAME:CONFIG.gin`; each rate is a value of the config's gin macro `K` (code channels; the
 configs document how K maps to bits). For every (method, K) the sweep trains into
 `WORKDIR_ROOT/NAME-kK` (resuming if it already holds checkpoints), runs tools/evaluate.py there, and
-collects the records into `OUTPUT/results.json`; then it writes the plots `OUTPUT/rate_mse.png`,
+collects the records into `OUTPUT/results.json` (default workdirs/sweep/results, untracked); then it writes the plots `OUTPUT/rate_mse.png`,
 `OUTPUT/rate_fd.png`, `OUTPUT/rate_pv.png` (one line per method, as DPLC Figure 3) and, when the
 evaluations saved stochastic decodes, `OUTPUT/decodes.png` (as DPLC Figure 1: one test image, several
 decodes per rate, per method).
@@ -29,20 +29,27 @@ Optional, for experiments such as the perceptual decoder of Yan et al. 2021 (res
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 
+from tfdplc import quiet
+
 # TF must be imported before absl's app.run (see tools/train.py).
-import tensorflow as tf  # noqa: F401
-from absl import app, flags
+tf = quiet.import_tensorflow()
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_list("methods", None, "NAME:CONFIG.gin pairs, run in this order.", required=True)
 flags.DEFINE_list("ks", ["0", "1", "2", "4", "8"], "Values of the gin macro K (the rate).")
 flags.DEFINE_multi_string("bindings", [], "NAME:BINDING, applied to that method's runs ({k}, {root}).")
 flags.DEFINE_multi_string("common_bindings", [], "Bindings applied to every run ({k}, {root}).")
 flags.DEFINE_string("workdir_root", "workdirs/sweep", "Folder of the per-run workdirs.")
-flags.DEFINE_string("output", "results/sweep", "Folder for results.json and the plots.")
+flags.DEFINE_string(
+    "output",
+    "workdirs/sweep/results",
+    "Folder for results.json and the plots (results/<experiment> holds the committed ones: pass it explicitly).",
+)
 flags.DEFINE_string("data_dir", None, "tfds data folder.")
 flags.DEFINE_list("evaluate_args", [], "Extra flags for tools/evaluate.py, e.g. --pv_codes=64.")
 flags.DEFINE_boolean("plot_only", False, "Only re-plot OUTPUT/results.json.")
@@ -54,12 +61,22 @@ FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class StepFailed(RuntimeError):
+    """A train or evaluate run of the sweep failed; `status` is its exit code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 def _run(args):
-    print("[sweep] " + " ".join(args), flush=True)
+    print("[sweep] " + shlex.join(["python", *args]), flush=True)  # copy-pastable, quoted bindings
     start = time.time()
     result = subprocess.run([sys.executable, *args], cwd=ROOT)
     if result.returncode:
-        raise RuntimeError(f"{args[0]} failed with exit code {result.returncode}")
+        raise StepFailed(
+            result.returncode, f"{args[0]} failed with exit code {result.returncode} (its error is above)"
+        )
     return time.time() - start
 
 
@@ -141,7 +158,11 @@ def main(argv):
                 raise app.UsageError(f"--methods entries are NAME:CONFIG.gin, got {item!r}.")
             name, config = item.split(":", 1)
             for k in rates.get(name, FLAGS.ks):
-                records.append(run_point(name, config, k))
+                try:
+                    records.append(run_point(name, config, k))
+                except StepFailed as e:
+                    print(f"[sweep] error: {e}; the records so far are in {results_path}", file=sys.stderr)
+                    return e.status
                 with open(results_path, "w") as f:  # after every point: a stopped sweep keeps its data
                     json.dump(records, f, indent=2)
     with open(results_path) as f:
