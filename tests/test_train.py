@@ -285,6 +285,27 @@ def test_failed_resume_leaves_the_workdir_as_it_was(tmp_path, mnist5k_dir):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-7")
 
 
+def test_checkpoint_of_the_epoch_format_resumes_at_its_step(tmp_path, mnist5k_dir):
+    # Workdirs trained before checkpoints held the global step count finished epochs instead.
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 7"])
+    model = tr.build_objective()
+    model(tf.zeros((1, 32, 32, 1)))
+    os.makedirs(tmp_path / "checkpoints")
+    (tmp_path / "config.gin").write_text(gin.config_str())
+    epoch = tf.Variable(1, dtype=tf.int64)
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, epoch=epoch), str(tmp_path / "checkpoints"), 3
+    ).save(1)
+    tr.train(str(tmp_path), mnist5k_dir)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 7
+    # Epoch 1 of 5 steps was done: 2 steps ran now (Adam's step count says so).
+    iterations = [
+        n for n in reader.get_variable_to_shape_map() if n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")
+    ]
+    assert [int(reader.get_tensor(n)) for n in iterations] == [2]
+
+
 def test_bad_value_on_a_fresh_run_creates_no_workdir(tmp_path, mnist5k_dir):
     tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["K = 2.5"])
     with pytest.raises(tr.GinConfigError):

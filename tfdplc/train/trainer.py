@@ -324,10 +324,14 @@ def _restore(model, step, checkpoint: str, workdir: str, allowed: List[str]):
             )
         saved_spe = checks.ConfigText(saved).resolved_parameters().get("train.steps_per_epoch")
     reader = tf.train.load_checkpoint(checkpoint)
-    legacy = not reader.has_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
-    # Checkpoints written before the step counter hold the number of finished epochs instead.
+    # Checkpoints written before the step counter hold the number of finished epochs instead (or, written
+    # by hand, neither: restarted at step 0).
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    objects = dict(model=model, epoch=epoch) if legacy else dict(model=model, step=step)
+    objects = dict(model=model)
+    if reader.has_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"):
+        objects["step"] = step
+    elif reader.has_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"):
+        objects["epoch"] = epoch
     try:
         status = tf.train.Checkpoint(**objects).restore(checkpoint)
         status.assert_existing_objects_matched()
@@ -336,7 +340,7 @@ def _restore(model, step, checkpoint: str, workdir: str, allowed: List[str]):
             f"Cannot resume from {checkpoint}: it does not fit the objective of this config "
             f"({checks.reason_of_error(e)[:300]}). The workdir is unchanged."
         ) from e
-    if legacy:
+    if "epoch" in objects:
         step.assign(int(epoch.numpy()) * int(saved_spe or 0))
     return status
 
