@@ -310,7 +310,6 @@ def test_cli_usage_errors_exit_2_without_a_traceback(exports, tmp_path, capsys):
     readonly.chmod(0o500)
     cases = [
         (["decompress", model, str(files), f"--output={tmp_path / 'a_file'}"], "is not a folder"),
-        (["sample", f"--model={exports['cae'].export_dir}", f"--output={tmp_path / 's'}"], "cannot sample"),
         (
             [
                 "decompress",

@@ -279,11 +279,11 @@ def _write(progress, path, data):
 def compress(args):
     import numpy as np
 
+    files = _inputs(args, ".png")
+    outputs = _outputs(files, CONTAINER_SUFFIX)  # command-line checks before the (slower) model load
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder; use `sample`")
-    files = _inputs(args, ".png")
-    outputs = _outputs(files, CONTAINER_SUFFIX)
     refused, stats = 0, _Stats()
     with _progress(len(files)) as progress:
         for start in range(0, len(files), FLAGS.batch_size):
@@ -352,12 +352,6 @@ def _read_container(path, codec):
 
 
 def decompress(args):
-    codec = _load_codec()
-    if not codec.spec.can_encode:
-        raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no containers)")
-    if FLAGS.seed is not None and (codec.spec.seeded_encoder or not codec.spec.stochastic_decoder):
-        reason = "shares its dither with the encoder" if codec.spec.seeded_encoder else "is deterministic"
-        raise UsageError(f"--seed: the decoder of {codec.spec.method} {reason}; decode without --seed")
     if FLAGS.originals and not os.path.isdir(FLAGS.originals):
         raise UsageError(f"--originals: no such folder {FLAGS.originals}")
     if FLAGS.originals and FLAGS.output and os.path.isdir(FLAGS.output):
@@ -366,7 +360,13 @@ def decompress(args):
                 "--output is the --originals folder: the decoded images would replace the originals"
             )
     files = _inputs(args, CONTAINER_SUFFIX)
-    outputs = _outputs(files, ".png")
+    outputs = _outputs(files, ".png")  # command-line checks before the (slower) model load
+    codec = _load_codec()
+    if not codec.spec.can_encode:
+        raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no containers)")
+    if FLAGS.seed is not None and (codec.spec.seeded_encoder or not codec.spec.stochastic_decoder):
+        reason = "shares its dither with the encoder" if codec.spec.seeded_encoder else "is deterministic"
+        raise UsageError(f"--seed: the decoder of {codec.spec.method} {reason}; decode without --seed")
     refused, stats = 0, _Stats()
     with _progress(len(files)) as progress:
         for start in range(0, len(files), FLAGS.batch_size):
