@@ -8,6 +8,10 @@ the distortion of the CAE baseline at that rate:
   * the GC baseline (eq. 3, App. B "Training the baseline (3)"): lambda(R) = 2.5e-5 * MSE_CAE(R) /
     MSE_CAE(0.5 bpp) on CelebA and 7.5e-5 * MSE_CAE(R) / MSE_CAE(1 bpp) on LSUN bedrooms.
 
+The bases were tuned in the authors' code, i.e. with the "authors_code" scale convention of
+`tfdplc.losses` (batch RMSE on [-1, 1] images, per-pixel penalty norm): they mean the paper's balance only
+with that distortion and penalty (`tools/diagnose.py` prints the balance; DESIGN.md "Scales").
+
 `scaled_lambda` computes base * MSE_CAE(R) / MSE_CAE(reference) from MSEs given directly or read from the
 `metrics.json` files that `tools/evaluate.py` writes into CAE workdirs (a JSON list with one record holding
 "mse", "bpp" and "rate_bits").
@@ -22,7 +26,8 @@ import tensorflow as tf
 
 __all__ = ["PAPER_LAMBDAS", "read_mse", "scaled_lambda"]
 
-# (objective, dataset) -> (base constant, reference rate in bpp) of Table 3 and Appendix B.
+# (objective, dataset) -> (base constant, reference rate in bpp) of Table 3 and Appendix B, in the
+# authors'-code scale convention (module docstring).
 PAPER_LAMBDAS = {
     ("dplc", "celeb_a"): (150.0, 0.5),
     ("dplc", "lsun"): (800.0, 1.0),
