@@ -125,9 +125,10 @@ def _assert(condition: tf.Tensor, message: str) -> tf.Operation:
 def read_containers(layout: fmt.Layout, strings: tf.Tensor):
     """Parses and checks a batch of containers of one model.
 
-    The first check refuses strings longer than the model's largest valid container (`Layout.max_size`);
-    nothing else runs before it (control dependency), and the bytes are then read without padding, so
-    memory and time stay proportional to the bytes of the request whatever its strings' lengths.
+    The first checks refuse strings longer than the model's largest valid container (`Layout.max_size`),
+    without the magic bytes, or shorter than the minimum; they look only at lengths and the first 4 bytes,
+    and no byte is decoded before they pass (control dependency). The bytes are then read without padding,
+    so memory and time stay proportional to the bytes of the request whatever its strings' lengths.
 
     Args:
       layout: the model's constant header fields.
@@ -145,19 +146,25 @@ def read_containers(layout: fmt.Layout, strings: tf.Tensor):
     strings = tf.convert_to_tensor(strings, tf.string)
     lengths = tf.cast(tf.strings.length(strings), tf.int64)
     bound = layout.max_size
-    too_long = _assert(lengths <= bound, f"too long (this model's containers have at most {bound} bytes).")
-    with tf.control_dependencies([too_long]):
+    # Checked on the strings as they are (lengths, a 4-byte substring), before any byte is decoded: what
+    # is decoded afterwards is at most the model's largest container per string and at least the
+    # 48-byte minimum, so every tensor below stays within a small multiple of the request's bytes.
+    magic = tf.fill(tf.shape(strings), fmt.MAGIC)
+    short = tf.cast(tf.minimum(lengths, len(fmt.MAGIC)), tf.int32)
+    early = [
+        _assert(lengths <= bound, f"too long (this model's containers have at most {bound} bytes)."),
+        _assert(
+            tf.strings.substr(strings, tf.zeros_like(short), short)
+            == tf.strings.substr(magic, tf.zeros_like(short), short),
+            "not a tfdplc container (bad magic bytes).",
+        ),
+        _assert(lengths >= fmt.OVERHEAD, f"truncated (shorter than the {fmt.OVERHEAD}-byte minimum)."),
+    ]
+    with tf.control_dependencies(early):
         rows = _byte_rows(tf.identity(strings))
     head = _bytes_at(rows, 0, fmt.HEADER_SIZE)
     prefix = list(layout.prefix())
-    magic = tf.constant(prefix[:4], tf.int64)
-    first = tf.range(4, dtype=tf.int64)[None, :]
-    checks = [
-        too_long,
-        _assert(
-            (head[:, :4] == magic) | (first >= lengths[:, None]), "not a tfdplc container (bad magic bytes)."
-        ),
-        _assert(lengths >= fmt.OVERHEAD, f"truncated (shorter than the {fmt.OVERHEAD}-byte minimum)."),
+    checks = early + [
         _assert(head[:, 4] == fmt.VERSION, f"unsupported format version (this model writes {fmt.VERSION})."),
     ]
     payload_length = _from_big_endian(head[:, fmt.PREFIX_SIZE + 8 : fmt.HEADER_SIZE], 4)
