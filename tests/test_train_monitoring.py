@@ -57,7 +57,7 @@ def _scalars(log_dir):
     return found
 
 
-def _fit(model, start, total, steps_per_epoch, callbacks=(), execution=1):
+def _fit(model, start, total, steps_per_epoch, callbacks=(), execution=1, verbose=0):
     model.compile(optimizer="sgd", steps_per_execution=execution)
     clock = tr.StepClock(start, total, steps_per_epoch)
     data = tf.data.Dataset.from_tensors(0.0).repeat()
@@ -67,7 +67,7 @@ def _fit(model, start, total, steps_per_epoch, callbacks=(), execution=1):
         steps_per_epoch=steps_per_epoch,
         validation_data=tf.data.Dataset.from_tensors(0.0).repeat(2),
         callbacks=[clock, *[make(clock) for make in callbacks]],
-        verbose=0,
+        verbose=verbose,
     )
     return clock
 
@@ -95,11 +95,18 @@ def test_scalars_are_window_means_against_the_global_step(tmp_path):
     assert train["rate_bits"] == {7: 16.0, 14: 16.0, 16: 16.0} and train["bpp"][16] == 0.25
 
 
-def test_step_clock_stops_at_total_steps_with_several_steps_per_execution():
+def test_step_clock_stops_at_total_steps_with_several_steps_per_execution(capsys):
     model = _Squares()
-    clock = _fit(model, 3, 13, 4, execution=3)  # epochs of 4 steps from step 3: 7, 11, then 2 of 3
+    # Epochs of 4 steps from step 3: to 7, to 11, then 2 steps in a call of 3.
+    clock = _fit(model, 3, 13, 4, [tr.callbacks.StepProgbar], execution=3, verbose=2)
     assert clock.step == 13 and float(model.n.numpy()) == 10.0
     assert int(model._steps_per_execution.numpy()) == 3  # restored after the shortened call
+    # The progress bar counts the last epoch's own 2 steps.
+    assert [line.split(" - ")[0] for line in capsys.readouterr().out.splitlines() if " - " in line] == [
+        "4/4",
+        "4/4",
+        "2/2",
+    ]
 
 
 def _dplc_grid(tmp_path, objective_gin, extra=()):

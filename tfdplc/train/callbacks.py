@@ -17,6 +17,7 @@ __all__ = [
     "NonFiniteGuard",
     "Scalars",
     "StepClock",
+    "StepProgbar",
     "image_grid",
     "spread_images",
 ]
@@ -41,11 +42,13 @@ class StepClock(tf.keras.callbacks.Callback):
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
         self._epoch_start = start_step
+        self.epoch_steps = min(steps_per_epoch, total_steps - start_step)
         self._original_execution: Optional[int] = None
         self._shortened_end: Optional[int] = None
 
     def on_epoch_begin(self, epoch, logs=None):  # noqa: D102 - epochs are counted from 0 in each run.
         self._epoch_start = self.start_step + epoch * self.steps_per_epoch
+        self.epoch_steps = min(self.steps_per_epoch, self.total_steps - self._epoch_start)
 
     def on_train_batch_begin(self, batch, logs=None):  # noqa: D102
         # With steps_per_execution > 1 one call runs several steps: shorten the call that would run past
@@ -70,6 +73,21 @@ class StepClock(tf.keras.callbacks.Callback):
             self.step = self._epoch_start + batch + 1
         if self.step >= self.total_steps:
             self.model.stop_training = True
+
+
+class StepProgbar(tf.keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, with the shorter last epoch's own length (not steps_per_epoch) as its target.
+
+    Put it after the `StepClock` it reads.
+    """
+
+    def __init__(self, clock: StepClock):
+        super().__init__(count_mode="steps")
+        self.clock = clock
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: D102
+        self.target = self.clock.epoch_steps
+        super().on_epoch_begin(epoch, logs)
 
 
 class NonFiniteGuard(tf.keras.callbacks.Callback):

@@ -249,6 +249,7 @@ def train(
     images = grid_images[0] if isinstance(grid_images, tuple) else grid_images
     callbacks = [
         clock,
+        *([cb.StepProgbar(clock)] if verbose and chief else []),  # Keras adds its own otherwise (silent)
         guard,
         cb.GoodCheckpoint(manager, step, guard, clock),
         cb.Scalars(
