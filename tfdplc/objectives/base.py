@@ -119,7 +119,7 @@ class GeneratorObjective(Objective):
     Subclasses (WAE, WGAN-GP, Wasserstein++) set `self.generator` (G: z (B, m) -> images) and, if they
     have one, `self.encoder` (F: images -> z). They have no code, so `rate_bits` is None. After training,
     `save_artifacts` writes G* as `generator.keras` (and F as `encoder.keras`) for DPLC stage 2, which
-    loads it with `tf.keras.models.load_model` (import `tfdplc` first: G's output layer is registered
+    loads it with `tf.keras.models.load_model` (import `tfdplc.nets` first: G's output layer is registered
     under the "tfdplc" package).
     """
 
