@@ -44,8 +44,12 @@ import tempfile
 
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
 # ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
-import tensorflow as tf  # noqa: F401
-from absl import app, flags
+from tfdplc import quiet  # noqa: E402
+
+tf = quiet.import_tensorflow()  # without TF 2.14's duplicate CUDA-plugin lines
+from absl import app, flags  # noqa: E402
+
+quiet.quiet_logs()
 
 flags.DEFINE_string("model", None, "Export folder written by tools/export.py (or one of its SavedModels).")
 flags.DEFINE_string("output", None, "Output folder (created if missing).")

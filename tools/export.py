@@ -20,8 +20,12 @@ import sys
 
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
 # ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
-import tensorflow as tf  # noqa: F401
-from absl import app, flags
+from tfdplc import quiet  # noqa: E402
+
+tf = quiet.import_tensorflow()  # without TF 2.14's duplicate CUDA-plugin lines
+from absl import app, flags  # noqa: E402
+
+quiet.quiet_logs()
 
 flags.DEFINE_string("workdir", None, "A training workdir (config.gin + checkpoints/).", required=True)
 flags.DEFINE_string("output", None, "Export folder (default: WORKDIR/export).")
