@@ -36,9 +36,13 @@ def main():
         json.dump({"code_ignoring_mse": floor, "num_images": len(images), "split": "test"}, f, indent=2)
     plots.perceptual_rate_plot(records, os.path.join(args.results, "perceptual_rate_mse.png"), floor=floor)
 
-    print(f"Code-ignoring floor 2 Var(X) on {len(images)} test digits: {floor:.4f} (0.8 x floor {0.8 * floor:.4f})")
+    print(
+        f"Code-ignoring floor 2 Var(X) on {len(images)} test digits: {floor:.4f} (0.8 x floor {0.8 * floor:.4f})"
+    )
     print()
-    print("| bits | MSE(G1) | 2 x MSE(G1) | MSE(G2) | MSE(G2) / MSE(G1) | informative (2 MSE(G1) < 0.8 floor) |")
+    print(
+        "| bits | MSE(G1) | 2 x MSE(G1) | MSE(G2) | MSE(G2) / MSE(G1) | informative (2 MSE(G1) < 0.8 floor) |"
+    )
     print("|---|---|---|---|---|---|")
     groups = results.group_records(records, ("method", "rate_bits"))
     for bits in sorted({b for (m, b) in groups if m == "g1"}):
@@ -47,7 +51,8 @@ def main():
         mse_g2 = results.summarize(g2, "mse")
         by_seed = {r.get("seed"): r["mse"] for r in g1}
         ratio = results.summarize(
-            g2, lambda r: r["mse"] / by_seed[r.get("seed")] if r.get("seed") in by_seed else None
+            g2,
+            lambda r, g1_mse=by_seed: r["mse"] / g1_mse[r.get("seed")] if r.get("seed") in g1_mse else None,
         )
         informative = metrics.informative_for_theorem2(mse_g1.mean, floor)
         print(
