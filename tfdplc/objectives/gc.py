@@ -21,7 +21,7 @@ from tfdplc import losses
 from tfdplc.codec.interface import CodecSpec, noise_layer_draw, quantized_code_spec
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import Objective
-from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
+from tfdplc.objectives.wgan_gp import objective_critic_update, split_critic_batches
 
 __all__ = ["GC"]
 
@@ -213,15 +213,7 @@ class GC(Objective):
         "critic_loss" metric is its Wasserstein part E f(x^) - E f(x), without the penalty.
         """
         fake = self(real, training=True)
-        _, wasserstein, penalty = critic_update(
-            self.critic,
-            self.optimizer_critic,
-            real,
-            fake,
-            self.gp_weight,
-            self.scale_for_replicas,
-            self.gradient_penalty,
-        )
+        _, wasserstein, penalty = objective_critic_update(self, real, fake)
         self.critic_loss_tracker.update_state(-wasserstein)
         self.gp_tracker.update_state(penalty)
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfdplc import losses
 from tfdplc.objectives.base import GeneratorObjective
-from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
+from tfdplc.objectives.wgan_gp import objective_critic_update, split_critic_batches
 
 __all__ = ["WassersteinPP"]
 
@@ -184,15 +184,7 @@ class WassersteinPP(GeneratorObjective):
             z_bar = self.encoder(real, training=True)
             z = tf.ensure_shape(self.sample_prior(batch), previous_z.shape)
             fake = self.generator(self.interpolate_latents(z, z_bar, self.sample_eta(batch)), training=True)
-            loss, wasserstein, penalty = critic_update(
-                self.critic,
-                self.optimizer_critic,
-                real,
-                fake,
-                self.gp_weight,
-                self.scale_for_replicas,
-                self.gradient_penalty,
-            )
+            loss, wasserstein, penalty = objective_critic_update(self, real, fake)
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)
             self.penalty_tracker.update_state(penalty)

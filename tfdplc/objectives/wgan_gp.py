@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfdplc import losses
 from tfdplc.objectives.base import GeneratorObjective
 
-__all__ = ["WGANGP", "critic_update", "split_critic_batches"]
+__all__ = ["WGANGP", "critic_update", "objective_critic_update", "split_critic_batches"]
 
 
 def split_critic_batches(images: tf.Tensor, n_critic: int) -> tf.Tensor:
@@ -84,6 +84,28 @@ def critic_update(
     variables = critic.trainable_variables
     optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
     return loss, -wasserstein_loss, penalty
+
+
+def objective_critic_update(
+    objective, real: tf.Tensor, fake: tf.Tensor
+) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`critic_update` with an objective's own critic, critic optimizer, lambda_GP and penalty function.
+
+    For objectives with the attributes `critic`, `optimizer_critic`, `gp_weight` and `gradient_penalty`
+    (WGAN-GP, Wasserstein++, GC).
+
+    Returns:
+      (L_f, the Wasserstein estimate, the gradient penalty), as `critic_update`.
+    """
+    return critic_update(
+        objective.critic,
+        objective.optimizer_critic,
+        real,
+        fake,
+        objective.gp_weight,
+        objective.scale_for_replicas,
+        objective.gradient_penalty,
+    )
 
 
 @gin.configurable(module="tfdplc.objectives")
@@ -180,15 +202,7 @@ class WGANGP(GeneratorObjective):
         def critic_iteration(t):
             real = batches[t]
             fake = self.generator(self.sample_prior(tf.shape(real)[0]), training=True)
-            loss, wasserstein, penalty = critic_update(
-                self.critic,
-                self.optimizer_critic,
-                real,
-                fake,
-                self.gp_weight,
-                self.scale_for_replicas,
-                self.gradient_penalty,
-            )
+            loss, wasserstein, penalty = objective_critic_update(self, real, fake)
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)
             self.penalty_tracker.update_state(penalty)
