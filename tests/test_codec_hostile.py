@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from test_codec import LAYOUT, RANGE_LAYOUT, _tiny_cae, _valid
-from test_export import _EntropyCodec
+from test_codec import RANGE_LAYOUT, _graph_read, _graph_read_range, _tiny_cae, _valid
+from test_export import _EntropyCodec, _tiny_dplc
 
 from tfdplc import codec, nets
 from tfdplc.codec import container as fmt
-from tfdplc.codec import graph
-from tfdplc.layers.quantizers import ScalarQuantizer
-from tfdplc.objectives import DPLC
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,28 +38,18 @@ def exports(tmp_path_factory):
 # any byte is decoded; nothing is padded to the longest string.
 
 
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-def _read_packed(strings):
-    return graph.read_containers(LAYOUT, strings)
-
-
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-def _read_range(strings):
-    return graph.read_containers(RANGE_LAYOUT, strings)
-
-
 def test_graph_refuses_strings_longer_than_the_largest_container():
     valid = _valid()
     assert len(valid) == fmt.OVERHEAD + 3  # the largest (and only) size of LAYOUT's containers
-    seeds, _ = _read_packed(tf.constant([valid] * 3))  # at the bound: read
+    seeds, _ = _graph_read(tf.constant([valid] * 3))  # at the bound: read
     assert seeds.numpy().tolist() == [12345] * 3
     for extra in (1, 2**16):  # one byte over the bound, and a long one (the old reader padded to it)
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"too long \(.* at most 51 bytes\)"):
-            _read_packed(tf.constant([valid] * 300 + [valid + bytes(extra)]))
+            _graph_read(tf.constant([valid] * 300 + [valid + bytes(extra)]))
     range_valid = fmt.pack(RANGE_LAYOUT.header(1), b"x" * 10)
     bound = fmt.OVERHEAD + 16 * 7 * 7 * 4 + 1024  # range coded: 16 bytes per code element + 1 KiB
     with pytest.raises(tf.errors.InvalidArgumentError, match="too long"):
-        _read_range(tf.constant([range_valid, b"DPLC" + bytes(bound - 3)]))
+        _graph_read_range(tf.constant([range_valid, b"DPLC" + bytes(bound - 3)]))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -93,21 +80,7 @@ def test_exported_graphs_refuse_other_shapes_and_empty_batches(exports):
 def test_decoding_does_not_depend_on_the_batch_size():
     # Mnist5k-sized networks (untrained, sensitive weights): their float kernels pick other blockings for
     # other batch sizes, which used to move a few 8-bit pixels by one level (6 of 512,000 at batch 3).
-    tf.keras.utils.set_random_seed(0)
-    generator = nets.generator_G(32, m=32, width=16, channels=1)
-    for layer in generator.layers:
-        if hasattr(layer, "kernel"):
-            layer.kernel.assign(layer.kernel * 20.0)
-    model = DPLC(
-        encoder=nets.encoder_E(32, 2, width=16, channels=1),
-        mapping=nets.mapping_B(32, 2, m=32, n_blocks=1, width=64, noise=True, seed=1),
-        quantizer=ScalarQuantizer((-1.0, 1.0)),
-        optimizer=tf.keras.optimizers.Adam(),
-        lambda_mmd=1.0,
-        generator=generator,
-        seed=2,
-    )
-    model(tf.zeros([1, 32, 32, 1]))
+    model = _tiny_dplc(m=32, width=16, mapping_width=64, learning_rate=1e-3)
     memory = codec.Codec.from_model(model)
     images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 1), dtype=np.uint8)
     files = memory.compress(images, seeds=np.arange(300), batch_size=100)

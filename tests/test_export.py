@@ -35,17 +35,18 @@ def _resealed(data: bytes, offset: int, new: bytes) -> bytes:
     return bytes(body) + struct.pack(">I", zlib.adler32(bytes(body)))
 
 
-def _tiny_dplc(seed=0):
+def _tiny_dplc(seed=0, m=8, width=4, mapping_width=8, learning_rate=1e-2):
+    """An untrained DPLC on 32x32x1 images, K = 2; the sizes default to the smallest that export fast."""
     tf.keras.utils.set_random_seed(seed)
-    generator = nets.generator_G(32, m=8, width=4, channels=1)
+    generator = nets.generator_G(32, m=m, width=width, channels=1)
     for layer in generator.layers:  # a tiny G with N(0, 0.02) weights outputs a near-constant image
         if hasattr(layer, "kernel"):
             layer.kernel.assign(layer.kernel * 20.0)
     model = DPLC(
-        encoder=nets.encoder_E(32, 2, width=4, channels=1),
-        mapping=nets.mapping_B(32, 2, m=8, n_blocks=1, width=8, noise=True, seed=1),
+        encoder=nets.encoder_E(32, 2, width=width, channels=1),
+        mapping=nets.mapping_B(32, 2, m=m, n_blocks=1, width=mapping_width, noise=True, seed=1),
         quantizer=ScalarQuantizer((-1.0, 1.0)),
-        optimizer=tf.keras.optimizers.Adam(1e-2),
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
         lambda_mmd=1.0,
         generator=generator,
         seed=2,
