@@ -42,24 +42,28 @@ def test_sweep_trains_and_evaluates_every_rate(tmp_path, mnist5k_dir):
         "train.verbose = 0",
         "train.eval_steps = 1",
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "tools/sweep.py",
-            "--methods=cae:gin/cae_mnist5k.gin",
-            "--ks=0,2",
-            f"--workdir_root={tmp_path / 'runs'}",
-            f"--output={tmp_path / 'out'}",
-            f"--data_dir={mnist5k_dir}",
-            "--evaluate_args=--num_decodes=2",
-            *[f"--common_bindings={b}" for b in tiny],
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
+
+    def sweep(ks="0,2", num_decodes=2):
+        return subprocess.run(
+            [
+                sys.executable,
+                "tools/sweep.py",
+                "--methods=cae:gin/cae_mnist5k.gin",
+                f"--ks={ks}",
+                f"--workdir_root={tmp_path / 'runs'}",
+                f"--output={tmp_path / 'out'}",
+                f"--data_dir={mnist5k_dir}",
+                f"--evaluate_args=--num_decodes={num_decodes}",
+                *[f"--common_bindings={b}" for b in tiny],
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=400,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
+
+    result = sweep()
     assert result.returncode == 0, result.stderr[-3000:]
     # Echoed commands are shell-quoted: they can be copied into a shell as they are.
     echoed = [line[len("[sweep] ") :] for line in result.stdout.splitlines() if "tools/train.py" in line]
@@ -78,3 +82,16 @@ def test_sweep_trains_and_evaluates_every_rate(tmp_path, mnist5k_dir):
     assert np.load(records[1]["decodes_file"])["decodes"].shape == (2, 32, 32, 1)
     for name in ("rate_mse.png", "decodes.png"):
         assert (tmp_path / "out" / name).exists()
+
+    # Run again with the same request: both points are reused as recorded (nothing trains or evaluates),
+    # so the wall times of the first run survive a resumed sweep.
+    again = sweep()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "tools/train.py" not in again.stdout and "tools/evaluate.py" not in again.stdout
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == records
+    # A different evaluation request is not the recorded point: it is evaluated again.
+    changed = sweep(ks="0", num_decodes=3)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "tools/evaluate.py" in changed.stdout
+    (record,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert np.load(record["decodes_file"])["decodes"].shape == (3, 32, 32, 1)

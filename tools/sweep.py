@@ -58,6 +58,8 @@ flags.DEFINE_list("epoch_curves", [], "Metrics whose per-epoch train/validation 
 flags.DEFINE_list("perceptual", [], "G1,G2: method names for the perceptual-decoder plots (Yan et al. 2021).")
 FLAGS = flags.FLAGS
 
+POINT_RECORD = "sweep_point.json"  # in each finished point's workdir: its request and record
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -90,6 +92,21 @@ def run_point(name, config, k):
     own = [b.split(":", 1)[1] for b in FLAGS.bindings if b.split(":", 1)[0] == name]
     bindings = [f"K = {k}"] + [_expand(b, k) for b in FLAGS.common_bindings + own]
     data = [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
+    # A point finished by an earlier call with the same config, bindings and evaluation flags is reused as
+    # it is, so a resumed sweep keeps the wall times measured when the point ran.
+    done_path = os.path.join(ROOT, workdir, POINT_RECORD)
+    request = {
+        "config": config,
+        "bindings": bindings,
+        "data": data,
+        "evaluate_args": list(FLAGS.evaluate_args),
+    }
+    if os.path.exists(done_path):
+        with open(done_path) as f:
+            done = json.load(f)
+        if done.get("request") == request:
+            print(f"[sweep] {workdir}: finished earlier with the same request, record reused")
+            return done["record"]
     train_s = _run(
         ["tools/train.py", f"--gin_config={config}", f"--workdir={workdir}", *data]
         + [f"--gin_bindings={b}" for b in bindings]
@@ -107,6 +124,8 @@ def run_point(name, config, k):
             for split in ("train", "validation")
             for metric in FLAGS.epoch_curves
         }
+    with open(done_path, "w") as f:
+        json.dump({"request": request, "record": record}, f, indent=2)
     return record
 
 

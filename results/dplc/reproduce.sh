@@ -1,40 +1,100 @@
 #!/usr/bin/env bash
-# Reproduces results/dplc/ on mnist5k (CPU scale): the three stage-1 generators (Table-1-style figures),
-# then one rate sweep of CAE, DPLC (Wasserstein++ G*) and GC over K = 0, 1, 2, 4, 8 (4K bits per image).
-# Run from the repository root; every step prints its wall time. Workdirs go to workdirs/.
+# Reproduces results/dplc/ on mnist5k (CPU scale) with several seeds: the three stage-1 generators
+# (Table-1-style figures), the rate sweep of CAE, DPLC (Wasserstein++ G*) and GC, and DPLC stage 2 on the
+# WAE and WGAN-GP generators (the paper's Fig. 3 has DPLC on each G*). K code channels at 2x2 with the
+# {-1, 1} codebook are 4K bits per 32x32 image: K = 0, 1, 2, 4, 8 are 0, 4, 8, 16, 32 bits.
+#
+# Every run resumes from its last checkpoint, a finished run is not retrained (tools/train.py stops at
+# total_steps) and every sweep writes its records after each point, so the script can be stopped and
+# started again, and two copies may run side by side on different SEEDS once the reference CAE exists.
+#
+# Stages (STAGES picks them; default all), per seed S in SEEDS, in this order:
+#   reference  (once, seed 0) the CAE at 0.5 bpp (K = 128: 4 * 128 bits / 1024 pixels) that lambda(R) of
+#              DPLC and GC is referenced to (App. B); the configs check the reference's bpp.
+#   wpp        stage 1, the Wasserstein++ G* of seed S (gin/wpp_mnist5k.gin), trained and evaluated.
+#   sweep      CAE, DPLC-W++ (on seed S's G*) and GC at ALL_KS for seed 0, at SEED_KS for other seeds.
+#              lambda(R) = base * MSE_CAE(K) / MSE_CAE(0.5 bpp), with the CAE of the same seed at K.
+#   others     stage 1, the WAE and WGAN-GP generators of seed S.
+#   gstar      for seeds in GSTAR_SEEDS: DPLC stage 2 on seed S's WAE and WGAN-GP generators at GSTAR_KS.
+#   tables     results/dplc/results.json and stage1.json (one record per run, with `seed`), the plots with
+#              sd bars and results/dplc/tables.md (python results/dplc/tables.py).
+# Seed S binds train.seed = S (weights, data order), mapping_B.seed = S (B's noise) and DPLC.seed = S (the
+# prior draws of the MMD). Evaluation (tools/evaluate.py) always uses its own fixed seeds.
+#
+# Knobs: SEEDS (default 0,1,2), ALL_KS (0,1,2,4,8), SEED_KS (0,2,8), GSTAR_SEEDS (0), GSTAR_KS (0,2,8),
+# WORKDIRS (default workdirs/dplc), STAGES. Wall times measured here: results/dplc/README.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source tools/setup_env.sh
 timed() { local start=$SECONDS; "$@"; echo "[reproduce] $((SECONDS - start)) s: $*"; }
-QUIET="--gin_bindings=train.verbose = 2"
 
-stage1() {  # trains and evaluates one stage-1 generator; its metrics go to results/dplc/stage1/
-  timed python tools/train.py --gin_config="gin/$1_mnist5k.gin" --workdir="workdirs/$1_mnist5k" "$QUIET"
-  timed python tools/evaluate.py --workdir="workdirs/$1_mnist5k"
-  mkdir -p results/dplc/stage1
-  cp "workdirs/$1_mnist5k/metrics.json" "results/dplc/stage1/$1_metrics.json"
+WORKDIRS=${WORKDIRS:-workdirs/dplc}
+SEEDS=${SEEDS:-0,1,2}
+ALL_KS=${ALL_KS:-0,1,2,4,8}
+SEED_KS=${SEED_KS:-0,2,8}
+GSTAR_SEEDS=${GSTAR_SEEDS:-0}
+GSTAR_KS=${GSTAR_KS:-0,2,8}
+STAGES=${STAGES:-reference wpp sweep others gstar tables}
+QUIET="train.verbose = 2"
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+listed() { [[ ",$2," == *",$1,"* ]]; }
+
+CAE_REF="$WORKDIRS/reference/cae-k128"
+SCALE="CAE_METRICS = '{root}/cae-k{k}/metrics.json'"
+REF="CAE_REFERENCE_METRICS = '$CAE_REF/metrics.json'"
+
+# Trains and evaluates stage-1 generator $2 (wpp, wae, wgan_gp) of seed $1 in WORKDIRS/seedS/NAME_mnist5k.
+stage1() {
+  local seed=$1 name=$2 workdir="$WORKDIRS/seed$1/$2_mnist5k"
+  timed python tools/train.py --gin_config="gin/${name}_mnist5k.gin" --workdir="$workdir" \
+    --gin_bindings="$QUIET" --gin_bindings="train.seed = $seed"
+  [ -f "$workdir/metrics.json" ] || timed python tools/evaluate.py --workdir="$workdir"
 }
 
-# Stage 1: G* by Wasserstein++ first (DPLC stage 2 loads workdirs/wpp_mnist5k/generator.keras).
-stage1 wpp
+# One tools/sweep.py call for seed $1: rates $2, METHOD:CONFIG pairs $3, output name $4, then extra flags.
+sweep() {
+  local seed=$1 ks=$2 methods=$3 name=$4
+  shift 4
+  timed python tools/sweep.py --workdir_root="$WORKDIRS/seed$seed" --output="$WORKDIRS/sweeps/$name-seed$seed" \
+    --methods="$methods" --ks="$ks" \
+    --common_bindings="$QUIET" --common_bindings="train.seed = $seed" --common_bindings="mapping_B.seed = $seed" \
+    "$@"
+}
 
-# Stage 2 and baselines. lambda(R) of DPLC and GC scales with the CAE's MSE at rate K over its MSE at
-# 0.5 bpp as App. B (K = 128 here: 4 * 128 bits / 1024 pixels; the configs check the reference's bpp), so
-# the CAEs run first: the reference one on its own (it is no point of the sweep's plots), then the sweep.
-CAE_REF=workdirs/dplc_reference/cae-k128
-timed python tools/train.py --gin_config=gin/cae_mnist5k.gin --workdir="$CAE_REF" --gin_bindings="K = 128" "$QUIET"
-timed python tools/evaluate.py --workdir="$CAE_REF"
-SCALE_DPLC="CAE_METRICS = '{root}/cae-k{k}/metrics.json'"
-REF="CAE_REFERENCE_METRICS = '$CAE_REF/metrics.json'"
-G_STAR="GENERATOR_PATH = 'workdirs/wpp_mnist5k/generator.keras'"
-timed python tools/sweep.py --workdir_root=workdirs/dplc --output=results/dplc \
-  --methods=cae:gin/cae_mnist5k.gin,dplc-wpp:gin/dplc_mnist5k.gin,gc:gin/gc_mnist5k.gin \
-  --ks=0,1,2,4,8 \
-  --common_bindings="train.verbose = 2" \
-  --bindings="dplc-wpp:$G_STAR" \
-  --bindings="dplc-wpp:$SCALE_DPLC" --bindings="dplc-wpp:$REF" \
-  --bindings="gc:$SCALE_DPLC" --bindings="gc:$REF"
+if has_stage reference && [ ! -f "$CAE_REF/metrics.json" ]; then
+  timed python tools/train.py --gin_config=gin/cae_mnist5k.gin --workdir="$CAE_REF" \
+    --gin_bindings="K = 128" --gin_bindings="$QUIET" --gin_bindings="train.seed = 0"
+  timed python tools/evaluate.py --workdir="$CAE_REF"
+fi
 
-# Stage 1, the other two generators (Table-1-style comparison).
-stage1 wae
-stage1 wgan_gp
+IFS=, read -r -a seed_list <<< "$SEEDS"
+for seed in "${seed_list[@]}"; do
+  ks=$SEED_KS
+  [ "$seed" = 0 ] && ks=$ALL_KS
+  root="$WORKDIRS/seed$seed"
+  has_stage wpp && stage1 "$seed" wpp
+  if has_stage sweep; then
+    sweep "$seed" "$ks" cae:gin/cae_mnist5k.gin cae
+    sweep "$seed" "$ks" "dplc-wpp:gin/dplc_mnist5k.gin,gc:gin/gc_mnist5k.gin" dplc-gc \
+      --bindings="dplc-wpp:GENERATOR_PATH = '$root/wpp_mnist5k/generator.keras'" \
+      --bindings="dplc-wpp:DPLC.seed = $seed" \
+      --bindings="dplc-wpp:$SCALE" --bindings="dplc-wpp:$REF" --bindings="gc:$SCALE" --bindings="gc:$REF"
+  fi
+  if has_stage others; then
+    stage1 "$seed" wae
+    stage1 "$seed" wgan_gp
+  fi
+  if has_stage gstar && listed "$seed" "$GSTAR_SEEDS"; then
+    # lambda(R) needs the CAE of this seed at each rate: the sweep stage trains them (SEED_KS cover GSTAR_KS).
+    sweep "$seed" "$GSTAR_KS" "dplc-wae:gin/dplc_mnist5k.gin,dplc-wgan_gp:gin/dplc_mnist5k.gin" gstar \
+      --bindings="dplc-wae:GENERATOR_PATH = '$root/wae_mnist5k/generator.keras'" \
+      --bindings="dplc-wgan_gp:GENERATOR_PATH = '$root/wgan_gp_mnist5k/generator.keras'" \
+      --bindings="dplc-wae:DPLC.seed = $seed" --bindings="dplc-wgan_gp:DPLC.seed = $seed" \
+      --bindings="dplc-wae:$SCALE" --bindings="dplc-wae:$REF" \
+      --bindings="dplc-wgan_gp:$SCALE" --bindings="dplc-wgan_gp:$REF"
+  fi
+done
+
+if has_stage tables; then
+  python results/dplc/tables.py --workdirs="$WORKDIRS"
+fi
