@@ -17,6 +17,7 @@ from tfdplc.layers.quantizers import ScalarQuantizer
 from tfdplc.objectives import DAL, PerceptualG1, PerceptualG2
 from tfdplc.objectives.perceptual import (
     DECODER_FILE,
+    code_vector,
     conditional_critic,
     load_encoder,
     pretrain_critic_update,
@@ -218,6 +219,44 @@ def test_stage2_output_changes_with_the_noise(encoder_path):
     first, second = model.reconstruct(_images(3)).numpy(), model.reconstruct(_images(3)).numpy()
     assert first.shape == (3, 32, 32, 1) and np.abs(first - second).max() > 1e-4
     assert model.rate_bits == float(D)
+
+
+def test_realism_slider_blends_the_mse_and_perceptual_decoders(encoder_path):
+    model = _tiny_g2(encoder_path)  # G1 comes from decoder.keras beside encoder.keras (the default path)
+    seeds = tf.constant([5, 6, 7], tf.int64)
+    codes = model.encode_codes(_images(3), seeds)
+    g1 = tf.keras.models.load_model(os.path.join(os.path.dirname(encoder_path), DECODER_FILE), compile=False)
+    mse_decode = g1(model.quantizer.dequantize(code_vector(codes))).numpy()
+    perceptual = model.decode_codes(codes, seeds).numpy()
+    assert np.abs(mse_decode - perceptual).min() > 1e-4  # the two decoders differ at every pixel
+    np.testing.assert_array_equal(model.decode_codes_realism(codes, seeds, 0.0), mse_decode)
+    np.testing.assert_array_equal(model.decode_codes_realism(codes, seeds, 1), perceptual)
+    blend = model.decode_codes_realism(codes, seeds, tf.constant(0.25, tf.float64))
+    np.testing.assert_allclose(blend, 0.75 * mse_decode + 0.25 * perceptual, atol=1e-6)
+    for bad in (-0.1, 1.5, float("nan"), "0.5", True, None):
+        with pytest.raises(ValueError, match="realism"):
+            model.decode_codes_realism(codes, seeds, bad)
+    for bad in (1.5, -1e-3, float("nan")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="realism"):
+            model.decode_codes_realism(codes, seeds, tf.constant(bad))
+    with pytest.raises(ValueError, match="scalar"):
+        model.decode_codes_realism(codes, seeds, tf.constant([0.5, 0.5]))
+    # Without a stage-1 path there is no G1 to blend with; a G1 of another code length is refused.
+    with pytest.raises(ValueError, match="mse_decoder_path"):
+        _tiny_g2(encoder=load_encoder(encoder_path)).decode_codes_realism(codes, seeds, 0.5)
+    other = _tiny_g1(d=D + 1)
+    other.decoder.save(os.path.join(os.path.dirname(encoder_path), "other_decoder.keras"))
+    wrong = PerceptualG2(
+        generator=nets.yan_generator(D, width=WIDTH),
+        critic=nets.yan_critic(D, width=WIDTH),
+        quantizer=ScalarQuantizer((-1.0, 1.0)),
+        generator_optimizer=tf.keras.optimizers.RMSprop(1e-3),
+        critic_optimizer=tf.keras.optimizers.RMSprop(1e-3),
+        encoder_path=encoder_path,
+        mse_decoder_path=os.path.join(os.path.dirname(encoder_path), "other_decoder.keras"),
+    )
+    with pytest.raises(ValueError, match="d=5"):
+        wrong.decode_codes_realism(codes, seeds, 0.5)
 
 
 def test_stage2_generator_loss_is_the_critic_on_fakes_without_distortion(encoder_path):

@@ -72,6 +72,29 @@ def code_vector(codes: tf.Tensor) -> tf.Tensor:
     return tf.reshape(codes, [-1, int(codes.shape[-1])])
 
 
+def _checked_realism(realism) -> tf.Tensor:
+    """The realism weight alpha as a float32 scalar, refused unless it is finite and in [0, 1].
+
+    Python numbers are checked at once (ValueError); tensors by graph assertions (InvalidArgumentError).
+    """
+    if not tf.is_tensor(realism):
+        if isinstance(realism, bool) or not isinstance(realism, (int, float, np.floating, np.integer)):
+            raise ValueError(f"realism must be a number in [0, 1], got {realism!r}.")
+        if not (np.isfinite(realism) and 0.0 <= float(realism) <= 1.0):
+            raise ValueError(f"realism must be in [0, 1] (0: the MSE decoder G1, 1: G2), got {realism!r}.")
+        return tf.constant(float(realism), tf.float32)
+    alpha = tf.cast(realism, tf.float32)
+    if alpha.shape.rank not in (None, 0):
+        raise ValueError(f"realism must be a scalar, got shape {alpha.shape}.")
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_greater_equal(alpha, 0.0, message="realism must be in [0, 1]"),
+            tf.debugging.assert_less_equal(alpha, 1.0, message="realism must be in [0, 1]"),
+        ]
+    ):
+        return tf.identity(alpha)
+
+
 def load_encoder(path: str) -> tf.keras.Model:
     """Loads the stage-1 encoder E (`encoder.keras` of a finished `PerceptualG1` workdir).
 
@@ -335,6 +358,7 @@ class PerceptualG2(Objective):
         n_critic: int = 1,
         gp_weight: float = 10.0,
         pretrain_steps: int = 0,
+        mse_decoder_path: Optional[str] = None,
         name: Optional[str] = "perceptual_g2",
     ):
         """Initialises the objective.
@@ -352,6 +376,9 @@ class PerceptualG2(Objective):
           gp_weight: lambda_GP (Section 4: 10).
           pretrain_steps: steps of critic pre-training on matched vs. shuffled codes before G2 trains
             (0: none).
+          mse_decoder_path: the stage-1 `decoder.keras` (G1), needed only for decoding with a realism
+            weight (`decode_realism`, `decode_codes_realism`); loaded at the first such call, never trained.
+            None: `decoder.keras` beside `encoder_path` (the stage-1 workdir writes both).
           name: Keras model name.
 
         Raises:
@@ -385,6 +412,12 @@ class PerceptualG2(Objective):
         self.code_length = d
         self.encoder = None
         self.encoder_path = None if encoder_path is None else os.fspath(encoder_path)
+        # G1 is attached only when a realism-weighted decode asks for it, so training checkpoints (and
+        # those written before this option existed) hold no copy of it.
+        self.mse_decoder = None
+        if mse_decoder_path is None and self.encoder_path is not None:
+            mse_decoder_path = os.path.join(os.path.dirname(self.encoder_path), DECODER_FILE)
+        self.mse_decoder_path = None if mse_decoder_path is None else os.fspath(mse_decoder_path)
         if encoder is not None:  # checked first: E's code is what G2 and J must take
             self._attach_encoder(encoder)
         critic_d = _code_length(critic.input_shape[1], "PerceptualG2 critic")
@@ -516,6 +549,72 @@ class PerceptualG2(Objective):
         """Centre indices (B, 1, 1, d) -> G2(code, noise) with the noise of `codec_noise(seeds)`."""
         code = self.quantizer.dequantize(code_vector(codes))
         return self.decode(code, noise=self.codec_noise(seeds))
+
+    # Decode-time distortion-perception slider (beyond the paper; issue 13): G1 and G2 share E, so one
+    # code can be decoded by either decoder or by a blend of the two.
+
+    def stage1_decoder(self) -> tf.keras.Model:
+        """The frozen stage-1 MSE decoder G1, loaded from `mse_decoder_path` at the first call.
+
+        Raises:
+          ValueError: if no `mse_decoder_path` was given, or G1 takes another code length than G2.
+          FileNotFoundError: if the file does not exist.
+        """
+        if self.mse_decoder is None:
+            if self.mse_decoder_path is None:
+                raise ValueError(
+                    "PerceptualG2: decoding with a realism weight needs the stage-1 MSE decoder G1: set "
+                    "PerceptualG2.mse_decoder_path to the stage-1 workdir's decoder.keras."
+                )
+            if not tf.io.gfile.exists(self.mse_decoder_path):
+                raise FileNotFoundError(
+                    f"No stage-1 decoder at {self.mse_decoder_path!r}: PerceptualG1 writes WORKDIR/decoder.keras."
+                )
+            import tfdplc.nets  # noqa: F401 - registers the custom objects a saved network may use.
+
+            with tf.init_scope():
+                decoder = tf.keras.models.load_model(self.mse_decoder_path, compile=False)
+            d = _code_length(decoder.input_shape, "PerceptualG2 mse_decoder")
+            if d != self.code_length:
+                raise ValueError(
+                    f"PerceptualG2: the stage-1 decoder G1 takes d={d} code entries but G2 takes "
+                    f"{self.code_length}: use the G1 of the same stage-1 run as the encoder."
+                )
+            decoder.trainable = False
+            self.mse_decoder = decoder
+        return self.mse_decoder
+
+    def decode_realism(self, code: tf.Tensor, realism, noise: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Codes -> the blend (1 - alpha) G1(code) + alpha G2(code, noise), alpha = `realism`.
+
+        alpha = 0 is G1's MSE decode and alpha = 1 G2's perceptual decode, each exactly. With G2 a sample of
+        the posterior given the code (the optimum of Yan et al. Theorem 2), MSE(alpha) = (1 + alpha^2)
+        MSE(G1): a decoder-side trade-off between distortion and perception from one trained pair.
+
+        Args:
+          code: (B, d) codes on the quantizer's centres (from `encode` or dequantized indices).
+          realism: alpha, a Python number or scalar tensor in [0, 1].
+          noise: optional (B, noise_dim) noise of G2 (None: G2 draws its own).
+
+        Returns:
+          The decoded images, in [0, 1].
+
+        Raises:
+          ValueError: if a Python `realism` is not a finite number in [0, 1].
+          tf.errors.InvalidArgumentError: if a tensor `realism` is outside [0, 1] or not finite.
+        """
+        alpha = _checked_realism(realism)
+        mse_decode = self.stage1_decoder()(code, training=False)
+        perceptual_decode = self.decode(code, noise=noise)
+        return (1.0 - alpha) * mse_decode + alpha * perceptual_decode
+
+    def decode_codes_realism(self, codes: tf.Tensor, seeds: tf.Tensor, realism) -> tf.Tensor:
+        """Centre indices (B, 1, 1, d) -> `decode_realism` with G2's noise from `codec_noise(seeds)`.
+
+        At `realism` = 1 this is `decode_codes(codes, seeds)` exactly; at 0, G1's decode of the codes.
+        """
+        code = self.quantizer.dequantize(code_vector(codes))
+        return self.decode_realism(code, realism, noise=self.codec_noise(seeds))
 
     def generator_loss(self, code: tf.Tensor, noise: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
         """-1/b sum_i J(G2(c_i, n_i), c_i), the G2 objective of Section 4, with G2 and J in training mode.
