@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfdplc import calibration, losses, nets
 from tfdplc.layers.quantizers import ScalarQuantizer
-from tfdplc.objectives import GC, WAE
+from tfdplc.objectives import DAL, GC, WAE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 M = 8
@@ -51,6 +51,33 @@ def test_gc_adversarial_ratio_matches_the_closed_form(distortion):
     np.testing.assert_allclose(ratios["adversarial_ratio"], expected, rtol=1e-3)
     np.testing.assert_allclose(ratios["critic_grad"], np.linalg.norm(w), rtol=1e-4)
     assert calibration.regularizer_weights(model) == {"lambda_gc": lam, "lambda_gp": 10.0}
+
+
+def test_dal_adversarial_ratio_matches_the_closed_form():
+    # Yan et al. eq. 5 with a linear J(x) = w . x: lambda * (-mean J) has batch gradient norm
+    # lambda ||w|| / sqrt(b) at the reconstructions x^; the per-pixel MSE's is 2 ||x^ - x|| / (b N).
+    tf.keras.utils.set_random_seed(0)
+    w = np.random.default_rng(1).normal(scale=0.05, size=(1024, 1)).astype(np.float32)
+    lam, b, n = 0.7, 4, 1024
+    model = DAL(
+        encoder=nets.yan_encoder(4, width=4),
+        decoder=nets.yan_decoder(4, width=4),
+        critic=_linear_critic(w),
+        quantizer=ScalarQuantizer((-1.0, 1.0)),
+        optimizer=tf.keras.optimizers.RMSprop(1e-3),
+        critic_optimizer=tf.keras.optimizers.RMSprop(1e-3),
+        lambda_adv=lam,
+        n_critic=2,
+    )
+    images = tf.random.stateless_uniform((2 * b, 32, 32, 1), seed=[4, 2])
+    real = images[b:].numpy()  # the generator step's (last) mini-batch
+    decoded = model(real, training=True).numpy()
+    expected = lam * (np.linalg.norm(w) / np.sqrt(b)) / (2 * np.linalg.norm(decoded - real) / (b * n))
+    ratios = calibration.gradient_ratios(model, images)
+    np.testing.assert_allclose(ratios["adversarial_ratio"], expected, rtol=1e-3)
+    np.testing.assert_allclose(ratios["distortion"], np.mean((decoded - real) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(ratios["critic_grad"], np.linalg.norm(w), rtol=1e-4)
+    assert calibration.regularizer_weights(model) == {"lambda_adv": lam, "lambda_gp": 10.0}
 
 
 def test_wae_mmd_ratio_matches_a_direct_computation():

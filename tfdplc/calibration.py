@@ -1,4 +1,4 @@
-"""Gradient balance of the DPLC-family objectives: each regularizer's pull against the distortion's.
+"""Gradient balance of the DPLC-family objectives and DAL: each regularizer's pull against the distortion's.
 
 A constant such as gamma (Wasserstein++), lambda (GC) or lambda_MMD (WAE, Wasserstein++, DPLC stage 2) sets
 how hard a regularizer pulls relative to the distortion; how hard depends on the scale convention of the
@@ -7,7 +7,8 @@ the norms of the two weighted terms' gradients with respect to the tensor they s
 
 - adversarial (GC, Wasserstein++): w.r.t. the decoded images x^ (the generator step's input to both the
   distortion and the critic): ||grad_x^ w_adv L_adv|| / ||grad_x^ w_d L_d||, with (w_d, w_adv) =
-  (1, lambda) for GC (eq. 3) and (1 - gamma, gamma) for Wasserstein++ (Algorithm 1 line 18);
+  (1, lambda) for GC (eq. 3) and DAL (Yan et al. eq. 5, with its per-pixel MSE) and (1 - gamma, gamma) for
+  Wasserstein++ (Algorithm 1 line 18);
 - MMD (WAE, Wasserstein++, DPLC): w.r.t. the codes the MMD sees (F(x), or B(E(x)) in stage 2):
   ||grad_z lambda_MMD L_MMD|| / ||grad_z L_d|| (line 19; eq. 8).
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from tfdplc import losses
 from tfdplc.objectives.cae import CAE
+from tfdplc.objectives.dal import DAL
 from tfdplc.objectives.dplc import DPLC
 from tfdplc.objectives.gc import GC
 from tfdplc.objectives.wae import WAE
@@ -54,6 +56,8 @@ def regularizer_weights(model: tf.keras.Model) -> Dict[str, float]:
         return {"lambda_mmd": model.lambda_mmd}
     if isinstance(model, WGANGP):
         return {"lambda_gp": model.gp_weight}
+    if isinstance(model, DAL):
+        return {"lambda_adv": model.lambda_adv, "lambda_gp": model.gp_weight}
     return {}
 
 
@@ -69,18 +73,25 @@ def _mmd_terms(model, real, codes, prior, decode) -> Dict[str, float]:
     return {"distortion": float(distortion), "mmd": float(mmd), "mmd_ratio": weight * m_grad / d_grad}
 
 
-def _adversarial_terms(model, real, decoded, w_distortion, w_adversarial) -> Dict[str, float]:
-    """||grad_x^ w_adv L_WGAN|| / ||grad_x^ w_d L_d|| at the decoded images x^."""
+def _adversarial_terms(
+    model, real, decoded, w_distortion, w_adversarial, distortion_fn=None, critic=None
+) -> Dict[str, float]:
+    """||grad_x^ w_adv L_WGAN|| / ||grad_x^ w_d L_d|| at the decoded images x^.
+
+    `distortion_fn` and `critic` default to the model's `distortion` and `critic`.
+    """
+    distortion_fn = distortion_fn or model.distortion
+    critic = critic or model.critic
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(decoded)
-        distortion = model.distortion(real, decoded)
-        adversarial = losses.generator_loss(model.critic(decoded, training=True))
+        distortion = distortion_fn(real, decoded)
+        adversarial = losses.generator_loss(critic(decoded, training=True))
     d_grad = _norm(tape.gradient(distortion, decoded))
     a_grad = _norm(tape.gradient(adversarial, decoded))
     return {
         "distortion": float(distortion),
         "adversarial_ratio": w_adversarial * a_grad / (w_distortion * d_grad),
-        "critic_grad": _critic_gradient_norm(model.critic, decoded),
+        "critic_grad": _critic_gradient_norm(critic, decoded),
     }
 
 
@@ -88,7 +99,7 @@ def gradient_ratios(model: tf.keras.Model, images: tf.Tensor) -> Dict[str, float
     """Measures the balance of one batch's loss terms, with the networks in training mode.
 
     Args:
-      model: a built CAE, WAE, WGANGP, WassersteinPP, DPLC or GC objective.
+      model: a built CAE, WAE, WGANGP, WassersteinPP, DPLC, GC or DAL objective.
       images: one input batch as `train_step` receives it (n_critic * b images for the objectives with a
         critic: the generator step's last mini-batch is used, as in Algorithm 1).
 
@@ -125,6 +136,13 @@ def gradient_ratios(model: tf.keras.Model, images: tf.Tensor) -> Dict[str, float
         real = split_critic_batches(images, model.n_critic)[-1]
         samples = model.generator(model.sample_prior(tf.shape(real)[0]), training=True)
         return {"critic_grad": _critic_gradient_norm(model.critic, samples)}
+    if isinstance(model, DAL):
+        # Yan et al. eq. 5: L = MSE + lambda L_adv, both at the reconstructions G(E(x)) of the last mini-batch.
+        real = split_critic_batches(images, model.n_critic)[-1]
+        decoded = model(real, training=True)
+        return _adversarial_terms(
+            model, real, decoded, 1.0, model.lambda_adv, losses.squared_error, model.image_critic
+        )
     if isinstance(model, CAE):
         return {"distortion": float(model.distortion(images, model(images, training=True)))}
     raise TypeError(f"gradient_ratios: no balance defined for {type(model).__name__}.")
