@@ -110,23 +110,30 @@ def test_valid_transposed_conv_counted_exactly_where_the_registry_is_not():
     assert registered == 16 * forward
 
 
-def test_while_loop_body_counts_once_per_trip():
+def _loop_count(trips):
+    """The count of a step that runs `trips` x (w -= 0.1 x^T (x w)) in a tf.while_loop."""
     w = tf.Variable(tf.ones((5, 6)))
 
     def step(x):
         def body(t):
-            # x^T (x w): (4, 5) @ (5, 6), then (5, 4) @ (4, 6).
+            # (4, 5) @ (5, 6), then x^T (5, 4) @ (4, 6).
             w.assign_sub(0.1 * tf.matmul(x, tf.matmul(x, w), transpose_a=True))
             return (t + 1,)
 
-        tf.while_loop(lambda t: t < 3, body, (tf.constant(0),))
+        tf.while_loop(lambda t: t < trips, body, (tf.constant(0),))
         return tf.reduce_sum(w)
 
-    graph = tf.function(step).get_concrete_function(tf.TensorSpec((4, 5))).graph
-    count = flops.count_graph(graph)
-    assert [trips for _, trips, _ in count.loops] == [3]
-    assert count.by_type["MatMul"] == 3 * (2 * 4 * 6 * 5 + 2 * 5 * 6 * 4)
-    assert count.profiled > count.by_type["MatMul"]  # the loop body's ops, not only the outer graph's
+    return flops.count_graph(tf.function(step).get_concrete_function(tf.TensorSpec((4, 5))).graph)
+
+
+def test_while_loop_body_counts_once_per_trip():
+    counts = {trips: _loop_count(trips) for trips in (0, 3, 6)}
+    assert [[n for _, n, _ in counts[t].loops] for t in (0, 3, 6)] == [[0], [3], [6]]
+    for trips, count in counts.items():
+        assert count.by_type["MatMul"] == trips * (2 * 4 * 6 * 5 + 2 * 5 * 6 * 4)
+    # Executed ops grow by the body's ops per trip: linear in the trip count, and more than zero per trip.
+    ops = [counts[t].ops for t in (0, 3, 6)]
+    assert ops[2] - ops[1] == ops[1] - ops[0] >= 3 * 4  # 2 MatMul, Mul, AssignSub (+ counter) per trip
 
 
 def test_cae_config_matches_its_keras_layers(mnist5k_dir):
@@ -158,6 +165,28 @@ def test_cae_config_matches_its_keras_layers(mnist5k_dir):
     assert report.count.uncounted["FusedBatchNormV3"] > 0  # listed as not counted, not silently dropped
     assert report.total_flops == 123 * report.count.flops
     assert report.flops_per_image == report.count.flops / 8
+
+
+def test_unknown_shapes_skip_element_wise_ops_but_refuse_products():
+    w = tf.Variable(tf.ones((5, 3)))
+
+    def draws(x):
+        n = tf.shape(x)[0]  # a tensor inside the loop body: the draws' batch size is unknown there
+
+        def body(t, acc):
+            return t + 1, acc + tf.reduce_sum(2.0 * tf.random.normal(tf.stack([n, 3])))
+
+        return tf.while_loop(lambda t, _: t < 2, body, (tf.constant(0), tf.constant(0.0)))[1] + tf.reduce_sum(
+            tf.matmul(x, w)
+        )
+
+    count = flops.count_graph(tf.function(draws).get_concrete_function(tf.TensorSpec((4, 5))).graph)
+    # Two per trip (random_normal's scaling by its stddev, and 2.0 *), listed instead of counted.
+    assert count.unknown_shape["Mul"] == 4
+    assert count.by_type["MatMul"] == 2 * 4 * 3 * 5
+    graph = tf.function(lambda x: tf.matmul(x, w)).get_concrete_function(tf.TensorSpec((None, 5))).graph
+    with pytest.raises(flops.CountError, match="not fully known"):
+        flops.count_graph(graph)
 
 
 def test_trip_count_refuses_a_loop_it_cannot_read():

@@ -10,10 +10,16 @@ executed: the count is static, from the ops' shapes.
 
 What the profiler counts (TF 2.14's flops registry; one multiply-add = 2 FLOPs):
 - Conv2D: 2 * output elements * kh * kw * Cin; Conv2DBackpropInput (the input gradient, and the forward
-  op of a transposed convolution) and Conv2DBackpropFilter (the kernel gradient): the same as the forward
-  convolution they belong to; MatMul / BatchMatMul: 2 * output elements * inner dimension;
+  op of a transposed convolution) and Conv2DBackpropFilter (the kernel gradient): written from the input
+  size and the strides, which equals the forward convolution's count where output = input / stride
+  ("same" padding); MatMul / BatchMatMul: 2 * output elements * inner dimension;
 - element-wise and reduction ops (Add, Mul, Sub, RealDiv, Square, Rsqrt, Pow, Mean, Sum, BiasAdd, ...):
   one FLOP per output (reductions: per input) element.
+Where this tool departs from the profiler's total: (1) it leaves out the ops nothing uses, which TF prunes
+before running (the profiler's total, printed too, includes them: e.g. the input gradient of a network's
+first layer); (2) Conv2DBackpropInput / Conv2DBackpropFilter are counted as their forward convolution
+exactly (`conv_gradient_flops`): the registry assumes output size = input size / stride, which overcounts
+"valid" convolutions (16x for the 1x1 -> 4x4 transposed convolution that starts the DCGAN generator).
 What it misses, and this tool reports instead of counting: every op without a registered count —
 FusedBatchNorm(V3) and its gradient, activations and their gradients (Relu, LeakyRelu, Tanh, Sigmoid,
 Softplus, Exp, Sqrt...), random-number generation, casts, transposes, tiling and gathers. The tool lists
@@ -41,8 +47,13 @@ Example:
   python tools/flops.py --gin_config=gin/wgan_gp_celeba64.gin
   python tools/flops.py --gin_config=gin/dplc_lsun64.gin --gin_bindings="K = 32"
 
+It also prints the hours `train.total_steps` steps would take on one A100 / H100 (`PEAK_TFLOPS`, dense
+tensor-core peaks from NVIDIA's datasheets) at an ASSUMED model FLOPs utilization (--mfu), floored by an
+ASSUMED runtime cost per executed op (--op_overhead_us): projections, not measurements (docs/paper_scale.md).
+
 Exit status: 0 done, 2 bad config or binding, 3 the graph could not be counted (an unreadable loop trip
-count, or an op whose shape is not fully known).
+count, or a convolution / matrix product whose shape is not fully known; element-wise ops of unknown shape
+are listed, not counted, as the profiler skips them).
 """
 
 import collections
@@ -74,6 +85,10 @@ flags.DEFINE_multi_string(
 flags.DEFINE_multi_string("upstream_gin_bindings", [], "gin bindings for the upstream config.")
 flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
 flags.DEFINE_integer("top", 8, "Op types listed in the breakdowns.")
+flags.DEFINE_float("mfu", 0.3, "Assumed model FLOPs utilization for the projected wall times.")
+flags.DEFINE_float(
+    "op_overhead_us", 5.0, "Assumed runtime cost per executed op (microseconds): the projection's floor."
+)
 FLAGS = flags.FLAGS
 
 #: Upstream config of each config that loads another run's artifacts: (file name, extra bindings). The
@@ -90,6 +105,16 @@ UPSTREAM = {
     "shift_decomposition_sr_mnist.gin": ("shift_sr_mnist.gin", ("COMMON_RANDOMNESS = False",)),
     "shift_decomposition_sr_mnist5k.gin": ("shift_sr_mnist5k.gin", ("COMMON_RANDOMNESS = False",)),
     "shift_decomposition_denoise_svhn.gin": ("shift_denoise_svhn.gin", ("COMMON_RANDOMNESS = False",)),
+}
+
+#: Dense (no sparsity) peak tensor-core throughput in TFLOP/s, from NVIDIA's A100 (SXM4) and H100 (SXM5)
+#: datasheets, whose figures "with sparsity" are twice these. TF 2.14 runs float32 convolutions and matrix
+#: products in TF32 on these GPUs by default (tf.config.experimental.enable_tensor_float_32_execution).
+PEAK_TFLOPS = {
+    "A100 TF32": 156.0,
+    "A100 BF16": 312.0,
+    "H100 TF32": 494.5,
+    "H100 BF16": 989.5,
 }
 
 #: Parameters naming another run's artifact (a file, or a workdir for the decomposition).
@@ -115,6 +140,18 @@ _BOOKKEEPING = frozenset(
 )
 
 
+#: The ops that carry nearly all the FLOPs of these networks: their shapes must be known.
+_HEAVY = frozenset(
+    "Conv2D Conv2DBackpropInput Conv2DBackpropFilter MatMul BatchMatMul BatchMatMulV2 BatchMatMulV3 "
+    "DepthwiseConv2dNative Conv3D".split()
+)
+
+#: Ops that launch no device kernel (data already in place, or bookkeeping of the runtime).
+_NO_KERNEL = frozenset(
+    "Const Placeholder Identity IdentityN NoOp ReadVariableOp VarHandleOp StopGradient Assert".split()
+)
+
+
 class CountError(RuntimeError):
     """The graph cannot be counted (unknown trip count or shape)."""
 
@@ -130,22 +167,32 @@ class Count:
       by_type: {op type: FLOPs} of the ops that run.
       uncounted: {op type: elements written} of the arithmetic ops that run but have no registered count.
       loops: (op name, trip count, FLOPs per trip) of each while loop, nested ones included.
+      unknown_shape: {op type: number} of element-wise ops that run but whose shape is not fully known
+        at trace time (not counted, by the profiler either).
+      ops: ops that run, loop bodies counted per trip, leaving out those that launch no device kernel
+        (constants, placeholders, identities, variable reads): a floor on a step's time comes from this,
+        each op costing the runtime some microseconds however small it is.
     """
 
     flops: int = 0
     profiled: int = 0
+    ops: int = 0
     by_type: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     uncounted: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     loops: List[Tuple[str, int, int]] = dataclasses.field(default_factory=list)
+    unknown_shape: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
     def add(self, other: "Count", times: int = 1) -> None:
         """Adds `times` x `other` to this count."""
         self.flops += times * other.flops
         self.profiled += times * other.profiled
+        self.ops += times * other.ops
         for key, value in other.by_type.items():
             self.by_type[key] += times * value
         for key, value in other.uncounted.items():
             self.uncounted[key] += times * value
+        for key, value in other.unknown_shape.items():
+            self.unknown_shape[key] += times * value
         self.loops.extend(other.loops)
 
 
@@ -262,10 +309,19 @@ def count_graph(graph: tf.Graph) -> Count:
         try:
             stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
         except ValueError as e:
-            raise CountError(f"op {op.name!r} ({op.type}) has a shape that is not fully known: {e}") from e
+            # The profiler skips such ops too. Acceptable for element-wise work (e.g. prior draws whose
+            # batch size is a tensor inside a loop), not for a convolution or matrix product.
+            if op.type in _HEAVY:
+                raise CountError(
+                    f"op {op.name!r} ({op.type}) has a shape that is not fully known: {e}"
+                ) from e
+            if op in live:
+                count.unknown_shape[op.type] += 1
+            continue
         registered += int(stats.value or 0)
         if op not in live:
             continue
+        count.ops += op.type not in _NO_KERNEL
         if op.type in _CONV_GRADIENTS:
             count.by_type[op.type] += conv_gradient_flops(op)
         elif stats.value is not None:
@@ -542,6 +598,16 @@ def measure(
     )
 
 
+def projected_hours(report: Report, peak_tflops: float, mfu: float, op_overhead_us: float) -> float:
+    """Hours for `train.total_steps` steps: max(FLOPs / (peak x mfu), ops x overhead) per step.
+
+    A projection from assumptions (the utilization, the per-op overhead), not a measurement.
+    """
+    compute = report.count.flops / (peak_tflops * 1e12 * mfu)
+    floor = report.count.ops * op_overhead_us * 1e-6
+    return max(compute, floor) * report.total_steps / 3600.0
+
+
 def _top(counter: collections.Counter, n: int) -> str:
     return ", ".join(f"{k} {v:.3g}" for k, v in counter.most_common(n)) or "-"
 
@@ -580,14 +646,30 @@ def main(argv):
         f"train.total_steps: {report.total_steps}; total: {report.total_flops:.4g} FLOPs "
         f"({report.total_flops / 1e15:.3f} PFLOP, validation not included)"
     )
+    print(f"ops executed per train step (device kernels, loop bodies per trip): {count.ops}")
     print(f"counted, by op type: {_top(count.by_type, FLAGS.top)}")
     print(f"NOT counted (no FLOP count registered; elements written): {_top(count.uncounted, FLAGS.top)}")
+    if count.unknown_shape:
+        print(
+            f"NOT counted (element-wise, shape unknown at trace time; ops): {_top(count.unknown_shape, FLAGS.top)}"
+        )
     uncounted = sum(count.uncounted.values())
     print(f"uncounted elements / counted FLOPs: {uncounted / max(count.flops, 1):.2%}")
+    hours = [projected_hours(report, peak, FLAGS.mfu, FLAGS.op_overhead_us) for peak in PEAK_TFLOPS.values()]
+    print(
+        f"projected hours on one GPU (a PROJECTION, not a measurement: FLOPs / (peak x MFU {FLAGS.mfu:g}), "
+        f"floored at {FLAGS.op_overhead_us:g} us per executed op): "
+        + ", ".join(f"{gpu} {h:.3g}" for gpu, h in zip(PEAK_TFLOPS, hours))
+    )
+    print(
+        "| config | objective | images / step | GFLOP / step | MFLOP / image | ops / step | steps | PFLOP |"
+        + "".join(f" h {gpu} |" for gpu in PEAK_TFLOPS)
+    )
     print(
         f"| {' '.join(os.path.basename(c) for c in FLAGS.gin_config)} | {report.objective} | "
         f"{report.images_per_step} | {count.flops / 1e9:.1f} | {report.flops_per_image / 1e6:.1f} | "
-        f"{report.total_steps} | {report.total_flops / 1e15:.2f} |"
+        f"{count.ops} | {report.total_steps} | {report.total_flops / 1e15:.2f} |"
+        + "".join(f" {h:.3g} |" for h in hours)
     )
     return 0
 
