@@ -1,7 +1,7 @@
 """The base class of every training objective."""
 
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -112,6 +112,64 @@ class Objective(tf.keras.Model):
         """
         return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
 
+    @staticmethod
+    def float32(outputs):
+        """Casts the floating tensors of a network's outputs (a tensor or a nest) to float32.
+
+        Under a mixed-precision policy (`train.precision`, `tfdplc.train.precision`) the networks compute
+        and return float16/bfloat16; every loss, MMD kernel sum, gradient penalty, critic score and metric
+        of the objectives is computed in float32 on their outputs (Keras' mixed-precision guide: outputs
+        and losses stay float32). Under float32 this is the identity.
+        """
+
+        def cast(tensor):
+            tensor = tf.convert_to_tensor(tensor)
+            return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
+
+        return tf.nest.map_structure(cast, outputs)
+
+    @staticmethod
+    def gradients(
+        optimizer: tf.keras.optimizers.Optimizer,
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        variables: Sequence[tf.Variable],
+    ) -> List[tf.Tensor]:
+        """The gradients of `loss` w.r.t. `variables`, loss-scaled when `optimizer` asks for it.
+
+        With a `tf.keras.mixed_precision.LossScaleOptimizer` (`train.precision = 'mixed_float16'`), the
+        loss is multiplied by the optimizer's loss scale before differentiation and the gradients divided
+        by it afterwards, so small float16 gradients do not underflow (the optimizer then skips a step with
+        non-finite gradients and lowers its scale). Otherwise this is `tape.gradient(loss, variables)`.
+        """
+        variables = list(variables)
+        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+            # d(scale * loss) is the backprop of `loss` seeded with `scale` (= get_scaled_loss(1)), so the
+            # tape need not have recorded the product.
+            scale = optimizer.get_scaled_loss(tf.ones_like(loss))
+            gradients = tape.gradient(loss, variables, output_gradients=scale)
+            return optimizer.get_unscaled_gradients(gradients)
+        return tape.gradient(loss, variables)
+
+    @classmethod
+    def apply_gradients(
+        cls,
+        optimizer: tf.keras.optimizers.Optimizer,
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        variables: Sequence[tf.Variable],
+    ) -> None:
+        """Applies the (loss-scaled, see `gradients`) gradient of `loss` to `variables` with `optimizer`.
+
+        Args:
+          optimizer: the optimizer of `variables`.
+          tape: the tape that recorded `loss`.
+          loss: the loss, already scaled by `scale_for_replicas`.
+          variables: the variables to update.
+        """
+        variables = list(variables)
+        optimizer.apply_gradients(zip(cls.gradients(optimizer, tape, loss, variables), variables))
+
 
 class GeneratorObjective(Objective):
     """Base of the DPLC stage-1 objectives that learn a generator G* of P_X from a prior P_Z = N(0, I_m).
@@ -144,7 +202,7 @@ class GeneratorObjective(Objective):
         return tf.random.stateless_normal(shape, seed=seed)
 
     def sample(self, n: int, seed: Optional[tf.Tensor] = None) -> tf.Tensor:  # noqa: D102 - see base.
-        return self.generator(self.sample_prior(n, seed=seed), training=False)
+        return self.float32(self.generator(self.sample_prior(n, seed=seed), training=False))
 
     def codec_spec(self) -> CodecSpec:
         """Codec interface (`tfdplc.codec.interface`): a pure generator, no code, it samples only."""
@@ -161,7 +219,9 @@ class GeneratorObjective(Objective):
         Returns:
           (B, H, W, C) images in [0, 1].
         """
-        return self.generator(per_example_normal(seeds, [self.latent_dim], SAMPLER), training=False)
+        return self.float32(
+            self.generator(per_example_normal(seeds, [self.latent_dim], SAMPLER), training=False)
+        )
 
     def save_artifacts(self, directory: str) -> None:
         """Writes G* to `directory/generator.keras` and, if the objective has one, F to `encoder.keras`.

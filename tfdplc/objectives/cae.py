@@ -77,8 +77,8 @@ class CAE(Objective):
         return self.quantizer(self.encoder(images, training=training), training=training)
 
     def decode(self, code: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Quantized code maps -> images in [0, 1]."""
-        return self.generator(self.mapping(code, training=training), training=training)
+        """Quantized code maps -> images in [0, 1] (float32 under any precision policy)."""
+        return self.float32(self.generator(self.mapping(code, training=training), training=training))
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images, training=training), training=training)
@@ -110,7 +110,7 @@ class CAE(Objective):
             + self.mapping.trainable_variables
             + self.generator.trainable_variables
         )
-        self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        self.apply_gradients(self.optimizer_ae, tape, scaled_loss, variables)
         return self._update_metrics(images, reconstructions, loss)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102

@@ -36,10 +36,11 @@ class _ImageCritic:
         self.code_length = critic.input_shape[1][-1] if isinstance(critic.input_shape, list) else None
 
     def __call__(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        # The scores are float32 under a mixed-precision policy (critic outputs and losses stay float32).
         if self.code_length is None:
-            return self.critic(images, training=training)
+            return Objective.float32(self.critic(images, training=training))
         zeros = tf.zeros(tf.stack([tf.shape(images)[0], self.code_length]), images.dtype)
-        return self.critic([images, zeros], training=training)
+        return Objective.float32(self.critic([images, zeros], training=training))
 
     @property
     def trainable_variables(self):
@@ -162,8 +163,8 @@ class DAL(Objective):
         return self.quantizer(self.encoder(images, training=training), training=training)
 
     def decode(self, code: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Codes -> images G(code) in [0, 1] (deterministic)."""
-        return self.decoder(code, training=training)
+        """Codes -> images G(code) in [0, 1] (deterministic; float32 under any precision policy)."""
+        return self.float32(self.decoder(code, training=training))
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images, training=training), training=training)
@@ -237,7 +238,7 @@ class DAL(Objective):
             terms = self.losses_of(real, training=True)
             scaled = self.scale_for_replicas(terms["loss"])
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.apply_gradients(self.optimizer_ae, tape, scaled, variables)
         return self._update_metrics(terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102

@@ -185,8 +185,8 @@ class DPLC(Objective):
     def latents(
         self, code: tf.Tensor, noise: Optional[tf.Tensor] = None, training: bool = False
     ) -> tf.Tensor:
-        """Code maps -> z = B(code, noise) (noise drawn when None)."""
-        return self.mapping(code, noise=noise, training=training)
+        """Code maps -> z = B(code, noise) (noise drawn when None), float32 under any precision policy."""
+        return self.float32(self.mapping(code, noise=noise, training=training))
 
     def decode(self, code: tf.Tensor, noise: Optional[tf.Tensor] = None, training: bool = False) -> tf.Tensor:
         """Code maps -> images G*(B(code, noise)) in [0, 1]; stochastic unless `noise` is given.
@@ -199,7 +199,9 @@ class DPLC(Objective):
         Returns:
           The decoded images.
         """
-        return self.generator(self.latents(code, noise=noise, training=training), training=False)
+        return self.float32(
+            self.generator(self.latents(code, noise=noise, training=training), training=False)
+        )
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images, training=training), training=training)
@@ -218,7 +220,7 @@ class DPLC(Objective):
             z = self.sample_prior(n)
         else:
             z = tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]), seed=seed)
-        return self.generator(z, training=False)
+        return self.float32(self.generator(z, training=False))
 
     # Codec interface (tfdplc.codec.interface): real bitstreams and export.
 
@@ -244,7 +246,9 @@ class DPLC(Objective):
 
     def sample_images(self, seeds: tf.Tensor) -> tf.Tensor:
         """Codec interface: one image G*(z_i) per seed, z_i ~ N(0, I_m) drawn from seed i (stream SAMPLER)."""
-        return self.generator(per_example_normal(seeds, [self.latent_dim], SAMPLER), training=False)
+        return self.float32(
+            self.generator(per_example_normal(seeds, [self.latent_dim], SAMPLER), training=False)
+        )
 
     def compute_losses(
         self, images: tf.Tensor, noise: tf.Tensor, prior: tf.Tensor, training: bool = False
@@ -261,7 +265,8 @@ class DPLC(Objective):
           A dict with "loss" (= distortion + lambda_MMD * mmd), "distortion", "mmd" and "reconstructions".
         """
         z_hat = self.latents(self.encode(images, training=training), noise=noise, training=training)
-        reconstructions = self.generator(z_hat, training=False)
+        # z_hat is float32 (`latents`): the MMD kernel sums and the distortion stay float32.
+        reconstructions = self.float32(self.generator(z_hat, training=False))
         distortion = self.distortion(images, reconstructions)
         mmd = losses.mmd_imq(prior, z_hat)
         return {
@@ -279,7 +284,7 @@ class DPLC(Objective):
             terms = self.compute_losses(images, noise, prior, training=True)
             scaled_loss = self.scale_for_replicas(terms["loss"])
         variables = self.encoder.trainable_variables + self.mapping.trainable_variables
-        self.optimizer_eb.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        self.apply_gradients(self.optimizer_eb, tape, scaled_loss, variables)
         return self._update_metrics(images, terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102

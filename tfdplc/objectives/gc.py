@@ -148,7 +148,9 @@ class GC(Objective):
         Returns:
           The decoded images.
         """
-        return self.generator(self.mapping(code, noise=noise, training=training), training=training)
+        return self.float32(
+            self.generator(self.mapping(code, noise=noise, training=training), training=training)
+        )
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images, training=training), training=training)
@@ -189,7 +191,8 @@ class GC(Objective):
         """
         reconstructions = self.decode(self.encode(images, training=training), noise=noise, training=training)
         distortion = self.distortion(images, reconstructions)
-        generator_loss = losses.generator_loss(self.critic(reconstructions, training=training))
+        # Critic scores and losses stay float32 under a mixed-precision policy.
+        generator_loss = losses.generator_loss(self.float32(self.critic(reconstructions, training=training)))
         return {
             "loss": distortion + self.lambda_wd * generator_loss,
             "distortion": distortion,
@@ -238,14 +241,16 @@ class GC(Objective):
             + self.mapping.trainable_variables
             + self.generator.trainable_variables
         )
-        self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.apply_gradients(self.optimizer_ae, tape, scaled, variables)
         return self._update_metrics(real, terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         images = self.images_of(data)
         terms = self.generator_losses(images, training=False)
         self.critic_loss_tracker.update_state(
-            losses.critic_loss(self.critic(images), self.critic(terms["reconstructions"]))
+            losses.critic_loss(
+                self.float32(self.critic(images)), self.float32(self.critic(terms["reconstructions"]))
+            )
         )
         return self._update_metrics(images, terms)
 

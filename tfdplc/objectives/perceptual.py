@@ -125,7 +125,8 @@ class _Conditioned:
         self.code = code
 
     def __call__(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return self.critic([images, self.code], training=training)
+        # The scores are float32 under a mixed-precision policy (critic outputs and losses stay float32).
+        return Objective.float32(self.critic([images, self.code], training=training))
 
     @property
     def trainable_variables(self):
@@ -188,20 +189,21 @@ def pretrain_critic_update(
     shuffled = tf.gather(code, permutation)
     nu = tf.random.uniform(tf.stack([batch, 1]), dtype=code.dtype)
     mixed_code = nu * code + (1.0 - nu) * shuffled
+
+    def scores_of(pairs):  # float32 scores under a mixed-precision policy: the penalty stays float32
+        return Objective.float32(critic(pairs, training=True))
+
     with tf.GradientTape() as tape:
-        wasserstein_loss = losses.critic_loss(
-            critic([images, code], training=True), critic([images, shuffled], training=True)
-        )
+        wasserstein_loss = losses.critic_loss(scores_of([images, code]), scores_of([images, shuffled]))
         with tf.GradientTape() as inner:
             inner.watch(images)
-            scores = critic([images, mixed_code], training=True)
+            scores = scores_of([images, mixed_code])
         grads = inner.gradient(scores, images)
         norms = tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(grads), [batch, -1]), axis=1) + 1e-12)
         penalty = tf.reduce_mean(tf.square(norms - 1.0))
         loss = wasserstein_loss + gp_weight * penalty
         scaled_loss = scale(loss)
-    variables = critic.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    Objective.apply_gradients(optimizer, tape, scaled_loss, critic.trainable_variables)
     return loss, -wasserstein_loss, penalty
 
 
@@ -265,8 +267,8 @@ class PerceptualG1(Objective):
         return self.quantizer(self.encoder(images, training=training), training=training)
 
     def decode(self, code: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Codes -> images G1(code) in [0, 1] (deterministic)."""
-        return self.decoder(code, training=training)
+        """Codes -> images G1(code) in [0, 1] (deterministic; float32 under any precision policy)."""
+        return self.float32(self.decoder(code, training=training))
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images, training=training), training=training)
@@ -299,7 +301,7 @@ class PerceptualG1(Objective):
             loss = losses.squared_error(images, reconstructions)  # eq. (26)
             scaled_loss = self.scale_for_replicas(loss)
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        self.apply_gradients(self.optimizer_ae, tape, scaled_loss, variables)
         self.mse_tracker.update_state(loss)
         return {m.name: m.result() for m in self.metrics}
 
@@ -506,7 +508,7 @@ class PerceptualG2(Objective):
         Returns:
           The decoded images.
         """
-        return self.generator(code, noise=noise, training=training)
+        return self.float32(self.generator(code, noise=noise, training=training))
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
         return self.decode(self.encode(images), training=training)
@@ -604,7 +606,7 @@ class PerceptualG2(Objective):
           tf.errors.InvalidArgumentError: if a tensor `realism` is outside [0, 1] or not finite.
         """
         alpha = _checked_realism(realism)
-        mse_decode = self.stage1_decoder()(code, training=False)
+        mse_decode = self.float32(self.stage1_decoder()(code, training=False))
         perceptual_decode = self.decode(code, noise=noise)
         return (1.0 - alpha) * mse_decode + alpha * perceptual_decode
 
@@ -623,7 +625,7 @@ class PerceptualG2(Objective):
           A dict with "generator_loss" and "reconstructions".
         """
         fake = self.decode(code, noise=noise, training=True)
-        loss = losses.generator_loss(self.critic([fake, code], training=True))
+        loss = losses.generator_loss(self.float32(self.critic([fake, code], training=True)))
         return {"generator_loss": loss, "reconstructions": fake}
 
     def _critic_iteration(self, real: tf.Tensor, pretraining: bool) -> None:
@@ -662,8 +664,7 @@ class PerceptualG2(Objective):
         with tf.GradientTape() as tape:
             terms = self.generator_loss(code)
             scaled = self.scale_for_replicas(terms["generator_loss"])
-        variables = self.generator.trainable_variables
-        self.optimizer_generator.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.apply_gradients(self.optimizer_generator, tape, scaled, self.generator.trainable_variables)
         self.generator_loss_tracker.update_state(terms["generator_loss"])
         # MSE of G2 on the training batch (the curve the authors log); not part of any loss.
         self.mse_tracker.update_state(losses.squared_error(real, terms["reconstructions"]))
@@ -697,8 +698,8 @@ class PerceptualG2(Objective):
         images = _images(data)
         code = self.encode(images)
         fake = self.decode(code)
-        real_scores = self.critic([images, code], training=False)
-        fake_scores = self.critic([fake, code], training=False)
+        real_scores = self.float32(self.critic([images, code], training=False))
+        fake_scores = self.float32(self.critic([fake, code], training=False))
         self.wasserstein_tracker.update_state(-losses.critic_loss(real_scores, fake_scores))
         self.generator_loss_tracker.update_state(losses.generator_loss(fake_scores))
         self.mse_tracker.update_state(losses.squared_error(images, fake))

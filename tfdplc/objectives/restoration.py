@@ -83,7 +83,7 @@ class Restoration(UnpairedWassersteinObjective):
     def transform(self, sources, training=False, seed=None):
         """R(S) (deterministic: `seed` is unused), no bits."""
         del seed
-        return self.network(sources, training=training), None
+        return self.float32(self.network(sources, training=training)), None
 
     def generator_variables(self) -> list:  # noqa: D102
         return self.network.trainable_variables

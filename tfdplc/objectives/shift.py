@@ -308,7 +308,8 @@ class UnpairedWassersteinObjective(Objective):
         """
         outputs, bits = self.transform(sources, training=training, seed=seed)
         mse = losses.squared_error(sources, outputs)
-        generator_loss = losses.generator_loss(self.critic(outputs, training=training))
+        # Critic scores and losses stay float32 under a mixed-precision policy.
+        generator_loss = losses.generator_loss(self.float32(self.critic(outputs, training=training)))
         loss = mse + self.lambda_wd * generator_loss
         mean_bits = tf.zeros([]) if bits is None else tf.reduce_mean(bits)
         if bits is not None and self.rate_weight:
@@ -338,8 +339,7 @@ class UnpairedWassersteinObjective(Objective):
         with tf.GradientTape() as tape:
             terms = self.losses_of(x, training=True)
             scaled = self.scale_for_replicas(terms["loss"])
-        variables = self.generator_variables()
-        self.optimizer_ae.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.apply_gradients(self.optimizer_ae, tape, scaled, self.generator_variables())
         for tracker, key in (
             (self.loss_tracker, "loss"),
             (self.mse_tracker, "mse"),
@@ -365,7 +365,7 @@ class UnpairedWassersteinObjective(Objective):
         self.bits_tracker.update_state(terms["bits"])
         self.mse_gt_tracker.update_state(losses.squared_error(clean, terms["outputs"]))
         self.wasserstein_tracker.update_state(
-            -losses.critic_loss(self.critic(clean), self.critic(terms["outputs"]))
+            -losses.critic_loss(self.float32(self.critic(clean)), self.float32(self.critic(terms["outputs"])))
         )
         names = ("loss", "mse", "generator_loss", "wasserstein", "mse_gt")
         names += ("bits",) if self.estimates_bits else ()
@@ -535,7 +535,7 @@ class ShiftCompression(UnpairedWassersteinObjective):
 
     def source(self, degraded: tf.Tensor) -> tf.Tensor:  # noqa: D102
         restoration = self.restoration_network()
-        return degraded if restoration is None else restoration(degraded, training=False)
+        return degraded if restoration is None else self.float32(restoration(degraded, training=False))
 
     def generator_variables(self) -> list:  # noqa: D102
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
@@ -554,11 +554,13 @@ class ShiftCompression(UnpairedWassersteinObjective):
         Returns:
           (Y^, bits or None).
         """
-        code = self.encoder(sources, training=training)
+        # Under a mixed-precision policy f and g run in float16/bfloat16; the quantizer or the tfc
+        # entropy model (float32 layers, `tfdplc.train.precision`), the bits and the outputs are float32.
+        code = self.float32(self.encoder(sources, training=training))
         if self.fixed_rate:
-            return self.decoder(self.quantizer(code, seed=seed), training=training), None
+            return self.float32(self.decoder(self.quantizer(code, seed=seed), training=training)), None
         quantized, bits = self.quantizer(code * self.code_scale, training=training)
-        return self.decoder(quantized / self.code_scale, training=training), bits
+        return self.float32(self.decoder(quantized / self.code_scale, training=training)), bits
 
     # ------------------------------------------------------------------------------------------------
     # The codec: what the sender transmits and how the receiver decodes it.

@@ -236,18 +236,25 @@ class ShiftDecomposition(Objective):
         """
         self.load_source()
         seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(3)]
-        code = self.encoder(degraded, training=False)
-        y_tilde = self.decoder(self.quantizer(code, seed=seeds[0]), training=False)
+        # Under a mixed-precision policy the networks' outputs are cast: codes, quantizers and the
+        # eq.-18 terms stay float32.
+        f32 = self.float32
+        code = f32(self.encoder(degraded, training=False))
+        y_tilde = f32(self.decoder(self.quantizer(code, seed=seeds[0]), training=False))
         if self.mode == "separate":
-            z1 = self._branch_input(self.quantizer1, self.encoder1(degraded, training=training), seeds[1])
-            z2 = self._branch_input(self.quantizer2, self.encoder2(degraded, training=training), seeds[2])
+            z1 = self._branch_input(
+                self.quantizer1, f32(self.encoder1(degraded, training=training)), seeds[1]
+            )
+            z2 = self._branch_input(
+                self.quantizer2, f32(self.encoder2(degraded, training=training)), seeds[2]
+            )
         else:  # the same index (same draw) that produced Y~
             z1 = z2 = self._branch_input(self.quantizer, code, seeds[0])
         return {
             "x": degraded,
             "y_tilde": y_tilde,
-            "y1": self.decoder1(z1, training=training),
-            "y2": self.decoder2(z2, training=training),
+            "y1": f32(self.decoder1(z1, training=training)),
+            "y2": f32(self.decoder2(z2, training=training)),
         }
 
     def _branch_input(self, quantizer, encoded: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -324,8 +331,7 @@ class ShiftDecomposition(Objective):
             terms = self.terms_of(self.branches(degraded, seed, training=True))
             loss = tf.reduce_mean(self.branch_loss(terms))
             scaled = self.scale_for_replicas(loss)
-        variables = self.trainable_branch_variables()
-        self.optimizer_branches.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.apply_gradients(self.optimizer_branches, tape, scaled, self.trainable_branch_variables())
         return self._update(loss, terms)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102

@@ -74,11 +74,12 @@ class WAE(GeneratorObjective):
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         """G(F(x)), the unconstrained reconstruction (DPLC Table 1)."""
-        return self.generator(self.encoder(images, training=training), training=training)
+        return self.float32(self.generator(self.encoder(images, training=training), training=training))
 
     def _forward(self, images, training):
-        z_bar = self.encoder(images, training=training)
-        reconstructions = self.generator(z_bar, training=training)
+        # The MMD kernel sums and the distortion stay float32 under a mixed-precision policy.
+        z_bar = self.float32(self.encoder(images, training=training))
+        reconstructions = self.float32(self.generator(z_bar, training=training))
         z = self.sample_prior(tf.shape(images)[0])
         distortion = self.distortion(images, reconstructions)
         if training:
@@ -97,7 +98,8 @@ class WAE(GeneratorObjective):
             scaled_loss = self.scale_for_replicas(loss)
         encoder_vars = self.encoder.trainable_variables
         generator_vars = self.generator.trainable_variables
-        grads = tape.gradient(scaled_loss, encoder_vars + generator_vars)
+        # One loss, two optimizers: under mixed_float16 the encoder optimizer's loss scale serves both.
+        grads = self.gradients(self.optimizer_encoder, tape, scaled_loss, encoder_vars + generator_vars)
         self.optimizer_encoder.apply_gradients(zip(grads[: len(encoder_vars)], encoder_vars))
         self.optimizer_generator.apply_gradients(zip(grads[len(encoder_vars) :], generator_vars))
         return self._update_metrics(images, reconstructions, loss, distortion, mmd)

@@ -133,7 +133,7 @@ class WassersteinPP(GeneratorObjective):
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         """G(F(x)), the unconstrained reconstruction (DPLC Table 1)."""
-        return self.generator(self.encoder(images, training=training), training=training)
+        return self.float32(self.generator(self.encoder(images, training=training), training=training))
 
     def sample_eta(self, batch_size) -> tf.Tensor:
         """Draws the interpolation weights eta_i ~ U(0, 1), one per sample (Algorithm 1 line 7).
@@ -181,7 +181,7 @@ class WassersteinPP(GeneratorObjective):
 
         def critic_iteration(t, previous_z):
             real = batches[t]
-            z_bar = self.encoder(real, training=True)
+            z_bar = self.float32(self.encoder(real, training=True))
             z = tf.ensure_shape(self.sample_prior(batch), previous_z.shape)
             fake = self.generator(self.interpolate_latents(z, z_bar, self.sample_eta(batch)), training=True)
             loss, wasserstein, penalty = objective_critic_update(self, real, fake)
@@ -197,18 +197,22 @@ class WassersteinPP(GeneratorObjective):
         _, z = tf.while_loop(lambda t, _: t < self.n_critic, critic_iteration, (tf.constant(0), initial_z))
         real = batches[-1]
         with tf.GradientTape(persistent=True) as tape:
-            z_bar = self.encoder(real, training=True)
-            reconstructions = self.generator(z_bar, training=True)
+            # Under mixed precision the networks' outputs are cast: distortion, MMD kernel sums, critic
+            # scores and losses stay float32.
+            z_bar = self.float32(self.encoder(real, training=True))
+            reconstructions = self.float32(self.generator(z_bar, training=True))
             distortion = self.distortion(real, reconstructions)
             mmd = losses.mmd_imq(z, z_bar)
-            wgan = losses.generator_loss(self.critic(reconstructions, training=True))
+            wgan = losses.generator_loss(self.float32(self.critic(reconstructions, training=True)))
             generator_loss, encoder_loss = self.weighted_losses(distortion, mmd, wgan)
             scaled_generator_loss = self.scale_for_replicas(generator_loss)
             scaled_encoder_loss = self.scale_for_replicas(encoder_loss)
         generator_vars = self.generator.trainable_variables
         encoder_vars = self.encoder.trainable_variables
-        generator_grads = tape.gradient(scaled_generator_loss, generator_vars)
-        encoder_grads = tape.gradient(scaled_encoder_loss, encoder_vars)
+        generator_grads = self.gradients(
+            self.optimizer_generator, tape, scaled_generator_loss, generator_vars
+        )
+        encoder_grads = self.gradients(self.optimizer_encoder, tape, scaled_encoder_loss, encoder_vars)
         del tape
         self.optimizer_generator.apply_gradients(zip(generator_grads, generator_vars))
         self.optimizer_encoder.apply_gradients(zip(encoder_grads, encoder_vars))
@@ -217,13 +221,13 @@ class WassersteinPP(GeneratorObjective):
 
     def test_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:  # noqa: D102
         images = self.images_of(images)
-        z_bar = self.encoder(images, training=False)
-        reconstructions = self.generator(z_bar, training=False)
+        z_bar = self.float32(self.encoder(images, training=False))
+        reconstructions = self.float32(self.generator(z_bar, training=False))
         z = self.sample_prior(tf.shape(images)[0])
         distortion = self.distortion(images, reconstructions)
         # A last validation batch of one image has no U-statistic (it would divide by b(b-1) = 0).
         mmd = tf.cond(tf.shape(z)[0] > 1, lambda: losses.mmd_imq(z, z_bar), lambda: tf.zeros([]))
-        wgan = losses.generator_loss(self.critic(reconstructions, training=False))
+        wgan = losses.generator_loss(self.float32(self.critic(reconstructions, training=False)))
         generator_loss, _ = self.weighted_losses(distortion, mmd, wgan)
         total = generator_loss + (1.0 - self.gamma) * self.mmd_weight * mmd
         logs = self._update_metrics(images, reconstructions, total, distortion, mmd, wgan)

@@ -9,7 +9,7 @@ import gin
 import tensorflow as tf
 
 from tfdplc import losses
-from tfdplc.objectives.base import GeneratorObjective
+from tfdplc.objectives.base import GeneratorObjective, Objective
 
 __all__ = ["WGANGP", "critic_update", "objective_critic_update", "split_critic_batches"]
 
@@ -75,14 +75,19 @@ def critic_update(
     Returns:
       (L_f, the Wasserstein estimate E f(x) - E f(x^), the gradient penalty), all scalars.
     """
-    fake = tf.stop_gradient(fake)
+    # Under a mixed-precision policy the critic runs in float16/bfloat16 but its scores, the interpolates,
+    # the gradient penalty and the loss are float32.
+    real, fake = Objective.float32((real, tf.stop_gradient(fake)))
+
+    def scores(x):
+        return Objective.float32(critic(x, training=True))
+
     with tf.GradientTape() as tape:
-        wasserstein_loss = losses.critic_loss(critic(real, training=True), critic(fake, training=True))
-        penalty = penalty_fn(lambda x: critic(x, training=True), real, fake)
+        wasserstein_loss = losses.critic_loss(scores(real), scores(fake))
+        penalty = penalty_fn(scores, real, fake)
         loss = wasserstein_loss + gp_weight * penalty
         scaled_loss = scale(loss)
-    variables = critic.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    Objective.apply_gradients(optimizer, tape, scaled_loss, critic.trainable_variables)
     return loss, -wasserstein_loss, penalty
 
 
@@ -190,7 +195,7 @@ class WGANGP(GeneratorObjective):
         ]
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:  # noqa: D102
-        return self.generator(self.sample_prior(tf.shape(images)[0]), training=training)
+        return self.float32(self.generator(self.sample_prior(tf.shape(images)[0]), training=training))
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:  # noqa: D102
         raise NotImplementedError("WGAN-GP has no encoder: it cannot reconstruct images (use `sample`).")
@@ -215,19 +220,18 @@ class WGANGP(GeneratorObjective):
         z = self.sample_prior(tf.shape(batches)[1])
         with tf.GradientTape() as tape:
             generator_loss = losses.generator_loss(
-                self.critic(self.generator(z, training=True), training=True)
+                self.float32(self.critic(self.generator(z, training=True), training=True))
             )
             scaled_loss = self.scale_for_replicas(generator_loss)
-        variables = self.generator.trainable_variables
-        self.optimizer_generator.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+        self.apply_gradients(self.optimizer_generator, tape, scaled_loss, self.generator.trainable_variables)
         self.generator_loss_tracker.update_state(generator_loss)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Critic estimate of W on held-out images against samples (no penalty, no update)."""
         images = self.images_of(images)
-        real_scores = self.critic(images, training=False)
-        fake_scores = self.critic(self(images, training=False), training=False)
+        real_scores = self.float32(self.critic(images, training=False))
+        fake_scores = self.float32(self.critic(self(images, training=False), training=False))
         self.wasserstein_tracker.update_state(-losses.critic_loss(real_scores, fake_scores))
         self.generator_loss_tracker.update_state(losses.generator_loss(fake_scores))
         return {m.name: m.result() for m in (self.wasserstein_tracker, self.generator_loss_tracker)}

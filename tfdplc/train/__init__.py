@@ -1,6 +1,6 @@
 """Training: strategies, schedules, callbacks and the gin-configured trainer."""
 
-from tfdplc.train import checks, config
+from tfdplc.train import checks, config, precision
 from tfdplc.train.callbacks import (
     GoodCheckpoint,
     ImageGrid,
@@ -35,6 +35,7 @@ __all__ = [
     "checks",
     "config",
     "parse_gin",
+    "precision",
     "split_cpu",
     "spread_images",
     "GoodCheckpoint",

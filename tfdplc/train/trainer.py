@@ -23,6 +23,7 @@ from absl import logging
 from tfdplc import data
 from tfdplc.train import callbacks as cb
 from tfdplc.train import checks
+from tfdplc.train import precision as mixed_precision
 from tfdplc.train.checks import GinConfigError
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
 
@@ -117,6 +118,7 @@ def train(
     eval_split: str = "test",
     eval_steps: Optional[int] = 8,
     jit_compile: bool = False,
+    precision: str = "float32",
     steps_per_execution: int = 1,
     keep_checkpoints: int = 3,
     num_grid_images: int = 8,
@@ -148,6 +150,11 @@ def train(
       eval_split: tfds split for the validation loss at every epoch end.
       eval_steps: validation batches per epoch (None: the whole split).
       jit_compile: XLA-compile the train step.
+      precision: "float32", "mixed_bfloat16" or "mixed_float16" (Keras mixed-precision policy, with loss
+        scaling for float16; see `tfdplc.train.precision` for what stays float32). The policy holds for
+        the models built and trained here and is restored on return; checkpoints hold float32 variables,
+        and the objective's artifacts (e.g. generator.keras) are written from a float32 copy of the last
+        checkpoint, so exports and later stages are float32 whatever the training precision.
       steps_per_execution: train steps per `tf.function` call (fewer Python round trips).
       keep_checkpoints: how many checkpoints to keep.
       num_grid_images: images in the TensorBoard grids (reconstructions, samples, decodes).
@@ -172,6 +179,10 @@ def train(
     arguments = dict(locals())
     del arguments["workdir"], arguments["data_dir"]
     checks.check_argument_types("train", train, arguments)
+    try:
+        mixed_precision.check_precision(precision)
+    except ValueError as e:
+        raise GinConfigError(str(e), configurable="train") from e
     if strategy not in STRATEGIES:
         raise GinConfigError(
             f"train.strategy must be one of {STRATEGIES}, got {strategy!r}.", configurable="train"
@@ -185,112 +196,135 @@ def train(
     ):
         if arguments[name] <= 0:
             raise GinConfigError(f"train.{name} must be > 0, got {arguments[name]}.", configurable="train")
-    # The strategy comes first: MultiWorkerMirroredStrategy must be created before TF's context starts.
-    with _config_errors():
-        dist = make_strategy(strategy)
-    tf.keras.utils.set_random_seed(seed)
-    logging.info("Strategy %s with %d replicas.", type(dist).__name__, dist.num_replicas_in_sync)
-    chief = is_chief(dist)
-    if jit_compile and dist.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
-        # TF 2.14 cannot XLA-compile a step whose variables are mirrored over logical CPU devices
-        # ("Trying to access resource ... located in device CPU:1 from device CPU:0").
-        logging.warning("XLA is off: it does not support variables mirrored over several CPU devices.")
-        jit_compile = False
-    # Non-chief workers take part in collective saves but write to a scratch folder.
-    outdir = workdir if chief else tempfile.mkdtemp(prefix="tfdplc_worker_")
+    # The policy holds while the models are built and trained, and is restored on return (or error).
+    with mixed_precision.policy(precision):
+        # The strategy comes first: MultiWorkerMirroredStrategy must be created before TF's context starts.
+        with _config_errors():
+            dist = make_strategy(strategy)
+        tf.keras.utils.set_random_seed(seed)
+        logging.info("Strategy %s with %d replicas.", type(dist).__name__, dist.num_replicas_in_sync)
+        chief = is_chief(dist)
+        if jit_compile and dist.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+            # TF 2.14 cannot XLA-compile a step whose variables are mirrored over logical CPU devices
+            # ("Trying to access resource ... located in device CPU:1 from device CPU:0").
+            logging.warning("XLA is off: it does not support variables mirrored over several CPU devices.")
+            jit_compile = False
+        # Non-chief workers take part in collective saves but write to a scratch folder.
+        outdir = workdir if chief else tempfile.mkdtemp(prefix="tfdplc_worker_")
 
-    with _config_errors():
-        train_ds = data.input_pipeline(split=train_split, data_dir=data_dir, seed=seed)
-        eval_ds = data.input_pipeline(
-            split=eval_split, data_dir=data_dir, shuffle=False, repeat=False, drop_remainder=False
+        with _config_errors():
+            train_ds = data.input_pipeline(split=train_split, data_dir=data_dir, seed=seed)
+            eval_ds = data.input_pipeline(
+                split=eval_split, data_dir=data_dir, shuffle=False, repeat=False, drop_remainder=False
+            )
+            if eval_steps:
+                eval_ds = eval_ds.take(eval_steps)
+            grid_images = cb.spread_images(eval_ds, num_grid_images)
+            with dist.scope():
+                model = mixed_precision.prepare_objective(build_objective(), precision)
+                model(_first_image(grid_images))
+                model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+                step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model, step=step),
+            os.path.join(outdir, CHECKPOINT_DIR),
+            max_to_keep=keep_checkpoints,
         )
-        if eval_steps:
-            eval_ds = eval_ds.take(eval_steps)
-        grid_images = cb.spread_images(eval_ds, num_grid_images)
-        with dist.scope():
-            model = build_objective()
-            model(grid_images[:1] if not isinstance(grid_images, tuple) else grid_images[0][:1])
-            model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, step=step),
-        os.path.join(outdir, CHECKPOINT_DIR),
-        max_to_keep=keep_checkpoints,
-    )
-    restored = None
-    if manager.latest_checkpoint:
-        restored = _restore(model, step, manager.latest_checkpoint, workdir, list(allow_config_change))
-        logging.info("Resuming from %s (step %d).", manager.latest_checkpoint, int(step.numpy()))
-    start_step = int(step.numpy())
+        restored = None
+        if manager.latest_checkpoint:
+            restored = _restore(model, step, manager.latest_checkpoint, workdir, list(allow_config_change))
+            logging.info("Resuming from %s (step %d).", manager.latest_checkpoint, int(step.numpy()))
+        start_step = int(step.numpy())
 
-    # Everything checked: from here on the run writes into the workdir.
-    tf.io.gfile.makedirs(outdir)
-    if chief:
-        _write_text(os.path.join(workdir, CONFIG_FILE), gin.config_str())
-    if start_step >= total_steps:
-        logging.info("Training already complete at step %d.", start_step)
-        if restored is not None:
-            restored.expect_partial()  # the optimizers' slots are never built: no "could not be found" noise
-        # Rewrites the artifacts in case the run that finished training stopped before writing them.
-        _save_artifacts(model, outdir, chief)
+        # Everything checked: from here on the run writes into the workdir.
+        tf.io.gfile.makedirs(outdir)
+        if chief:
+            _write_text(os.path.join(workdir, CONFIG_FILE), gin.config_str())
+        if start_step >= total_steps:
+            logging.info("Training already complete at step %d.", start_step)
+            if restored is not None:
+                restored.expect_partial()  # the optimizers' slots are never built: no "could not be found" noise
+            # Rewrites the artifacts in case the run that finished training stopped before writing them.
+            _save_artifacts(_float32(model, precision, dist, manager, grid_images), outdir, chief)
+            if not chief:
+                shutil.rmtree(outdir, ignore_errors=True)
+            return {}
+
+        if start_step and replay_data_on_resume:
+            train_ds = train_ds.skip(start_step)
+        options = tf.data.Options()
+        # tfds pipelines are sharded by data, not by file: each worker sees every file.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds, eval_ds = train_ds.with_options(options), eval_ds.with_options(options)
+
+        clock = cb.StepClock(start_step, total_steps, steps_per_epoch)
+        guard = cb.NonFiniteGuard(clock)
+        images = grid_images[0] if isinstance(grid_images, tuple) else grid_images
+        callbacks = [
+            clock,
+            *([cb.StepProgbar(clock)] if verbose and chief else []),  # Keras adds its own otherwise (silent)
+            guard,
+            cb.GoodCheckpoint(manager, step, guard, clock),
+            cb.Scalars(
+                os.path.join(outdir, LOG_DIR),
+                clock,
+                log_every_steps,
+                rate_bits=_rate_bits(model),
+                pixels=int(images.shape[1]) * int(images.shape[2]),
+            ),
+        ]
+        # Every worker renders the grid: reading synced-on-read variables (BatchNorm statistics) outside a
+        # replica context is a collective op under MultiWorkerMirroredStrategy. Non-chiefs write to scratch.
+        if not isinstance(grid_images, tuple):
+            callbacks.append(
+                cb.ImageGrid(grid_images, os.path.join(outdir, LOG_DIR, "images"), clock, num_grid_decodes)
+            )
+        timing_filter = cb.KerasTimingFilter()
+        tf.get_logger().addFilter(timing_filter)
+        try:
+            history = model.fit(
+                train_ds,
+                epochs=-(-(total_steps - start_step) // steps_per_epoch),
+                steps_per_epoch=steps_per_epoch,
+                validation_data=eval_ds,
+                callbacks=callbacks,
+                verbose=verbose if chief else 0,
+            )
+        finally:
+            tf.get_logger().removeFilter(timing_filter)
+        if chief:
+            _write_text(os.path.join(workdir, OPERATIVE_CONFIG_FILE), gin.operative_config_str())
+        if not guard.triggered:
+            _save_artifacts(_float32(model, precision, dist, manager, grid_images), outdir, chief)
         if not chief:
             shutil.rmtree(outdir, ignore_errors=True)
-        return {}
+        if guard.triggered:
+            raise NonFiniteLossError(
+                f"Training stopped at step {guard.bad_step}: non-finite values {guard.bad_logs}. "
+                f"The last good checkpoint is {manager.latest_checkpoint or 'none (no epoch finished)'}."
+            )
+        return history.history
 
-    if start_step and replay_data_on_resume:
-        train_ds = train_ds.skip(start_step)
-    options = tf.data.Options()
-    # tfds pipelines are sharded by data, not by file: each worker sees every file.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds, eval_ds = train_ds.with_options(options), eval_ds.with_options(options)
 
-    clock = cb.StepClock(start_step, total_steps, steps_per_epoch)
-    guard = cb.NonFiniteGuard(clock)
-    images = grid_images[0] if isinstance(grid_images, tuple) else grid_images
-    callbacks = [
-        clock,
-        *([cb.StepProgbar(clock)] if verbose and chief else []),  # Keras adds its own otherwise (silent)
-        guard,
-        cb.GoodCheckpoint(manager, step, guard, clock),
-        cb.Scalars(
-            os.path.join(outdir, LOG_DIR),
-            clock,
-            log_every_steps,
-            rate_bits=_rate_bits(model),
-            pixels=int(images.shape[1]) * int(images.shape[2]),
-        ),
-    ]
-    # Every worker renders the grid: reading synced-on-read variables (BatchNorm statistics) outside a
-    # replica context is a collective op under MultiWorkerMirroredStrategy. Non-chiefs write to scratch.
-    if not isinstance(grid_images, tuple):
-        callbacks.append(
-            cb.ImageGrid(grid_images, os.path.join(outdir, LOG_DIR, "images"), clock, num_grid_decodes)
-        )
-    timing_filter = cb.KerasTimingFilter()
-    tf.get_logger().addFilter(timing_filter)
-    try:
-        history = model.fit(
-            train_ds,
-            epochs=-(-(total_steps - start_step) // steps_per_epoch),
-            steps_per_epoch=steps_per_epoch,
-            validation_data=eval_ds,
-            callbacks=callbacks,
-            verbose=verbose if chief else 0,
-        )
-    finally:
-        tf.get_logger().removeFilter(timing_filter)
-    if chief:
-        _write_text(os.path.join(workdir, OPERATIVE_CONFIG_FILE), gin.operative_config_str())
-    if not guard.triggered:
-        _save_artifacts(model, outdir, chief)
-    if not chief:
-        shutil.rmtree(outdir, ignore_errors=True)
-    if guard.triggered:
-        raise NonFiniteLossError(
-            f"Training stopped at step {guard.bad_step}: non-finite values {guard.bad_logs}. "
-            f"The last good checkpoint is {manager.latest_checkpoint or 'none (no epoch finished)'}."
-        )
-    return history.history
+def _first_image(grid_images):
+    """A batch of one input (images, or the first of an (inputs, targets) pair) to build a model."""
+    return grid_images[:1] if not isinstance(grid_images, tuple) else grid_images[0][:1]
+
+
+def _float32(model, precision: str, dist, manager, grid_images) -> tf.keras.Model:
+    """The trained objective with float32 layers: `model` itself, or a float32 copy of the last checkpoint.
+
+    Under a mixed policy the objective is rebuilt under float32 and the latest checkpoint (float32
+    variables) restored into it, so the artifacts written from it (e.g. generator.keras, which DPLC stage 2
+    and exports load) are float32 networks holding exactly the trained weights.
+    """
+    if precision == "float32":
+        return model
+    with mixed_precision.policy("float32"), dist.scope():
+        copy = build_objective()
+        copy(_first_image(grid_images))
+    tf.train.Checkpoint(model=copy).restore(manager.latest_checkpoint).expect_partial()
+    return copy
 
 
 def _rate_bits(model: tf.keras.Model) -> Optional[float]:

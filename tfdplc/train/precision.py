@@ -1,0 +1,98 @@
+"""Mixed precision for the trainer (`train.precision`).
+
+Under `mixed_bfloat16` or `mixed_float16` the networks compute in bfloat16 / float16 while their variables,
+checkpoints and exports stay float32 (Keras mixed-precision policies). What stays float32 under every
+policy, and where:
+  - the quantizers and the tfc entropy models (`FLOAT32_LAYERS`, set here before they are built): their
+    centres, dithers, likelihoods and range-coding tables are exact only in float32;
+  - every network output an objective computes with (`Objective.float32`): the distortions, MMD kernel
+    sums, gradient penalties (interpolates and input gradients), critic scores, losses and metrics of the
+    objectives are float32 tensors;
+  - under `mixed_float16`, each optimizer is a `tf.keras.mixed_precision.LossScaleOptimizer` (dynamic loss
+    scaling, `Objective.gradients`), so small float16 gradients do not underflow.
+The policy is global in Keras: `policy` sets it for the models built inside and restores the previous one
+on exit, so nothing leaks into the rest of the process.
+"""
+
+import contextlib
+from typing import Iterator
+
+import tensorflow as tf
+
+from tfdplc.layers import bottlenecks, quantizers
+
+__all__ = ["FLOAT32_LAYERS", "PRECISIONS", "check_precision", "policy", "prepare_objective"]
+
+#: The precisions `train.precision` accepts (Keras policy names).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+#: Layers that compute in float32 under any policy: quantizers and tfc entropy models.
+FLOAT32_LAYERS = (
+    quantizers.ScalarQuantizer,
+    quantizers.UniversalQuantizer,
+    bottlenecks.EntropyBottleneck,
+    bottlenecks.UniversalBottleneck,
+)
+
+
+def check_precision(precision: str) -> str:
+    """Returns `precision` if it is one of `PRECISIONS`.
+
+    Raises:
+      ValueError: naming the accepted values otherwise.
+    """
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(
+            f"train.precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}."
+        )
+    return precision
+
+
+@contextlib.contextmanager
+def policy(precision: str) -> Iterator[None]:
+    """Sets Keras' global dtype policy to `precision` inside the block, then restores the previous one.
+
+    Raises:
+      ValueError: if `precision` is not one of `PRECISIONS`.
+    """
+    check_precision(precision)
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def prepare_objective(objective: tf.keras.Model, precision: str) -> tf.keras.Model:
+    """Adapts an objective built under `policy(precision)` before its first call and `compile`.
+
+    Sets the numerically sensitive layers (`FLOAT32_LAYERS`) to float32 and, under `mixed_float16`,
+    wraps each optimizer the objective holds as an attribute in a `LossScaleOptimizer` (one wrapper per
+    optimizer object, so an optimizer shared by two attributes stays shared).
+
+    Args:
+      objective: the objective, built but not yet called.
+      precision: one of `PRECISIONS`.
+
+    Returns:
+      The same objective.
+    """
+    check_precision(precision)
+    if precision == "float32":
+        return objective
+    for layer in objective._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
+        if isinstance(layer, FLOAT32_LAYERS):
+            # Keras' layer constructors set the policy the same way; the layer's variables are float32
+            # under every policy, so this changes only the dtype it computes in.
+            layer._set_dtype_policy("float32")  # noqa: SLF001
+    if precision == "mixed_float16":
+        wrapped = {}
+        for name, value in list(vars(objective).items()):
+            if isinstance(value, tf.keras.optimizers.Optimizer) and not isinstance(
+                value, tf.keras.mixed_precision.LossScaleOptimizer
+            ):
+                if id(value) not in wrapped:
+                    wrapped[id(value)] = tf.keras.mixed_precision.LossScaleOptimizer(value)
+                setattr(objective, name, wrapped[id(value)])
+    return objective
