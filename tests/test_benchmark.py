@@ -46,3 +46,70 @@ def test_every_reference_case_has_both_cpus_of_design_md(benchmark):
 
 def test_cpu_model_is_a_name(benchmark):
     assert isinstance(benchmark.cpu_model(), str) and benchmark.cpu_model()
+
+
+@pytest.fixture
+def flags_of(benchmark):
+    """Parses the tool's flags from a command line; leaves them unparsed afterwards."""
+
+    def parse(*args):
+        benchmark.FLAGS.unparse_flags()
+        benchmark.FLAGS(["benchmark.py", *args])
+        return benchmark.FLAGS
+
+    yield parse
+    benchmark.FLAGS.unparse_flags()
+
+
+def test_every_training_case_is_timed_in_every_requested_precision(benchmark, flags_of, monkeypatch, capsys):
+    calls = []
+
+    def fake_time_case(name, xla, scratch, precision="float32"):  # records the wiring; times nothing
+        calls.append((name, xla, precision))
+        return {
+            "case": name,
+            "xla": xla,
+            "precision": precision,
+            "batch": 64,
+            "images_per_s": 1.0,
+            "median_step_s": 1.0,
+        }
+
+    monkeypatch.setattr(benchmark, "_time_case", fake_time_case)
+    flags_of("--cases=cae_mnist,wgan_gp_64", "--xla_modes=off", "--precision=float32,mixed_bfloat16")
+    benchmark.main([])
+    assert calls == [
+        ("cae_mnist", "off", "float32"),
+        ("cae_mnist", "off", "mixed_bfloat16"),
+        ("wgan_gp_64", "off", "float32"),
+        ("wgan_gp_64", "off", "mixed_bfloat16"),
+    ]
+    assert "mixed_bfloat16" in capsys.readouterr().out
+    flags_of("--cases=cae_mnist")
+    assert benchmark.FLAGS.precision == ["float32"]  # the default
+
+
+def test_unknown_precision_is_refused_before_anything_runs(benchmark, flags_of, monkeypatch):
+    monkeypatch.setattr(benchmark, "_time_case", lambda *a, **k: pytest.fail("timed a case"))
+    flags_of("--cases=cae_mnist", "--precision=float32,bfloat16")
+    with pytest.raises(benchmark.app.UsageError, match="'bfloat16'.*float32, mixed_bfloat16, mixed_float16"):
+        benchmark.main([])
+
+
+def test_a_case_is_built_under_its_precision_and_the_policy_restored(benchmark, tmp_path):
+    import tensorflow as tf
+
+    from tfdplc.train import precision
+
+    config, bindings, batch, shape, _ = benchmark.CASES["cae_mnist"]
+    model, step, iterator = benchmark.build_case(
+        os.path.join(ROOT, config), bindings, 8, shape, False, "off", str(tmp_path), "mixed_bfloat16"
+    )
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    convolutions = [layer for layer in model.generator.layers if hasattr(layer, "kernel")]
+    assert convolutions and {layer.compute_dtype for layer in convolutions} == {"bfloat16"}
+    assert model.quantizer.compute_dtype == "float32" and isinstance(
+        model.quantizer, precision.FLOAT32_LAYERS
+    )
+    logs = step(iterator)  # one step runs (not timed)
+    assert all(tf.math.is_finite(value) for value in logs.values())

@@ -3,7 +3,8 @@
 
 Training cases (--cases): each builds the objective of a gin config, feeds random [0, 1] images of the
 config's shape from an in-memory, prefetched tf.data pipeline, and times single `train_step` calls (after
-warm-up), XLA off and on; it prints the CPU model, the median images/s and, where DESIGN.md gives one
+warm-up), XLA off and on, in each --precision (`train.precision`: float32, mixed_bfloat16,
+mixed_float16; the objective is built under that Keras policy exactly as the trainer builds it); it prints the CPU model, the median images/s and, where DESIGN.md gives one
 measured on the same CPU model, the ratio to the papers' PyTorch reference (none on another CPU: TF's
 speed differs between CPU models far more than torch's). Paired cases (liu_sr) feed (degraded, clean) pairs;
 composite cases (yan_mnist) time one step of each of several objectives together (COMPOSITE_CASES).
@@ -20,6 +21,7 @@ of the file.
 Example:
   python tools/benchmark.py --steps=10 --cases=cae_64,cae_mnist
   python tools/benchmark.py --cases=dplc_64,wgan_gp_64,liu_sr,yan_mnist --xla_modes=off
+  python tools/benchmark.py --cases=dplc_64,wgan_gp_64 --xla_modes=off --precision=float32,mixed_bfloat16
   python tools/benchmark.py --cases= --codec_cases=cae_mnist,dplc_mnist,cae_64,dplc_64
 """
 
@@ -35,6 +37,11 @@ flags.DEFINE_list("cases", ["cae_64", "cae_mnist"], "Benchmark cases to run (see
 flags.DEFINE_integer("steps", 10, "Timed steps per case.")
 flags.DEFINE_integer("warmup", 3, "Untimed warm-up steps (tracing/compilation).")
 flags.DEFINE_list("xla_modes", ["off", "on"], "XLA settings to time: off, on.")
+flags.DEFINE_list(
+    "precision",
+    ["float32"],
+    "Training precisions to time (train.precision): float32, mixed_bfloat16, mixed_float16.",
+)
 flags.DEFINE_string("output", None, "Optional JSON file for the measurements.")
 flags.DEFINE_list(
     "codec_cases", [], "Codec throughput cases to run (see CODEC_CASES); --cases= for only these."
@@ -220,11 +227,16 @@ def _stand_in_generator(directory):
     return path
 
 
-def _train_step(config, bindings, batch, shape, paired, xla, scratch):
-    """Builds the objective of one gin config; returns its compiled train function and a data iterator."""
+def build_case(config, bindings, batch, shape, paired, xla, scratch, precision="float32"):
+    """Builds the objective of one gin config as the trainer does, under the Keras policy `precision`.
+
+    Returns:
+      (the compiled objective, its train function, an iterator over random batches).
+    """
     import gin
 
     from tfdplc.train import build_objective
+    from tfdplc.train import precision as mixed_precision
     from tfdplc.train.config import parse_gin
 
     gin.clear_config()
@@ -233,18 +245,22 @@ def _train_step(config, bindings, batch, shape, paired, xla, scratch):
     images = tf.random.uniform((4 * batch, *shape))
     elements = (images, tf.random.uniform((4 * batch, *shape))) if paired else images
     dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch).repeat().prefetch(tf.data.AUTOTUNE)
-    model = build_objective()
-    model(images[:1])
-    model.compile(jit_compile=xla == "on")
-    return model.make_train_function(), iter(dataset)
+    # The layers keep the policy they were built under; the global one is restored on leaving the block.
+    with mixed_precision.policy(precision):
+        model = mixed_precision.prepare_objective(build_objective(), precision)
+        model(images[:1])
+        model.compile(jit_compile=xla == "on")
+    return model, model.make_train_function(), iter(dataset)
 
 
-def _time_case(name, xla, scratch):
+def _time_case(name, xla, scratch, precision="float32"):
     import numpy as np
 
     config, bindings, batch, shape, reference = CASES[name]
     parts = COMPOSITE_CASES.get(name, [(config, bindings)])
-    steps = [_train_step(c, b, batch, shape, name in PAIRED_CASES, xla, scratch) for c, b in parts]
+    steps = [
+        build_case(c, b, batch, shape, name in PAIRED_CASES, xla, scratch, precision)[1:] for c, b in parts
+    ]
     for _ in range(FLAGS.warmup):
         for step, iterator in steps:
             step(iterator)
@@ -260,6 +276,7 @@ def _time_case(name, xla, scratch):
     result = {
         "case": name,
         "xla": xla,
+        "precision": precision,
         "batch": images_per_step,
         "elements_read_per_step": batch,
         "median_step_s": seconds,
@@ -307,6 +324,27 @@ def reference_for(references, cpu: str):
     return None
 
 
+def check_flags() -> None:
+    """Refuses unknown training cases, XLA modes and precisions before anything is timed.
+
+    Raises:
+      app.UsageError: naming the bad value and the accepted ones.
+    """
+    from tfdplc.train import precision as mixed_precision
+
+    for name in FLAGS.cases:
+        if name not in CASES:
+            raise app.UsageError(f"Unknown case {name!r}; expected one of {sorted(CASES)}.")
+    for xla in FLAGS.xla_modes:
+        if xla not in ("off", "on"):
+            raise app.UsageError(f"Unknown --xla_modes value {xla!r}; expected off or on.")
+    for precision in FLAGS.precision:
+        if precision not in mixed_precision.PRECISIONS:
+            raise app.UsageError(
+                f"Unknown --precision {precision!r}; expected one of {', '.join(mixed_precision.PRECISIONS)}."
+            )
+
+
 def main(argv):
     del argv
     import tempfile
@@ -320,22 +358,23 @@ def main(argv):
         + ("" if reference_for(dict.fromkeys(known, 0.0), cpu) else " (none on this CPU: no ratios printed)"),
         flush=True,
     )
+    check_flags()
     for name in FLAGS.cases:
-        if name not in CASES:
-            raise app.UsageError(f"Unknown case {name!r}; expected one of {sorted(CASES)}.")
         for xla in FLAGS.xla_modes:
-            result = _time_case(name, xla, scratch)
-            results.append(result)
-            ratio = (
-                f"  ({result['ratio_to_reference']:.2f}x the {result['reference_cpu']} reference)"
-                if "ratio_to_reference" in result
-                else ""
-            )
-            print(
-                f"{name:12s} xla={xla:3s} batch={result['batch']:4d}  "
-                f"{result['images_per_s']:8.1f} images/s  ({result['median_step_s'] * 1e3:.1f} ms/step){ratio}",
-                flush=True,
-            )
+            for precision in FLAGS.precision:
+                result = _time_case(name, xla, scratch, precision)
+                results.append(result)
+                ratio = (
+                    f"  ({result['ratio_to_reference']:.2f}x the {result['reference_cpu']} reference)"
+                    if "ratio_to_reference" in result
+                    else ""
+                )
+                print(
+                    f"{name:12s} xla={xla:3s} {precision:14s} batch={result['batch']:4d}  "
+                    f"{result['images_per_s']:8.1f} images/s  ({result['median_step_s'] * 1e3:.1f} ms/step)"
+                    f"{ratio}",
+                    flush=True,
+                )
     for name in FLAGS.codec_cases:
         if name not in CODEC_CASES:
             raise app.UsageError(f"Unknown codec case {name!r}; expected one of {sorted(CODEC_CASES)}.")
