@@ -101,6 +101,8 @@ def _refusals():
 def test_every_refusal_has_its_specific_error(name, data, error, message):
     with pytest.raises(error, match=message):
         LAYOUT.check(*fmt.unpack(data))
+    with pytest.raises(error, match=message):  # the reader of both versions dispatches to version 1
+        LAYOUT.read(data)
 
 
 def test_pack_refuses_out_of_range_fields():
@@ -189,12 +191,17 @@ def _graph_read_range(strings):
 
 
 def test_graph_writes_the_same_bytes_as_python():
-    seeds = [0, 1, 2**40 + 7, 2**63 - 1]
+    # Version 2 (what writers write); RANGE_LAYOUT's model uses no seed, so none is stored.
     payloads = [b"", b"\x00", bytes(range(256)) * 3, b"abc"]
-    strings = graph.write_containers(RANGE_LAYOUT, tf.constant(seeds, tf.int64), tf.constant(payloads))
-    for seed, payload, written in zip(seeds, payloads, strings.numpy()):
-        assert written == fmt.pack(RANGE_LAYOUT.header(seed), payload)
+    strings = graph.write_containers(RANGE_LAYOUT, tf.zeros([4], tf.int64), tf.constant(payloads))
+    for payload, written in zip(payloads, strings.numpy()):
+        assert written == RANGE_LAYOUT.write(0, payload)
     read_seeds, read_payloads = _graph_read_range(strings)
+    assert read_seeds.numpy().tolist() == [0] * 4 and read_payloads.numpy().tolist() == payloads
+    # Version 1 files are still read, with their 63-bit seeds.
+    seeds = [0, 1, 2**40 + 7, 2**63 - 1]
+    old = [fmt.pack(RANGE_LAYOUT.header(seed), payload) for seed, payload in zip(seeds, payloads)]
+    read_seeds, read_payloads = _graph_read_range(tf.constant(old))
     assert read_seeds.numpy().tolist() == seeds and read_payloads.numpy().tolist() == payloads
 
 
@@ -234,9 +241,8 @@ def test_graph_adler32_equals_zlib(blobs):
 # Fuzzing: random damage to valid files gives only the documented errors, never a decoded payload.
 
 
-def _mutations():
-    valid = _valid()
-    size = len(valid)
+def _mutations(size=None):
+    size = size or len(_valid())
     position = st.integers(0, size - 1)
     return st.one_of(
         st.lists(st.tuples(position, st.integers(0, 7)), min_size=1, max_size=8).map(
@@ -366,7 +372,7 @@ def test_cae_round_trip_is_bit_exact(cae):
     )
     images = _images(5)
     files = cae_codec.compress(images)
-    assert [len(f) for f in files] == [fmt.OVERHEAD + 2] * 5  # 16 bits of code, 2 bytes
+    assert [len(f) for f in files] == [fmt.MIN_SIZE_V2 + 2] * 5  # 16 bits of code, 2 bytes; no seed
     assert cae_codec.payload_bits(files[0]) == model.rate_bits == 16
     floats = images.astype(np.float32) / 255.0
     expected_codes = model.quantizer.indices(model.encoder(floats)).numpy()
@@ -384,7 +390,7 @@ def test_dplc_decodes_reproducibly_from_the_seed(dplc):
     assert spec.stochastic_decoder and spec.can_sample and spec.levels == 3
     images = _images(4, seed=1)
     files = dplc_codec.compress(images, seeds=[11, 12, 13, 14])
-    assert len(files[0]) == fmt.OVERHEAD + 2  # 8 ternary indices x 2 bits
+    assert len(files[0]) == fmt.MIN_SIZE_V2 + 1 + 2  # a 1-byte seed, 8 ternary indices x 2 bits
     first = dplc_codec.decompress(files)
     np.testing.assert_array_equal(first, dplc_codec.decompress(files))
     np.testing.assert_array_equal(dplc_codec.decompress(files[2]), first[2])
@@ -408,7 +414,7 @@ def test_dplc_at_rate_zero_writes_an_empty_payload():
     model = _tiny_dplc(k=0)
     zero_codec = codec.Codec.from_model(model)
     files = zero_codec.compress(_images(2), seeds=[1, 2])
-    assert [len(f) for f in files] == [fmt.OVERHEAD] * 2 and zero_codec.payload_bits(files[0]) == 0
+    assert [len(f) for f in files] == [fmt.MIN_SIZE_V2 + 1] * 2 and zero_codec.payload_bits(files[0]) == 0
     decoded = zero_codec.decompress(files)
     assert decoded.shape == (2, 32, 32, 1)
     assert np.abs(decoded[0].astype(int) - decoded[1]).max() > 0  # different seeds, different draws
@@ -500,8 +506,10 @@ def test_bad_inputs_get_clear_errors(cae, dplc):
     file = cae_codec.compress(_images(1))[0]
     with pytest.raises(ValueError, match="deterministic"):
         cae_codec.decompress(file, seeds=1)
-    with pytest.raises(ValueError, match=r"\[0, 2\^63\)"):
+    with pytest.raises(ValueError, match=r"\[0, 2\^28"):
         dplc_codec.compress(_images(1), seeds=-1)
+    with pytest.raises(ValueError, match=r"\[0, 2\^28"):  # stored in the file: a 4-byte varint at most
+        dplc_codec.compress(_images(1), seeds=2**28)
     with pytest.raises(ValueError, match="2 seeds for 1 images"):
         dplc_codec.compress(_images(1), seeds=[1, 2])
 

@@ -228,8 +228,9 @@ def test_cli_decompress_and_info_isolate_bad_files(exports, tmp_path, capsys):
     code, out_text, _ = _cli(capsys, "info", str(files))
     assert code == 3 and "fifo.dplc: refused: NotARegularFileError" in out_text
 
-    # A packed file whose payload length contradicts its code shape x bits (checksum intact).
-    header, payload = fmt.unpack((files / "a.dplc").read_bytes())
+    # A version 1 packed file whose payload length contradicts its code shape x bits (checksum intact).
+    seed, payload, _ = loaded.parse((files / "a.dplc").read_bytes())
+    header = loaded.layout.header(seed)
     (files / "a.dplc").unlink()
     (files / "b.dplc").unlink()
     (files / "fifo.dplc").unlink()
@@ -245,10 +246,11 @@ def test_cli_range_coded_payload_refused_by_tfc_is_isolated(exports, tmp_path, c
     good = entropy.compress(images)
     refused = None
     rng = np.random.default_rng(0)
+    _, payload, _ = entropy.parse(good[0])
     for _ in range(200):  # a payload changed under a valid checksum that tfc's decoder refuses
-        body = bytearray(good[0][:-4])
-        body[fmt.HEADER_SIZE + rng.integers(len(body) - fmt.HEADER_SIZE)] = int(rng.integers(256))
-        candidate = bytes(body) + struct.pack(">I", zlib.adler32(bytes(body)))
+        body = bytearray(payload)
+        body[rng.integers(len(body))] = int(rng.integers(256))
+        candidate = entropy.layout.write(0, bytes(body))
         try:
             entropy.decompress(candidate)
         except codec.CorruptedError:

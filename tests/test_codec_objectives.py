@@ -143,7 +143,7 @@ def test_deterministic_perceptual_codecs_round_trip_bit_exactly(make, g1):
     )
     images = _uint8_images(5, YAN_SHAPE, seed=3)
     files = model_codec.compress(images)
-    assert [len(f) for f in files] == [fmt.OVERHEAD + 1] * 5  # d = 4 binary entries: 4 bits in 1 byte
+    assert [len(f) for f in files] == [fmt.MIN_SIZE_V2 + 1] * 5  # d = 4 binary entries: 4 bits in 1 byte
     assert model.rate_bits == D and model_codec.spec.nominal_rate_bits == D
     codes, seeds = model_codec.decompress_codes(files)
     floats = _floats(images)
@@ -238,9 +238,9 @@ def test_shift_fixed_rate_round_trip_keeps_the_dither_semantics(common_randomnes
     assert spec.seeded_encoder is common_randomness and spec.stochastic_decoder is not common_randomness
     images = _uint8_images(4, LIU_SHAPE, seed=7)
     floats = _floats(images)
-    seeds = [3, 4, 5, 2**62]
+    seeds = [3, 4, 5, 2**28 - 1]  # stored: 1-byte varints, and the largest (4 bytes)
     files = shift_codec.compress(images, seeds=seeds)
-    assert [len(f) for f in files] == [fmt.OVERHEAD + 1] * 4  # 3 indices x 2 bits
+    assert [len(f) for f in files] == [fmt.MIN_SIZE_V2 + 1 + 1] * 3 + [fmt.MIN_SIZE_V2 + 4 + 1]  # 3 x 2 bits
     codes, read_seeds = shift_codec.decompress_codes(files)
     assert read_seeds.tolist() == seeds
     np.testing.assert_array_equal(codes, shift_codec.encode(images, seeds=seeds))

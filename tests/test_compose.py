@@ -47,7 +47,7 @@ def test_fixed_rate_codec_round_trip_is_bit_exact(example):
     namespace, _ = example
     model, _, export_dir, files, decoded = namespace["results"]["fixed_rate"]
     digits = namespace["uint8_digits"].astype(np.float32) / 255.0
-    assert [len(f) for f in files] == [fmt.OVERHEAD + 98] * 8  # 392 ternary indices x 2 bits
+    assert [len(f) for f in files] == [fmt.MIN_SIZE_V2 + 98] * 8  # 392 ternary indices x 2 bits, no seed
     np.testing.assert_array_equal(decoded, _as_uint8(model(digits)))
     exported = codec.load(export_dir)
     codes, _ = exported.decompress_codes(files)

@@ -170,17 +170,25 @@ def test_export_is_deterministic_and_does_not_overwrite(exports, tmp_path):
 def test_served_graph_refuses_damaged_and_foreign_files(exports):
     served = tf.saved_model.load(exports["dplc_info"].serving_version_dir).signatures["decompress"]
     good = exports["files"][0]
+    layout = codec.load(exports["dplc_info"].export_dir).layout
+    seed, payload, version = layout.read(good)
+    assert version == 2 and seed == 4
+    old = fmt.pack(layout.header(seed), payload)
     cases = {
         "checksum mismatch": good[:-1] + bytes([good[-1] ^ 1]),
         "truncated": good[:-3],
         "bad magic": b"GIF89a" + good[6:],
-        "another model": _resealed(good, 8, b"\x00" * 8),
-        # Longer than any file of this model (another model's range-coded file): refused before parsing.
-        "too long": codec.load(exports["entropy_info"].export_dir).compress(exports["entropy_images"])[0],
+        "another model": good[:2] + bytes([good[2] ^ 0xFF]) + good[3:],  # the version 2 model tag
+        "fingerprint differs": _resealed(old, 8, b"\x00" * 8),  # a version 1 file's fingerprint
+        # Longer than any file of this model (version 1 files included): refused before parsing.
+        "too long": good + bytes(48),
     }
     for message, data in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc container: .*{message}"):
             served(compressed_bytes=tf.constant([good, data]))
+    # The same image from the version 1 form of the file (48-byte header), alone and beside version 2 ones.
+    decoded = served(compressed_bytes=tf.constant([old, good]))["images"].numpy()
+    np.testing.assert_array_equal(decoded, exports["decoded"][[0, 0]])
 
 
 def test_tampered_range_coded_payloads_decode_or_are_refused(exports):
@@ -189,10 +197,11 @@ def test_tampered_range_coded_payloads_decode_or_are_refused(exports):
     good = entropy.compress(exports["entropy_images"][:1])[0]
     rng = np.random.default_rng(0)
     outcomes = set()
+    _, payload, _ = entropy.parse(good)
     for _ in range(40):
-        body = bytearray(good[:-4])
-        body[fmt.HEADER_SIZE + rng.integers(len(body) - fmt.HEADER_SIZE)] = int(rng.integers(256))
-        data = bytes(body) + struct.pack(">I", zlib.adler32(bytes(body)))
+        body = bytearray(payload)
+        body[rng.integers(len(body))] = int(rng.integers(256))
+        data = entropy.layout.write(0, bytes(body))
         try:
             decoded = entropy.decompress(data)
             assert decoded.shape == (28, 28, 1)
@@ -332,13 +341,14 @@ def test_codec_cli_compresses_and_decompresses_a_folder(cae_export):
     )
     lines = [line for line in result.stdout.splitlines() if " -> " in line]
     assert len(lines) == 5
-    assert all("16 bits (0.0156 bpp), file 50 bytes (0.3906 bpp), PSNR" in line for line in lines), lines
+    # Format version 2: 8 bytes of header and checksum (a CAE stores no seed) around the 2-byte code.
+    assert all("16 bits (0.0156 bpp), file 10 bytes (0.0781 bpp), PSNR" in line for line in lines), lines
     assert "compressed 5 images: 16.0 payload bits/image" in result.stdout
     files = sorted(os.listdir(root / "c"))
     assert files == [f"digit{i}.dplc" for i in range(5)]
 
     damaged = bytearray((root / "c" / "digit0.dplc").read_bytes())
-    damaged[45] ^= 4  # one bit of the code
+    damaged[5] ^= 4  # one bit of the code (bytes 4-5; the checksum is bytes 6-9)
     (root / "c" / "zz_damaged.dplc").write_bytes(bytes(damaged))
     (root / "c" / "zz_huge.dplc").write_bytes(b"DPLC\x01" + bytes(5_000_000))
     result = _run(
@@ -379,5 +389,5 @@ def test_codec_cli_info(cae_export):
     assert result.returncode == 3, result.stderr[-3000:]  # y.dplc is refused
     x_line, y_line = result.stdout.strip().splitlines()[-2:]
     assert "packed payload of 16 bits" in x_line and "image 32x32x1, code 2x2x4, L=2" in x_line
-    assert f"model {fmt.unpack(data)[0].fingerprint.hex()}" in x_line and "matches the model" in x_line
+    assert f"model tag {codec.load(export).fingerprint[:2].hex()}" in x_line and "matches the model" in x_line
     assert "y.dplc: refused: NotAContainerError" in y_line

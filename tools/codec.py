@@ -6,6 +6,9 @@
                                    [-v [--originals=DIR]]
   python tools/codec.py sample     --model=EXPORT --num=16 --output=DIR [--seed=S]
   python tools/codec.py info       FILES_OR_FOLDERS... [--model=EXPORT]
+  python tools/codec.py compress   --model=EXPORT IMAGES_OR_FOLDERS... --archive=OUT.dplca [--seed=S] [-v]
+  python tools/codec.py list       --model=EXPORT ARCHIVE.dplca
+  python tools/codec.py extract    --model=EXPORT ARCHIVE.dplca --output=DIR [--index=I ...] [--salvage]
 
 --model is an export folder of tools/export.py (or one of its SavedModels). A folder input means every
 *.png (compress) or *.dplc (decompress, info) file in it. compress writes DIR/NAME.dplc for NAME.png,
@@ -16,14 +19,21 @@ Images must have the model's exact shape (e.g. 32x32x1 for the mnist5k configs, 
 and 1-bit PNGs are expanded to RGB / L first.
 
 Seeds: a stochastic decoder (DPLC, GC) draws its noise from the seed stored in each file, so every
-decompress of a file gives the same image. compress --seed=S stores S in every file (default: a random
-seed per file; 0 for deterministic models); decompress --seed=S decodes with S instead (another draw of
+decompress of a file gives the same image. compress --seed=S stores S, in [0, 2^28), in every file
+(default: a random seed per file; deterministic models store none); decompress --seed=S decodes with S instead (another draw of
 the decoder; refused for deterministic decoders and for shared-dither encoders).
 
--v (--verbose) prints, per image, the payload bits (the code itself), the file size (with the 48-byte
-header and checksum), bits per pixel for both, and the PSNR of the decoded image against the original
+-v (--verbose) prints, per image, the payload bits (the code itself), the file size (with the header and
+checksum: 8-12 bytes in format version 2), bits per pixel for both, and the PSNR of the decoded image against the original
 (compress decodes each file it writes; decompress needs --originals=DIR holding NAME.png). A progress
 bar goes to stderr when it is a terminal.
+
+Archives (`tfdplc.codec.archive`): compress --archive=OUT.dplca writes every image into one file with one
+header (fixed-rate codes bit-packed back to back; image i uses the seed (S + i) mod 2^28), in the order of
+the inputs (folders sorted by name; -v prints each image's index). list prints the entries, extract
+decodes them (all, or the --index ones) to DIR/STEM_INDEX.png. A damaged archive is refused with the
+documented errors; for a range-coded one the intact entries are named, and extract --salvage decodes
+them (the damaged ones are named, exit 3).
 
 Hostile input (docs/serving.md, threat model): only regular files are read (a FIFO, a device or a
 symlink to one is named and skipped), each read is bounded by the format's largest size, and every
@@ -34,7 +44,8 @@ without --overwrite any existing entry (a dangling symlink too) stops the run, w
 is replaced, not a symlink's target.
 
 Exit codes: 0 all done; 2 usage errors (unknown command, no model or an export that does not load, no
-inputs, outputs exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1);
+inputs, outputs exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1, or
+past 2^28 - 1 where a file stores them);
 3 some files were refused (each is named on stderr with the reason; the others were processed).
 """
 
@@ -59,9 +70,14 @@ flags.DEFINE_string("originals", None, "decompress -v: folder with the original 
 flags.DEFINE_integer("batch_size", 64, "Images per model call.")
 flags.DEFINE_integer("num", 16, "sample: number of images.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_string(
+    "archive", None, "compress: write one archive (.dplca) here instead of one file per image."
+)
+flags.DEFINE_multi_integer("index", None, "extract: the entries to decode (default: all).")
+flags.DEFINE_bool("salvage", False, "extract: decode the intact entries of a damaged range-coded archive.")
 FLAGS = flags.FLAGS
 
-COMMANDS = ("compress", "decompress", "sample", "info")
+COMMANDS = ("compress", "decompress", "sample", "info", "list", "extract")
 CONTAINER_SUFFIX = ".dplc"
 EXIT_USAGE, EXIT_REFUSED = 2, 3
 _MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
@@ -284,10 +300,13 @@ def compress(args):
     import numpy as np
 
     files = _inputs(args, ".png")
+    if FLAGS.archive:
+        return compress_archive(files)
     outputs = _outputs(files, CONTAINER_SUFFIX)  # command-line checks before the (slower) model load
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder; use `sample`")
+    _check_stored_seed(codec)
     refused, stats = 0, _Stats()
     with _progress(len(files)) as progress:
         for start in range(0, len(files), FLAGS.batch_size):
@@ -326,6 +345,173 @@ def compress(args):
             progress.update(stop - start)
     print(stats.summary(codec, "compressed"))
     return EXIT_REFUSED if refused else 0
+
+
+def _check_stored_seed(codec):
+    """--seed for a file: [0, 2^28) where the model stores it (format version 2)."""
+    from tfdplc.codec import container
+
+    if FLAGS.seed is not None and codec.layout.uses_seed and FLAGS.seed > container.MAX_SEED_V2:
+        raise UsageError(f"--seed={FLAGS.seed}: seeds stored in a file must lie in [0, 2^28)")
+
+
+def _archive_output():
+    """--archive: a new file (or --overwrite) in a writable folder; checked before the model loads."""
+    from tfdplc.codec import archive
+
+    path = FLAGS.archive
+    if FLAGS.output:
+        raise UsageError("--archive and --output: give one (an archive is one file)")
+    if not path.endswith(archive.SUFFIX):
+        raise UsageError(f"--archive={path}: archives are named *{archive.SUFFIX}")
+    if os.path.lexists(path) and not FLAGS.overwrite:
+        raise UsageError(f"{path} exists; pass --overwrite")
+    if os.path.isdir(path):
+        raise UsageError(f"--archive={path} is a folder")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--archive={path}: {folder} is not a writable folder")
+    return path
+
+
+def compress_archive(files):
+    """The `compress --archive` command: every readable image into one archive; unreadable ones are skipped."""
+    import numpy as np
+
+    from tfdplc.codec import files as safe_files
+
+    path = _archive_output()
+    codec = _load_codec()
+    if not codec.spec.can_encode:
+        raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder; use `sample`")
+    _check_stored_seed(codec)
+    images, names, refused = [], [], 0
+    with _progress(len(files)) as progress:
+        for path_in in files:
+            try:
+                images.append(read_png(path_in, codec.image_shape))
+                names.append(path_in)
+            except Exception as e:  # noqa: BLE001 - per-file isolation (Pillow raises many types)
+                refused += 1
+                _report(progress, path_in, f"refused: {type(e).__name__}: {e}")
+            progress.update(1)
+    if not images:
+        print(f"no image could be read: {path} not written", file=sys.stderr)
+        return EXIT_REFUSED
+    data = codec.compress_archive(np.stack(images), seed=FLAGS.seed, batch_size=FLAGS.batch_size)
+    safe_files.write_atomic(path, data, overwrite=FLAGS.overwrite)
+    archive = codec.read_archive(data)
+    if FLAGS.verbose:
+        for index, name in enumerate(names):
+            print(f"{index}: {name} (seed {int(archive.seeds[index])})")
+    count = len(names)
+    payload_bits = sum(8 * len(p) for p in archive.payloads) / count
+    print(
+        f"archived {count} images in {path}: {len(data)} bytes, {8 * len(data) / count:.1f} bits/image "
+        f"({codec.bits_per_pixel(8 * len(data) / count):.4f} bpp; payload {payload_bits:.1f} bits/image, "
+        f"{codec.bits_per_pixel(payload_bits):.4f} bpp)"
+    )
+    return EXIT_REFUSED if refused else 0
+
+
+def _load_archive(args, codec):
+    """The one archive named on the command line, read (bounded) and checked against the model."""
+    from tfdplc.codec import DamagedArchiveError
+
+    if len(args) != 1:
+        raise UsageError(f"give one archive, got {args}")
+    path = args[0]
+    if not os.path.lexists(path):
+        raise UsageError(f"no such file: {path}")
+    data = _read_bytes(path, codec.max_archive_size, "this model's archives")
+    try:
+        return path, codec.read_archive(data, salvage=FLAGS.salvage)
+    except DamagedArchiveError:
+        if FLAGS.salvage and codec.layout.levels is not None:
+            print(f"{path}: --salvage: a packed archive has one checksum for all its images", file=sys.stderr)
+        raise
+
+
+def _archive_command(args, run):
+    """Loads the model and the archive, runs `run(codec, path, archive)`; a refused archive exits 3."""
+    codec = _load_codec()
+    if not codec.spec.can_encode:
+        raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no archives)")
+    try:
+        path, archive = _load_archive(args, codec)
+    except UsageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a refused archive is named with its reason
+        print(f"{args[0]}: refused: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    return run(codec, path, archive)
+
+
+def list_archive(args):
+    """The `list` command: the archive's entries (index, payload bits, seed)."""
+
+    def run(codec, path, archive):
+        count = len(archive)
+        damaged = count - len(archive.intact)
+        print(
+            f"{path}: archive of {count} images, model tag {codec.layout.tag.hex()}"
+            f"{f', seed {archive.seed}' if codec.layout.uses_seed else ''}"
+            f"{f', {damaged} damaged entries' if damaged else ''}"
+        )
+        for index, payload in enumerate(archive.payloads):
+            seed = f", seed {int(archive.seeds[index])}" if codec.layout.uses_seed else ""
+            state = "damaged" if payload is None else f"{8 * len(payload)} bits"
+            print(f"{index}: {state}{seed}")
+        return EXIT_REFUSED if damaged else 0
+
+    return _archive_command(args, run)
+
+
+def extract(args):
+    """The `extract` command: decodes the entries (all or --index) to --output/STEM_INDEX.png."""
+    if not FLAGS.output:
+        raise UsageError("--output is required")
+
+    def run(codec, path, archive):
+        count = len(archive)
+        indices = list(range(count)) if not FLAGS.index else list(FLAGS.index)
+        bad = [i for i in indices if not 0 <= i < count]
+        if bad:
+            raise UsageError(f"--index: the archive holds images 0..{count - 1}, not {bad}")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        width = len(str(count - 1))
+        names = [f"{stem}_{i:0{width}d}" for i in indices]
+        outputs = _outputs(names, ".png")
+        output_of = dict(zip(indices, outputs))
+        refused, written, wanted = 0, 0, []
+        for index in indices:
+            if archive.payloads[index] is None:
+                refused += 1
+                print(f"{path}: entry {index} is damaged: not extracted", file=sys.stderr)
+            else:
+                wanted.append(index)
+        with _progress(len(wanted)) as progress:
+            for start in range(0, len(wanted), FLAGS.batch_size):
+                chunk = wanted[start : start + FLAGS.batch_size]
+                images, failed = _per_file(
+                    lambda items: codec.decompress_archive(archive, items, batch_size=FLAGS.batch_size),
+                    chunk,
+                    progress,
+                    [f"{path}[{i}]" for i in chunk],
+                )
+                refused += failed
+                for index, image in zip(chunk, images):
+                    if image is None:
+                        continue
+                    if _write(progress, output_of[index], image):
+                        written += 1
+                    else:
+                        refused += 1
+                progress.update(len(chunk))
+        print(f"extracted {written} of {len(indices)} images into {FLAGS.output}")
+        return EXIT_REFUSED if refused else 0
+
+    return _archive_command(args, run)
 
 
 def _read_bytes(path, limit, what):
@@ -452,12 +638,39 @@ def sample(args):
 
 
 def _check_payload(header, payload):
-    """Model-free payload check of a packed code: its length, padding bits and indices < L."""
+    """Model-free payload check of a version 1 packed code: its length, padding bits and indices < L."""
     from tfdplc.codec import bitpack, container
 
     if header.payload_kind == container.PAYLOAD_PACKED:
         count = header.code_shape[0] * header.code_shape[1] * header.code_shape[2]
         bitpack.unpack_numpy(payload, count, header.bits_per_symbol, header.levels)  # raises CorruptedError
+
+
+def _describe(path, data, peeked, codec):
+    """One `info` line: every header field of a version 1 file; a version 2 file's fields are the model's."""
+    if peeked.header is None:
+        text = f"{path}: {len(data)} bytes, format version 2, model tag {peeked.tag.hex()}"
+        if codec is None:
+            return (
+                text + " (the shapes, seed and payload are the model's: pass --model to check and read them)"
+            )
+        seed, payload, _ = codec.parse(data)
+        layout = codec.layout
+        kind = "range-coded" if layout.levels is None else "packed"
+        return (
+            f"{text}, {kind} payload of {8 * len(payload)} bits, image {'x'.join(map(str, layout.image_shape))}, "
+            f"code {'x'.join(map(str, layout.code_shape))}{f', L={layout.levels}' if layout.levels else ''}"
+            f"{f', seed {seed}' if layout.uses_seed else ''}, matches the model"
+        )
+    header, payload = peeked.header, peeked.payload
+    kind = "packed" if header.payload_kind == 0 else "range-coded"
+    return (
+        f"{path}: {len(data)} bytes, format version 1, {kind} payload of {8 * len(payload)} bits, model "
+        f"{header.fingerprint.hex()}, image {'x'.join(map(str, header.image_shape))}, code "
+        f"{'x'.join(map(str, header.code_shape))}{f', L={header.levels}' if header.levels else ''}, seed "
+        f"{header.seed}{', stochastic decoder' if header.stochastic_decoder else ''}"
+        f"{', shared dither' if header.seeded_encoder else ''}{', matches the model' if codec is not None else ''}"
+    )
 
 
 def info(args):
@@ -469,25 +682,19 @@ def info(args):
         try:
             limit = codec.max_container_size if codec else INFO_MAX_BYTES
             data = _read_bytes(path, limit, "this model's containers" if codec else "a container")
-            header, payload = container.unpack(data)
-            _check_payload(header, payload)
+            peeked = container.peek(data)
+            if peeked.header is not None:
+                _check_payload(peeked.header, peeked.payload)
             if codec is not None:
                 codec.parse(data)
-                if header.payload_kind == container.PAYLOAD_RANGE_CODED:
+                if codec.layout.levels is None:
                     codec.decompress_codes([data])  # the range decoder must accept the payload too
+            line = _describe(path, data, peeked, codec)
         except Exception as e:  # noqa: BLE001 - per-file isolation (CodecError is a ValueError)
             refused += 1
             print(f"{path}: refused: {type(e).__name__}: {e}")
             continue
-        kind = "packed" if header.payload_kind == container.PAYLOAD_PACKED else "range-coded"
-        print(
-            f"{path}: {len(data)} bytes, {kind} payload of {8 * len(payload)} bits, model {header.fingerprint.hex()}, "
-            f"image {'x'.join(map(str, header.image_shape))}, code {'x'.join(map(str, header.code_shape))}"
-            f"{f', L={header.levels}' if header.levels else ''}, seed {header.seed}"
-            f"{', stochastic decoder' if header.stochastic_decoder else ''}"
-            f"{', shared dither' if header.seeded_encoder else ''}"
-            f"{', matches the model' if codec is not None else ''}"
-        )
+        print(line)
     return EXIT_REFUSED if refused else 0
 
 
@@ -501,7 +708,14 @@ def main(argv):
     if FLAGS.seed is not None and not 0 <= FLAGS.seed < 2**63:
         print("error: --seed must lie in [0, 2^63)", file=sys.stderr)
         return EXIT_USAGE
-    command = {"compress": compress, "decompress": decompress, "sample": sample, "info": info}[argv[1]]
+    command = {
+        "compress": compress,
+        "decompress": decompress,
+        "sample": sample,
+        "info": info,
+        "list": list_archive,
+        "extract": extract,
+    }[argv[1]]
     try:
         return command(argv[2:])
     except UsageError as e:

@@ -1,6 +1,7 @@
 """Real bitstreams: the container format, the codec interface of models, SavedModel export, compression.
 
 * `container`, `errors`: the documented file format of one compressed image and every way it is refused.
+* `archive`: many images of one model in one file (fixed-rate codes bit-packed back to back).
 * `bitpack`, `graph`: bit packing and the container in core TensorFlow ops (servable graphs).
 * `interface`: what a model implements to be exported (`CodecSpec`, `encode_codes`, `decode_codes`, ...).
 * `fingerprint`: which model wrote a file.
@@ -16,6 +17,7 @@ from tfdplc.codec.container import Header, Layout, pack, unpack
 from tfdplc.codec.errors import (
     CodecError,
     CorruptedError,
+    DamagedArchiveError,
     ModelMismatchError,
     NotAContainerError,
     TruncatedError,
@@ -38,6 +40,7 @@ __all__ = [
     "CodecError",
     "CodecSpec",
     "CorruptedError",
+    "DamagedArchiveError",
     "ExportInfo",
     "Header",
     "Layout",

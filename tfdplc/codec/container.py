@@ -1,7 +1,31 @@
-"""The tfdplc container: one compressed image as bytes (format version 1), written and read in Python.
+"""The tfdplc container: one compressed image as bytes (format versions 2 and 1), written and read in Python.
 
 None of the papers' reference code writes a bitstream; this is the file format of this package. One file
-holds one image. All integers are big-endian and unsigned:
+holds one image (`tfdplc.codec.archive` holds many). Writers write version 2; readers read both and
+dispatch on the first bytes: `b"D"` then the version byte 2, or `b"DPLC"` then the version byte 1.
+
+Version 2 (compact: everything the model determines is left out of the file and checked against it):
+
+| offset | size | field                                                                                   |
+|-------:|-----:|-----------------------------------------------------------------------------------------|
+|      0 |    1 | magic `b"D"`                                                                            |
+|      1 |    1 | format version, 2                                                                       |
+|      2 |    2 | model tag: the first 2 bytes of the model fingerprint (`tfdplc.codec.fingerprint`)      |
+|      4 |    s | seed, an unsigned LEB128 varint of at most 4 bytes, minimal: [0, 2^28). Present only    |
+|        |      | when the model's decoder draws noise or its encoder uses a shared dither (s = 0 else)    |
+|    4+s |    n | payload: packed code (n = ceil(h*w*k*b / 8) from the model) or range-coded string (the  |
+|        |      | rest of the file)                                                                       |
+|  4+s+n |    4 | Adler-32 of the model's whole 8-byte fingerprint followed by bytes [0, 4 + s + n)       |
+
+The image and code shapes, L, b, the payload kind and the flags are the model's (its fingerprint hashes
+its spec), so they are not stored; the payload length is the file's. Overhead: 8 bytes plus the seed
+(1 byte for seeds < 128, 4 bytes for seeds >= 2^21): at most 12 bytes. Because the checksum covers the
+whole fingerprint, a file of another model whose tag collides with this model's (2^-16) fails the
+checksum; a file is only fully checked with its model (`Layout.read`); without it `peek` reads the
+version and the tag.
+
+Version 1 (read only; `pack` still writes it for tests and tools that need the old form).
+All integers are big-endian and unsigned:
 
 | offset | size | field                                                                                   |
 |-------:|-----:|-----------------------------------------------------------------------------------------|
@@ -28,12 +52,20 @@ The checksum is Adler-32 because it is computed in the exported TensorFlow graph
 only and without a loop (see `tfdplc.codec.graph`). Below 65,521 bytes it detects every change of one or
 two bytes; the length field and the fixed header catch truncations.
 
-Reading checks, in this order, and raises the first failure (`tfdplc.codec.errors`): the magic
-(`NotAContainerError`), the size of the header (`TruncatedError`), the version (`UnsupportedVersionError`),
-the payload length against the data (`TruncatedError` if shorter, `CorruptedError` for trailing bytes), the
-checksum (`CorruptedError`), field values that cannot occur (`CorruptedError`); then, against a model's
-`Layout`: the fingerprint (`ModelMismatchError`), the other header fields and the payload's form
-(`CorruptedError`).
+Reading a version 1 file checks, in this order, and raises the first failure (`tfdplc.codec.errors`): the
+magic (`NotAContainerError`), the size of the header (`TruncatedError`), the version
+(`UnsupportedVersionError`), the payload length against the data (`TruncatedError` if shorter,
+`CorruptedError` for trailing bytes), the checksum (`CorruptedError`), field values that cannot occur
+(`CorruptedError`); then, against a model's `Layout`: the fingerprint (`ModelMismatchError`), the other
+header fields and the payload's form (`CorruptedError`).
+
+Reading a version 2 file (`Layout.read`) checks: the magic and version as above, the 8-byte minimum
+(`TruncatedError`), the model tag (`ModelMismatchError`; a damaged tag byte reads as another model's
+file), the seed varint running past the data (`TruncatedError`) or longer than 4 bytes
+(`CorruptedError`), the size a packed code implies (`TruncatedError` if shorter, `CorruptedError` for
+trailing bytes), the checksum (`CorruptedError`), a non-minimal seed varint (`CorruptedError`), then the
+packed payload's form (`CorruptedError`: an index >= L, non-zero padding bits). A truncated range-coded
+file fails the checksum (`CorruptedError`): its length is the file's.
 """
 
 import dataclasses
@@ -54,6 +86,15 @@ from tfdplc.codec.errors import (
 
 __all__ = [
     "CHECKSUM_SIZE",
+    "MAX_SEED_V2",
+    "MIN_SIZE_V2",
+    "OVERHEAD_V2_MAX",
+    "TAG_SIZE",
+    "VERSION_1",
+    "Peek",
+    "decode_varint",
+    "encode_varint",
+    "peek",
     "FINGERPRINT_SIZE",
     "FLAG_SEEDED_ENCODER",
     "FLAG_STOCHASTIC_DECODER",
@@ -71,15 +112,24 @@ __all__ = [
     "unpack",
 ]
 
-MAGIC = b"DPLC"
-VERSION = 1
+MAGIC = b"DPLC"  # version 1
+MAGIC_BYTE = b"D"  # every tfdplc file starts with it; version 2: b"D" + the version byte
+VERSION = 2  # what writers write
+VERSION_1 = 1
+ARCHIVE_MARK = ord("A")  # b"DA": an archive (`tfdplc.codec.archive`), not a single file
+TAG_SIZE = 2
+#: Version 2 seeds: LEB128 varints of at most 4 bytes, so [0, 2^28).
+MAX_SEED_V2 = 2**28 - 1
+MAX_VARINT_BYTES = 4
+MIN_SIZE_V2 = 2 + TAG_SIZE + 4  # magic, version, tag, checksum: no seed, empty payload
+OVERHEAD_V2_MAX = MIN_SIZE_V2 + MAX_VARINT_BYTES  # 12
 PAYLOAD_PACKED = 0
 PAYLOAD_RANGE_CODED = 1
 FLAG_STOCHASTIC_DECODER = 1
 FLAG_SEEDED_ENCODER = 2
 _KNOWN_FLAGS = FLAG_STOCHASTIC_DECODER | FLAG_SEEDED_ENCODER
 FINGERPRINT_SIZE = 8
-#: Seeds are stored in 8 bytes but must fit a non-negative int64 (TensorFlow's stateless seeds).
+#: Version 1 seeds are stored in 8 bytes but must fit a non-negative int64 (TensorFlow's stateless seeds).
 MAX_SEED = 2**63 - 1
 _MAX_UINT16 = 2**16 - 1
 
@@ -89,7 +139,143 @@ PREFIX_SIZE = _PREFIX.size  # 32
 _SEED_AND_LENGTH = struct.Struct(">QI")
 HEADER_SIZE = PREFIX_SIZE + _SEED_AND_LENGTH.size  # 44
 CHECKSUM_SIZE = 4
-OVERHEAD = HEADER_SIZE + CHECKSUM_SIZE  # 48
+OVERHEAD = HEADER_SIZE + CHECKSUM_SIZE  # 48 (version 1)
+
+
+def encode_varint(value: int) -> bytes:
+    """The minimal unsigned LEB128 encoding of `value` in [0, 2^28): 7 bits a byte, least significant first.
+
+    Raises:
+      ValueError: if `value` is outside [0, 2^28).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED_V2:
+        raise ValueError(f"a varint of this format holds [0, 2^28), got {value!r}.")
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _varint(data: bytes, offset: int, what: str) -> Tuple[int, int, bool]:
+    """`(value, bytes used, minimal)` of the LEB128 varint at `offset`; raises on truncation or > 4 bytes."""
+    value = 0
+    for index in range(MAX_VARINT_BYTES):
+        if offset + index >= len(data):
+            raise TruncatedError(f"truncated: the data ends inside the {what} varint.")
+        byte = data[offset + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value, index + 1, not (index and byte == 0)
+    raise CorruptedError(f"the {what} varint is longer than {MAX_VARINT_BYTES} bytes.")
+
+
+def decode_varint(data: bytes, offset: int, what: str = "seed") -> Tuple[int, int]:
+    """Reads a minimal LEB128 varint of at most 4 bytes at `offset`: `(value, bytes used)`.
+
+    Raises:
+      TruncatedError: if the data ends inside the varint.
+      CorruptedError: if it is longer than 4 bytes or not minimal (a last byte 0 after others).
+    """
+    value, used, minimal = _varint(data, offset, what)
+    if not minimal:
+        raise CorruptedError(f"the {what} varint is not minimal (a trailing zero byte).")
+    return value, used
+
+
+@dataclasses.dataclass(frozen=True)
+class Peek:
+    """What a file says about itself without its model.
+
+    Attributes:
+      version: 1 or 2.
+      tag: the model fingerprint (version 1: all 8 bytes) or its first 2 bytes (version 2).
+      header: the full header (version 1, checked as far as `unpack` checks), else None.
+      payload: the payload (version 1), else None (version 2 payloads need the model to be located).
+    """
+
+    version: int
+    tag: bytes
+    header: Optional["Header"] = None
+    payload: Optional[bytes] = None
+
+
+def _version_of(data: bytes) -> int:
+    """The format version a file announces, after the magic checks shared by all versions.
+
+    Raises:
+      TruncatedError, NotAContainerError, UnsupportedVersionError.
+    """
+    size = len(data)
+    if size == 0:
+        raise TruncatedError("empty input (0 bytes): a tfdplc container has at least 8 bytes.")
+    if data[:1] != MAGIC_BYTE:
+        raise NotAContainerError(
+            f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {MAGIC_BYTE!r}."
+        )
+    if size == 1:
+        raise TruncatedError("truncated: 1 byte, a tfdplc container has at least 8 bytes.")
+    mark = data[1]
+    if mark == MAGIC[1]:  # "DP...": version 1's 4-byte magic, then its version byte
+        if data[: len(MAGIC)] != MAGIC[: min(size, len(MAGIC))]:
+            raise NotAContainerError(
+                f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {MAGIC!r} "
+                f"(version 1) or {MAGIC_BYTE!r} and a version byte."
+            )
+        if size < OVERHEAD:
+            raise TruncatedError(f"truncated: {size} bytes, a version 1 container has at least {OVERHEAD}.")
+        if data[4] != VERSION_1:
+            raise UnsupportedVersionError(
+                f"format version {data[4]} in a version 1 header (this reader supports versions 1 and 2; a "
+                "damaged file can also show a wrong version)."
+            )
+        return VERSION_1
+    if mark == ARCHIVE_MARK:
+        raise NotAContainerError("a tfdplc archive (.dplca), not a single-image container: extract it.")
+    if mark >= 0x20:  # a printable character: some other file that starts with "D"
+        raise NotAContainerError(
+            f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {MAGIC_BYTE!r} and "
+            "a version byte."
+        )
+    if size < MIN_SIZE_V2:
+        raise TruncatedError(f"truncated: {size} bytes, a tfdplc container has at least {MIN_SIZE_V2}.")
+    if mark != VERSION:
+        raise UnsupportedVersionError(
+            f"format version {mark} (this reader supports versions 1 and 2; a damaged file can also show a "
+            "wrong version)."
+        )
+    return VERSION
+
+
+def peek(data: bytes) -> Peek:
+    """Reads what a file says without its model: version 1 fully (`unpack`), version 2 its version and tag.
+
+    Raises:
+      TypeError: if `data` is not bytes-like.
+      CodecError: the subclass of the first failed check.
+    """
+    data = _bytes(data)
+    version = _version_of(data)
+    if version == VERSION_1:
+        header, payload = unpack(data)
+        return Peek(version=version, tag=header.fingerprint, header=header, payload=payload)
+    if len(data) < MIN_SIZE_V2:
+        raise TruncatedError(
+            f"truncated: {len(data)} bytes, a version 2 container has at least {MIN_SIZE_V2}."
+        )
+    return Peek(version=version, tag=bytes(data[2 : 2 + TAG_SIZE]))
+
+
+def _bytes(data) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a container must be bytes, got {type(data).__name__}.")
+    return bytes(data)
+
+
+def keyed_adler32(fingerprint: bytes, data: bytes) -> int:
+    """Adler-32 of the 8-byte fingerprint followed by `data`: version 2's integrity check."""
+    return zlib.adler32(data, zlib.adler32(fingerprint))
 
 
 def bits_per_symbol(levels: int) -> int:
@@ -184,22 +370,130 @@ class Layout:
         return -(-self.num_symbols * self.bits_per_symbol // 8)
 
     @property
-    def max_size(self) -> int:
-        """The largest container of this model in bytes: exact for packed codes, a bound for range coding.
+    def uses_seed(self) -> bool:
+        """Whether the decoder needs the seed (stochastic decoder or shared dither): version 2 stores it."""
+        return self.stochastic_decoder or self.seeded_encoder
 
-        Readers refuse longer input before looking at it (the exported graphs before decoding any byte).
+    @property
+    def tag(self) -> bytes:
+        """The model tag of version 2 files: the fingerprint's first 2 bytes."""
+        return self.fingerprint[:TAG_SIZE]
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload: exact for packed codes, a bound for range coding.
+
         A range-coded element costs at most a few bytes even for values far in the prior's tails (tfc
         codes overflows with an Elias-gamma escape); 16 bytes per element plus 1 KiB bound it.
         """
         if self.levels is not None:
-            return OVERHEAD + self.packed_size
-        return OVERHEAD + 16 * self.num_symbols + 1024
+            return self.packed_size
+        return 16 * self.num_symbols + 1024
+
+    @property
+    def max_size(self) -> int:
+        """The largest container of this model in bytes, of either version (version 1 is the larger).
+
+        Readers refuse longer input before looking at it (the exported graphs before decoding any byte).
+        """
+        return OVERHEAD + self.max_payload
+
+    @property
+    def v2_overhead(self) -> int:
+        """The largest version 2 overhead of this model: 8 bytes, plus up to 4 for the seed."""
+        return MIN_SIZE_V2 + (MAX_VARINT_BYTES if self.uses_seed else 0)
+
+    def write(self, seed: int, payload: bytes) -> bytes:
+        """Writes one version 2 container of this model.
+
+        Args:
+          seed: the seed, in [0, 2^28) (not stored when the model uses none: it must then be 0).
+          payload: the packed code (exactly `packed_size` bytes) or the range-coded string.
+
+        Raises:
+          ValueError: if the seed is out of range, or non-zero for a model that uses none, or a packed
+            payload has the wrong length.
+          TypeError: if `payload` is not bytes.
+        """
+        if not isinstance(payload, (bytes, bytearray)):
+            raise TypeError(f"payload must be bytes, got {type(payload).__name__}.")
+        if self.levels is not None and len(payload) != self.packed_size:
+            raise ValueError(
+                f"packed payload of {len(payload)} bytes, the model's codes take {self.packed_size}."
+            )
+        if self.uses_seed:
+            seed_bytes = encode_varint(seed)
+        elif seed != 0:
+            raise ValueError(f"seed {seed}: this model uses no seed (version 2 stores none), pass 0.")
+        else:
+            seed_bytes = b""
+        body = MAGIC_BYTE + bytes([VERSION]) + self.tag + seed_bytes + bytes(payload)
+        return body + struct.pack(">I", keyed_adler32(self.fingerprint, body))
+
+    def read(self, data: bytes) -> Tuple[int, bytes, int]:
+        """Reads and checks one container of either version against this model.
+
+        Returns:
+          `(seed, payload, version)`.
+
+        Raises:
+          TypeError: if `data` is not bytes-like.
+          CodecError: the subclass of the first failed check (see the module docstring).
+        """
+        data = _bytes(data)
+        if _version_of(data) == VERSION_1:
+            header, payload = unpack(data)
+            self.check(header, payload)
+            return header.seed, payload, VERSION_1
+        size = len(data)
+        if size < MIN_SIZE_V2:
+            raise TruncatedError(
+                f"truncated: {size} bytes, a version 2 container has at least {MIN_SIZE_V2}."
+            )
+        tag = data[2 : 2 + TAG_SIZE]
+        if tag != self.tag:
+            raise ModelMismatchError(
+                f"the file was written by another model (tag {tag.hex()}, this model's is {self.tag.hex()}): "
+                "decompress it with the model that compressed it."
+            )
+        body = data[:-CHECKSUM_SIZE]
+        start, seed, minimal = 2 + TAG_SIZE, 0, True
+        if self.uses_seed:
+            seed, used, minimal = _varint(body, start, "seed")
+            start += used
+        if self.levels is not None:
+            expected = start + self.packed_size + CHECKSUM_SIZE
+            if size < expected:
+                raise TruncatedError(
+                    f"truncated: {size} bytes, this model's file with this seed has {expected}."
+                )
+            if size > expected:
+                raise CorruptedError(
+                    f"{size - expected} trailing bytes after the {expected} of this model's file."
+                )
+        (stored,) = struct.unpack(">I", data[-CHECKSUM_SIZE:])
+        actual = keyed_adler32(self.fingerprint, body)
+        if stored != actual:
+            raise CorruptedError(
+                f"checksum mismatch (stored {stored:08x}, computed {actual:08x}; or a file of another model "
+                "with the same tag)."
+            )
+        if not minimal:
+            raise CorruptedError("impossible header values: the seed varint is not minimal.")
+        payload = body[start:]
+        if self.levels is not None:
+            from tfdplc.codec.bitpack import unpack_numpy  # deferred: bitpack imports TensorFlow
+
+            unpack_numpy(
+                payload, self.num_symbols, self.bits_per_symbol, self.levels
+            )  # raises CorruptedError
+        return seed, payload, VERSION
 
     def prefix(self) -> bytes:
-        """The first 32 bytes of every container of this model (magic to L)."""
+        """The first 32 bytes of every version 1 container of this model (magic to L)."""
         return _PREFIX.pack(
             MAGIC,
-            VERSION,
+            VERSION_1,
             self.payload_kind,
             self.flags,
             self.bits_per_symbol,
@@ -210,7 +504,7 @@ class Layout:
         )
 
     def header(self, seed: int) -> Header:
-        """The header of this model's container with the given seed."""
+        """The version 1 header of this model's container with the given seed."""
         return Header(
             payload_kind=self.payload_kind,
             flags=self.flags,
@@ -223,7 +517,7 @@ class Layout:
         )
 
     def check(self, header: Header, payload: bytes) -> None:
-        """Checks an intact container (from `unpack`) against this model.
+        """Checks an intact version 1 container (from `unpack`) against this model.
 
         Raises:
           ModelMismatchError: if the fingerprint is another model's.
@@ -260,7 +554,7 @@ class Layout:
 
 
 def pack(header: Header, payload: bytes) -> bytes:
-    """Writes one container.
+    """Writes one version 1 container (writers use version 2, `Layout.write`; this is for tests and tools).
 
     Args:
       header: the header fields.
@@ -284,7 +578,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     try:
         prefix = _PREFIX.pack(
             MAGIC,
-            VERSION,
+            VERSION_1,
             header.payload_kind,
             header.flags,
             header.bits_per_symbol,
@@ -300,7 +594,7 @@ def pack(header: Header, payload: bytes) -> bytes:
 
 
 def unpack(data: bytes) -> Tuple[Header, bytes]:
-    """Reads one container and checks everything that does not need the model.
+    """Reads one version 1 container and checks everything that does not need the model.
 
     Args:
       data: the container bytes.
@@ -312,12 +606,14 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
       TypeError: if `data` is not bytes.
       NotAContainerError, TruncatedError, UnsupportedVersionError, CorruptedError: see the module docstring.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a container must be bytes, got {type(data).__name__}.")
-    data = bytes(data)
+    data = _bytes(data)
     size = len(data)
     if size == 0:
         raise TruncatedError(f"empty input (0 bytes): a tfdplc container has at least {OVERHEAD} bytes.")
+    if data[:2] == MAGIC_BYTE + bytes([VERSION]):
+        raise UnsupportedVersionError(
+            "a version 2 container: `unpack` reads version 1 only; read it with its model (`Layout.read`) or `peek`."
+        )
     if data[: len(MAGIC)] != MAGIC[: min(size, len(MAGIC))]:
         raise NotAContainerError(
             f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {MAGIC!r}."
@@ -325,10 +621,10 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
     if size < OVERHEAD:
         raise TruncatedError(f"truncated: {size} bytes, a tfdplc container has at least {OVERHEAD}.")
     version = data[4]
-    if version != VERSION:
+    if version != VERSION_1:
         raise UnsupportedVersionError(
-            f"format version {version} (this reader supports version {VERSION}; a damaged file can also "
-            "show a wrong version)."
+            f"format version {version} in a version 1 header (this reader supports versions 1 and 2; a "
+            "damaged file can also show a wrong version)."
         )
     fields = _PREFIX.unpack_from(data)
     seed, length = _SEED_AND_LENGTH.unpack_from(data, PREFIX_SIZE)

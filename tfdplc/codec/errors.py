@@ -10,6 +10,7 @@ refusal of a file, and each subclass names one cause:
 | `TruncatedError`          | fewer bytes than the header (or its payload-length field) says there are       |
 | `CorruptedError`          | checksum mismatch, trailing bytes, or a field value that cannot occur          |
 | `ModelMismatchError`      | an intact file written by another model (its fingerprint is not this model's)  |
+| `DamagedArchiveError`     | a `CorruptedError` of an archive; `intact` lists the entries that are intact    |
 
 Bad *images* (wrong shape, dtype, empty) are not container errors: they raise `ValueError` / `TypeError`.
 """
@@ -17,6 +18,7 @@ Bad *images* (wrong shape, dtype, empty) are not container errors: they raise `V
 __all__ = [
     "CodecError",
     "CorruptedError",
+    "DamagedArchiveError",
     "ModelMismatchError",
     "NotAContainerError",
     "TruncatedError",
@@ -46,3 +48,16 @@ class CorruptedError(CodecError):
 
 class ModelMismatchError(CodecError):
     """The container is intact but was written by another model (different fingerprint)."""
+
+
+class DamagedArchiveError(CorruptedError):
+    """An archive failed a check after its header; `intact` lists the entries found intact.
+
+    Range-coded archives protect every entry with its own checksum, so the entries before and around a
+    damage can be named (and extracted); a packed archive has one checksum for all its bits, so `intact`
+    is empty when it fails.
+    """
+
+    def __init__(self, message: str, intact=()):
+        super().__init__(message)
+        self.intact = tuple(intact)

@@ -11,8 +11,10 @@
       serving/1/        SavedModel with core TensorFlow ops only, for stock TensorFlow Serving
                         (model base path: export_dir/serving)
 
-Signatures (images are uint8 (B, H, W, C); seeds int64 (B,) in [0, 2^63); containers are the bytes of
-`tfdplc.codec.container`; dictionary keys in brackets):
+Signatures (images are uint8 (B, H, W, C); seeds int64 (B,) in [0, 2^63), and in [0, 2^28) where they
+are stored in a file (`compress_seeded` of models that use seeds); containers are the bytes of
+`tfdplc.codec.container`, written in format version 2, read in versions 1 and 2; dictionary keys in
+brackets):
 
 | signature           | inputs                          | outputs            | in codec/ | in serving/1/    |
 |---------------------|---------------------------------|--------------------|-----------|------------------|
@@ -375,13 +377,20 @@ def _add_container_functions(raw, spec, layout, bottleneck, encode_fn, decode_fn
         return tf.reshape(codes, [tf.shape(payload)[0], *spec.code_shape])
 
     def compress_seeded(images, seeds):
+        if layout.uses_seed:  # stored as a version 2 varint
+            check = tf.debugging.Assert(
+                tf.reduce_all(seeds <= fmt.MAX_SEED_V2),
+                ["tfdplc codec: seeds stored in a file must lie in [0, 2^28)."],
+            )
+            with tf.control_dependencies([check]):
+                seeds = tf.identity(seeds)
         codes = encode_fn(images, seeds)
         return {"compressed_bytes": graph.write_containers(layout, seeds, payloads(codes))}
 
     def compress(images):
         batch = tf.shape(images)[0:1]
-        if spec.stochastic_decoder or spec.seeded_encoder:
-            seeds = tf.random.uniform(batch, minval=0, maxval=fmt.MAX_SEED, dtype=tf.int64)
+        if layout.uses_seed:
+            seeds = tf.random.uniform(batch, minval=0, maxval=fmt.MAX_SEED_V2 + 1, dtype=tf.int64)
         else:
             seeds = tf.zeros(batch, tf.int64)
         return compress_seeded(images, seeds)

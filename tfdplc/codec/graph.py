@@ -15,12 +15,14 @@ call with an `InvalidArgumentError` whose message starts with "tfdplc container:
 The decoded outputs depend on all the asserts, so a refused batch never yields images.
 """
 
+import zlib
+
 import tensorflow as tf
 
 from tfdplc.codec import bitpack
 from tfdplc.codec import container as fmt
 
-__all__ = ["adler32", "read_containers", "to_strings", "write_containers"]
+__all__ = ["adler32", "read_containers", "refusals", "to_strings", "varint_strings", "write_containers"]
 
 _ADLER_MOD = 65521
 # One single-byte string per byte value: gathering these and joining them turns bytes into a string.
@@ -55,21 +57,24 @@ def _byte_rows(strings: tf.Tensor) -> tf.RaggedTensor:
     return tf.cast(tf.strings.unicode_decode(strings, "ISO-8859-1", errors="strict"), tf.int64)
 
 
-def adler32(strings: tf.Tensor, lengths: tf.Tensor = None) -> tf.Tensor:
+def adler32(strings: tf.Tensor, lengths: tf.Tensor = None, start: int = 1) -> tf.Tensor:
     """Adler-32 (RFC 1950) of the first `lengths[i]` bytes of each string, without a loop or padding.
 
-    With D_1..D_n the bytes: A = 1 + sum D_j and B = n + sum (n - j + 1) D_j, both mod 65521; the checksum
-    is B * 65536 + A (the same as `zlib.adler32`). Each product is reduced mod 65521 first, so the int64
-    sums cannot overflow below 2^38 bytes.
+    With D_1..D_n the bytes and (A_0, B_0) the starting state (1, 0 by default): A = A_0 + sum D_j and
+    B = B_0 + n A_0 + sum (n - j + 1) D_j, both mod 65521; the checksum is B * 65536 + A (the same as
+    `zlib.adler32(data, start)`, so `start = zlib.adler32(prefix)` continues a checksum of `prefix`). Each
+    product is reduced mod 65521 first, so the int64 sums cannot overflow below 2^38 bytes.
 
     Args:
       strings: (B,) strings, or their ragged byte values (`_byte_rows`).
       lengths: (B,) int64 prefix lengths, each <= the string's length (values beyond are clipped);
         None: whole strings.
+      start: the Adler-32 to continue (1: a fresh checksum).
 
     Returns:
       (B,) int64 checksums.
     """
+    a0, b0 = start & 0xFFFF, start >> 16
     rows = strings if isinstance(strings, tf.RaggedTensor) else _byte_rows(strings)
     row_lengths = rows.row_lengths()
     lengths = row_lengths if lengths is None else tf.minimum(tf.cast(lengths, tf.int64), row_lengths)
@@ -78,142 +83,274 @@ def adler32(strings: tf.Tensor, lengths: tf.Tensor = None) -> tf.Tensor:
     count = tf.gather(lengths, row)
     data = tf.where(position < count, rows.flat_values, tf.zeros_like(rows.flat_values))
     batch = rows.nrows()
-    a = tf.math.floormod(1 + tf.math.unsorted_segment_sum(data, row, batch), _ADLER_MOD)
+    a = tf.math.floormod(a0 + tf.math.unsorted_segment_sum(data, row, batch), _ADLER_MOD)
     weighted = tf.math.floormod(count - position, _ADLER_MOD) * data
-    b = tf.math.floormod(lengths + tf.math.unsorted_segment_sum(weighted, row, batch), _ADLER_MOD)
+    initial = b0 + tf.math.floormod(lengths, _ADLER_MOD) * a0
+    b = tf.math.floormod(initial + tf.math.unsorted_segment_sum(weighted, row, batch), _ADLER_MOD)
     return b * 65536 + a
 
 
-def _bytes_at(rows: tf.RaggedTensor, offset: int, count: int) -> tf.Tensor:
-    """(B, count) int64: bytes [offset, offset + count) of each row, 0 beyond a row's end."""
+def _bytes_at(rows: tf.RaggedTensor, offset, count: int) -> tf.Tensor:
+    """(B, count) int64: bytes [offset, offset + count) of each row, 0 beyond a row's end.
+
+    `offset` is an int or a (B,) int64 tensor (one offset per row).
+    """
+    offset = tf.reshape(tf.cast(offset, tf.int64), [-1, 1])
     position = offset + tf.range(count, dtype=tf.int64)[None, :]
-    inside = position < rows.row_lengths()[:, None]
+    inside = (position >= 0) & (position < rows.row_lengths()[:, None])
     index = tf.where(inside, rows.row_starts()[:, None] + position, tf.zeros_like(position))
     values = tf.concat([rows.flat_values, tf.zeros([1], tf.int64)], 0)  # index 0 exists even if empty
     return tf.where(inside, tf.gather(values, index), tf.zeros_like(index))
 
 
+def _varint_bytes(values: tf.Tensor):
+    """(B,) int64 in [0, 2^28) -> their minimal LEB128 encodings: (B, 4) byte values and (B,) lengths."""
+    values = tf.cast(values, tf.int64)
+    size = 1 + sum(tf.cast(values >= 2 ** (7 * j), tf.int64) for j in (1, 2, 3))
+    shifts = tf.constant([0, 7, 14, 21], tf.int64)
+    groups = tf.bitwise.bitwise_and(tf.bitwise.right_shift(values[:, None], shifts), 0x7F)
+    more = tf.range(4, dtype=tf.int64)[None, :] < size[:, None] - 1
+    return groups + tf.where(more, tf.constant(0x80, tf.int64), tf.constant(0, tf.int64)), size
+
+
+def varint_strings(values: tf.Tensor) -> tf.Tensor:
+    """(B,) int64 in [0, 2^28) -> (B,) strings: their minimal LEB128 encodings (`container.encode_varint`)."""
+    groups, size = _varint_bytes(values)
+    return tf.strings.substr(to_strings(groups), tf.zeros_like(size, tf.int32), tf.cast(size, tf.int32))
+
+
+def _parse_varint(rows: tf.RaggedTensor, offset, end: tf.Tensor):
+    """Reads a LEB128 varint of at most 4 bytes at `offset` of each row, inside bytes [0, end).
+
+    Returns:
+      `(value, used, truncated, too_long, minimal)`, (B,) tensors: as `container.decode_varint` decides
+      (truncated: the varint reaches `end`; too_long: 4 bytes all with the continuation bit).
+    """
+    offset = tf.cast(offset, tf.int64) + tf.zeros_like(end)
+    raw = _bytes_at(rows, offset, 4)
+    available = offset[:, None] + tf.range(4, dtype=tf.int64)[None, :] < end[:, None]
+    more = tf.bitwise.bitwise_and(raw, 0x80) > 0
+    # reach[j]: the varint has a byte j (every earlier byte had the continuation bit).
+    reach = (
+        tf.math.cumprod(tf.concat([tf.ones_like(raw[:, :1]), tf.cast(more[:, :3], tf.int64)], 1), axis=1) > 0
+    )
+    truncated = tf.reduce_any(reach & ~available, axis=1)
+    too_long = reach[:, 3] & more[:, 3]
+    used = tf.reduce_sum(tf.cast(reach, tf.int64), axis=1)
+    shifts = tf.constant([0, 7, 14, 21], tf.int64)
+    groups = tf.bitwise.left_shift(tf.bitwise.bitwise_and(raw, 0x7F), shifts)
+    value = tf.reduce_sum(tf.where(reach, groups, tf.zeros_like(groups)), axis=1)
+    last = tf.gather(raw, tf.clip_by_value(used - 1, 0, 3), axis=1, batch_dims=1)
+    minimal = (used == 1) | (last != 0)
+    return value, used, truncated, too_long, minimal
+
+
 def write_containers(layout: fmt.Layout, seeds: tf.Tensor, payloads: tf.Tensor) -> tf.Tensor:
-    """Builds one container per example.
+    """Builds one version 2 container per example.
 
     Args:
       layout: the model's constant header fields.
-      seeds: (B,) int64 seeds in [0, 2^63).
+      seeds: (B,) int64 seeds in [0, 2^28) (the caller checks the range); not stored for models that use
+        none (`Layout.uses_seed`).
       payloads: (B,) payload strings.
 
     Returns:
-      (B,) container strings, byte for byte what `container.pack` writes.
+      (B,) container strings, byte for byte what `Layout.write` writes.
     """
-    seeds = tf.cast(seeds, tf.int64)
-    lengths = tf.cast(tf.strings.length(payloads), tf.int64)
-    body = tf.strings.join(
-        [
-            tf.constant(layout.prefix()),
-            to_strings(_big_endian_bytes(seeds, 8)),
-            to_strings(_big_endian_bytes(lengths, 4)),
-            payloads,
-        ]
-    )
-    checksum = adler32(body)
+    head = tf.constant(fmt.MAGIC_BYTE + bytes([fmt.VERSION]) + layout.tag)
+    parts = [tf.fill(tf.shape(payloads), head)]
+    if layout.uses_seed:
+        parts.append(varint_strings(seeds))
+    body = tf.strings.join(parts + [payloads])
+    checksum = adler32(body, start=zlib.adler32(layout.fingerprint))
     return tf.strings.join([body, to_strings(_big_endian_bytes(checksum, 4))])
+
+
+class _Checks:
+    """Per-row checks in the reader's order: each fails only rows that passed every earlier one.
+
+    So a damaged string is refused with the message of its first failed check, as in Python, whatever
+    order TensorFlow runs the asserts in.
+    """
+
+    def __init__(self, batch_shape, raising: bool = True):
+        self.raising = raising
+        self.ok = tf.ones(batch_shape, tf.bool)
+        self.failure = tf.fill(batch_shape, "")  # each row's first failed check ("" if none)
+        self.ops = []
+
+    def add(self, condition: tf.Tensor, message: str, where: tf.Tensor = None) -> None:
+        """Checks `condition` on the rows (of `where`, default all) that passed every earlier check."""
+        applies = self.ok if where is None else self.ok & where
+        if self.raising:
+            self.ops.append(_assert(~applies | condition, message))
+        failing = applies & ~condition
+        self.failure = tf.where(failing, f"tfdplc container: {message}", self.failure)
+        self.ok = self.ok & ~failing
 
 
 def _assert(condition: tf.Tensor, message: str) -> tf.Operation:
     return tf.debugging.Assert(tf.reduce_all(condition), [f"tfdplc container: {message}"])
 
 
+def _prefix_bytes(strings: tf.Tensor, lengths: tf.Tensor, count: int) -> tf.Tensor:
+    """(B, count) int64: the first `count` bytes of each string, -1 beyond its end (reads `count` bytes each)."""
+    head = tf.strings.substr(
+        strings, tf.zeros_like(lengths, tf.int32), tf.cast(tf.minimum(lengths, count), tf.int32)
+    )
+    return _byte_rows(head).to_tensor(default_value=-1, shape=[None, count])
+
+
 def read_containers(layout: fmt.Layout, strings: tf.Tensor):
-    """Parses and checks a batch of containers of one model.
-
-    The first checks refuse strings longer than the model's largest valid container (`Layout.max_size`),
-    without the magic bytes, or shorter than the minimum; they look only at lengths and the first 4 bytes,
-    and no byte is decoded before they pass (control dependency). The bytes are then read without padding,
-    so memory and time stay proportional to the bytes of the request whatever its strings' lengths.
-
-    Args:
-      layout: the model's constant header fields.
-      strings: (B,) container strings.
+    """Parses and checks a batch of containers of one model, of either format version (see `_read`).
 
     Returns:
       `(seeds, payload)`: (B,) int64 seeds and, for packed codes, (B, n) int32 indices in [0, L) with
       n = h*w*k; for range-coded payloads, the (B,) payload strings. Both depend on every check.
 
     Raises:
-      tf.errors.InvalidArgumentError: (at run time) naming the first failed check of the batch: too long,
-        bad magic, truncated, unsupported version, trailing bytes, checksum mismatch, another model's
-        fingerprint, header fields that differ from the model's, a seed >= 2^63, a bad packed payload.
+      tf.errors.InvalidArgumentError: (at run time) naming the first failed check of the batch.
+    """
+    seeds, payload, checks = _read(layout, strings)
+    with tf.control_dependencies(checks.ops):
+        return tf.identity(seeds), tf.identity(payload)
+
+
+def refusals(layout: fmt.Layout, strings: tf.Tensor) -> tf.Tensor:
+    """The verdict of `read_containers` on each string alone, without failing: (B,) messages.
+
+    Each is "" for a string the reader accepts, else the message of its first failed check (what
+    `read_containers` raises for a batch holding only that string). The same checks as the reader, so a
+    test can check many damaged strings in one call.
+    """
+    return _read(layout, strings, raising=False)[2].failure
+
+
+def _read(layout: fmt.Layout, strings: tf.Tensor, raising: bool = True):
+    """Parses and checks a batch of containers of one model, of either format version.
+
+    The first checks refuse strings longer than the model's largest valid container (`Layout.max_size`),
+    without the magic bytes, or shorter than the minimum; they look only at lengths and the first 4 bytes,
+    and no other byte is decoded before they pass (control dependency). The bytes are then read without
+    padding, so memory and time stay proportional to the bytes of the request whatever its strings'
+    lengths. Each string is read as the version its first bytes announce (`container`: b"D" + 2, or
+    b"DPLC" + 1), with the checks of the Python reader in the same order; a string is refused with the
+    message of its first failed check.
+
+    Returns:
+      `(seeds, payload, checks)`: the parsed values (valid where `checks.ok`) and the `_Checks`.
     """
     strings = tf.convert_to_tensor(strings, tf.string)
     lengths = tf.cast(tf.strings.length(strings), tf.int64)
     bound = layout.max_size
-    # Checked on the strings as they are (lengths, a 4-byte substring), before any byte is decoded: what
-    # is decoded afterwards is at most the model's largest container per string and at least the
-    # 48-byte minimum, so every tensor below stays within a small multiple of the request's bytes.
-    magic = tf.fill(tf.shape(strings), fmt.MAGIC)
-    short = tf.cast(tf.minimum(lengths, len(fmt.MAGIC)), tf.int32)
-    early = [
-        _assert(lengths <= bound, f"too long (this model's containers have at most {bound} bytes)."),
-        _assert(
-            tf.strings.substr(strings, tf.zeros_like(short), short)
-            == tf.strings.substr(magic, tf.zeros_like(short), short),
-            "not a tfdplc container (bad magic bytes).",
-        ),
-        _assert(lengths >= fmt.OVERHEAD, f"truncated (shorter than the {fmt.OVERHEAD}-byte minimum)."),
-    ]
-    with tf.control_dependencies(early):
+    # Checked on the lengths and at most 4 bytes of each string, before any other byte is decoded: what is
+    # decoded afterwards is at most the model's largest container per string and at least the 8-byte
+    # minimum, so every tensor below stays within a small multiple of the request's bytes.
+    first = _prefix_bytes(strings, lengths, 4)
+    absent = first < 0
+    mark = first[:, 1]
+    v1_magic = tf.reduce_all(absent | (first == tf.constant(list(fmt.MAGIC), tf.int64)), axis=1)
+    magic_ok = (absent[:, 0] | tf.equal(first[:, 0], fmt.MAGIC_BYTE[0])) & (
+        absent[:, 1] | ((mark == fmt.MAGIC[1]) & v1_magic) | ((mark >= 0) & (mark < 0x20))
+    )
+    early = _Checks(tf.shape(strings), raising)
+    early.add(lengths <= bound, f"too long (this model's containers have at most {bound} bytes).")
+    early.add(magic_ok, "not a tfdplc container (bad magic bytes).")
+    early.add(lengths >= fmt.MIN_SIZE_V2, f"truncated (shorter than the {fmt.MIN_SIZE_V2}-byte minimum).")
+    with tf.control_dependencies(early.ops):
         rows = _byte_rows(tf.identity(strings))
+    checks = early
     head = _bytes_at(rows, 0, fmt.HEADER_SIZE)
-    prefix = list(layout.prefix())
-    checks = early + [
-        _assert(head[:, 4] == fmt.VERSION, f"unsupported format version (this model writes {fmt.VERSION})."),
-    ]
-    payload_length = _from_big_endian(head[:, fmt.PREFIX_SIZE + 8 : fmt.HEADER_SIZE], 4)
-    expected_length = fmt.OVERHEAD + payload_length
-    checks += [
-        _assert(lengths >= expected_length, "truncated (shorter than the header announces)."),
-        _assert(lengths <= expected_length, "corrupted (trailing bytes after the announced length)."),
-    ]
-    # The stored checksum is the last 4 bytes (where the length is right; the asserts above refuse the rest).
-    body_length = tf.maximum(lengths - 4, 0)
-    last = tf.gather(
-        tf.concat([rows.flat_values, tf.zeros([4], tf.int64)], 0),
-        rows.row_starts()[:, None] + body_length[:, None] + tf.range(4, dtype=tf.int64)[None, :],
+    is_v1 = head[:, 1] == fmt.MAGIC[1]
+    is_v2 = ~is_v1
+    checks.add(
+        lengths >= fmt.OVERHEAD,
+        f"truncated (shorter than the {fmt.OVERHEAD}-byte minimum of version 1).",
+        is_v1,
     )
-    stored = _from_big_endian(last, 4)
-    checks.append(_assert(stored == adler32(rows, body_length), "corrupted (checksum mismatch)."))
-    fingerprint = tf.constant(prefix[8:16], tf.int64)
-    checks.append(
-        _assert(
-            head[:, 8:16] == fingerprint,
-            f"written by another model (fingerprint differs from this model's {layout.fingerprint.hex()}).",
-        )
+    checks.add(
+        (is_v1 & tf.equal(head[:, 4], fmt.VERSION_1)) | (is_v2 & tf.equal(head[:, 1], fmt.VERSION)),
+        "unsupported format version (this model reads versions 1 and 2).",
     )
-    fields = tf.constant(prefix[5:8] + prefix[16:], tf.int64)
-    checks += [
-        _assert(
-            tf.concat([head[:, 5:8], head[:, 16 : fmt.PREFIX_SIZE]], 1) == fields,
-            "corrupted (header fields differ from the model's although the fingerprint matches).",
-        ),
-        _assert(head[:, fmt.PREFIX_SIZE] < 128, "corrupted (seed >= 2^63)."),
-    ]
-    seed_bytes = head[:, fmt.PREFIX_SIZE : fmt.PREFIX_SIZE + 8]
-    seeds = _from_big_endian(tf.concat([seed_bytes[:, :1] % 128, seed_bytes[:, 1:]], 1), 8)
+    v1_seeds, v1_start, v1_length = _check_v1(layout, rows, head, lengths, checks, is_v1)
+    v2_seeds, v2_start, v2_length = _check_v2(layout, rows, head, lengths, checks, is_v2)
+    seeds = tf.where(is_v1, v1_seeds, v2_seeds)
+    start = tf.where(is_v1, v1_start, v2_start)
+    payload_length = tf.where(is_v1, v1_length, v2_length)
     if layout.levels is None:
         # Substr fails on a position beyond the string: cut from a padded copy, and nothing from a string
-        # whose length is wrong (the asserts above refuse it).
+        # that failed a check (the asserts refuse it).
         padded = tf.strings.join([strings, tf.constant(bytes(fmt.HEADER_SIZE))])
-        safe_length = tf.where(lengths == expected_length, payload_length, tf.zeros_like(payload_length))
-        payload = tf.strings.substr(
-            padded, tf.fill(tf.shape(strings), fmt.HEADER_SIZE), tf.cast(safe_length, tf.int32)
-        )
+        safe_length = tf.where(checks.ok, payload_length, tf.zeros_like(payload_length))
+        safe_start = tf.where(checks.ok, start, tf.zeros_like(start))
+        payload = tf.strings.substr(padded, tf.cast(safe_start, tf.int32), tf.cast(safe_length, tf.int32))
     else:
-        size = layout.packed_size
-        checks.append(_assert(payload_length == size, f"corrupted (the packed code takes {size} bytes)."))
-        packed = _bytes_at(rows, fmt.HEADER_SIZE, size)
+        packed = _bytes_at(rows, start, layout.packed_size)
         payload, padding_ok = bitpack.unpack_bits(packed, layout.num_symbols, layout.bits_per_symbol)
-        checks += [
-            _assert(padding_ok, "corrupted (non-zero padding bits after the packed code)."),
-            _assert(payload < layout.levels, f"corrupted (a code index >= L = {layout.levels})."),
-        ]
-    with tf.control_dependencies(checks):
-        return tf.identity(seeds), tf.identity(payload)
+        checks.add(padding_ok, "corrupted (non-zero padding bits after the packed code).")
+        checks.add(
+            tf.reduce_all(payload < layout.levels, axis=1),
+            f"corrupted (a code index >= L = {layout.levels}).",
+        )
+    return seeds, payload, checks
+
+
+def _stored_checksum(rows: tf.RaggedTensor, lengths: tf.Tensor) -> tf.Tensor:
+    """(B,) int64: the last 4 bytes of each row, big-endian (0-filled where a row is shorter)."""
+    return _from_big_endian(_bytes_at(rows, lengths - fmt.CHECKSUM_SIZE, fmt.CHECKSUM_SIZE), 4)
+
+
+def _check_v1(layout, rows, head, lengths, checks, where):
+    """The version 1 checks (`container.unpack`, `Layout.check`) on the rows `where` holds: seeds, payload start and length."""
+    prefix = list(layout.prefix())
+    payload_length = _from_big_endian(head[:, fmt.PREFIX_SIZE + 8 : fmt.HEADER_SIZE], 4)
+    expected_length = fmt.OVERHEAD + payload_length
+    checks.add(lengths >= expected_length, "truncated (shorter than the header announces).", where)
+    checks.add(lengths <= expected_length, "corrupted (trailing bytes after the announced length).", where)
+    body_length = tf.maximum(lengths - 4, 0)
+    checks.add(
+        _stored_checksum(rows, lengths) == adler32(rows, body_length), "corrupted (checksum mismatch).", where
+    )
+    checks.add(
+        tf.reduce_all(head[:, 8:16] == tf.constant(prefix[8:16], tf.int64), axis=1),
+        f"written by another model (fingerprint differs from this model's {layout.fingerprint.hex()}).",
+        where,
+    )
+    fields = tf.constant(prefix[5:8] + prefix[16:], tf.int64)
+    checks.add(
+        tf.reduce_all(tf.concat([head[:, 5:8], head[:, 16 : fmt.PREFIX_SIZE]], 1) == fields, axis=1),
+        "corrupted (header fields differ from the model's although the fingerprint matches).",
+        where,
+    )
+    checks.add(head[:, fmt.PREFIX_SIZE] < 128, "corrupted (seed >= 2^63).", where)
+    if layout.levels is not None:
+        size = layout.packed_size
+        checks.add(payload_length == size, f"corrupted (the packed code takes {size} bytes).", where)
+    seed_bytes = head[:, fmt.PREFIX_SIZE : fmt.PREFIX_SIZE + 8]
+    seeds = _from_big_endian(tf.concat([seed_bytes[:, :1] % 128, seed_bytes[:, 1:]], 1), 8)
+    return seeds, tf.fill(tf.shape(lengths), tf.constant(fmt.HEADER_SIZE, tf.int64)), payload_length
+
+
+def _check_v2(layout, rows, head, lengths, checks, where):
+    """The version 2 checks (`Layout.read`) on the rows `where` holds: seeds, payload start and length."""
+    checks.add(
+        tf.reduce_all(head[:, 2 : 2 + fmt.TAG_SIZE] == tf.constant(list(layout.tag), tf.int64), axis=1),
+        f"written by another model (its tag differs from this model's {layout.tag.hex()}).",
+        where,
+    )
+    body_length = tf.maximum(lengths - fmt.CHECKSUM_SIZE, 0)
+    start = tf.fill(tf.shape(lengths), tf.constant(2 + fmt.TAG_SIZE, tf.int64))
+    seeds, minimal = tf.zeros_like(lengths), tf.ones(tf.shape(lengths), tf.bool)
+    if layout.uses_seed:
+        seeds, used, truncated, too_long, minimal = _parse_varint(rows, start, body_length)
+        checks.add(~truncated, "truncated (the data ends inside the seed varint).", where)
+        checks.add(~too_long, "corrupted (the seed varint is longer than 4 bytes).", where)
+        start = start + used
+    if layout.levels is not None:
+        expected = start + layout.packed_size + fmt.CHECKSUM_SIZE
+        checks.add(lengths >= expected, "truncated (shorter than this model's file with this seed).", where)
+        checks.add(lengths <= expected, "corrupted (trailing bytes after this model's file).", where)
+    checksum = adler32(rows, body_length, start=zlib.adler32(layout.fingerprint))
+    checks.add(_stored_checksum(rows, lengths) == checksum, "corrupted (checksum mismatch).", where)
+    checks.add(minimal, "corrupted (the seed varint is not minimal).", where)
+    return seeds, start, tf.maximum(body_length - start, 0)

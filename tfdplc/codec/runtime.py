@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from tfdplc.codec import archive as archive_format
 from tfdplc.codec import container as fmt
 from tfdplc.codec.errors import CodecError, CorruptedError, NotAContainerError
 from tfdplc.codec.export import CODEC_DIR, SPEC_FILE, build_functions, read_description
@@ -28,7 +29,7 @@ __all__ = ["Codec", "load"]
 Seeds = Union[None, int, Sequence[int], np.ndarray]
 
 
-def _seed_array(seeds: Seeds, count: int, what: str) -> np.ndarray:
+def _seed_array(seeds: Seeds, count: int, what: str, maximum: int = fmt.MAX_SEED) -> np.ndarray:
     if isinstance(seeds, (bool, np.bool_)):
         raise TypeError(f"{what} must be an int or a sequence of ints, got {seeds!r}.")
     if isinstance(seeds, (int, np.integer)):
@@ -39,8 +40,9 @@ def _seed_array(seeds: Seeds, count: int, what: str) -> np.ndarray:
         raise TypeError(f"{what} must be an int or a sequence of ints, got {seeds!r}.") from error
     if len(values) != count:
         raise ValueError(f"{what}: got {len(values)} seeds for {count} images.")
-    if any(not 0 <= s <= fmt.MAX_SEED for s in values):
-        raise ValueError(f"{what} must lie in [0, 2^63).")
+    if any(not 0 <= s <= maximum for s in values):
+        bound = "2^28 (stored in version 2 files)" if maximum == fmt.MAX_SEED_V2 else "2^63"
+        raise ValueError(f"{what} must lie in [0, {bound}).")
     return np.asarray(values, dtype=np.int64)
 
 
@@ -119,6 +121,20 @@ class Codec:
         """The largest container this model writes (`Layout.max_size`); None for models without encoder."""
         return None if self.layout is None else self.layout.max_size
 
+    @property
+    def max_archive_size(self) -> Optional[int]:
+        """The largest archive of this model (2^20 images; a bound for range-coded ones); None without encoder."""
+        if self.layout is None:
+            return None
+        header = archive_format.HEADER_FIXED + 3 + 4 + fmt.CHECKSUM_SIZE
+        if self.layout.levels is not None:
+            return header + -(
+                -archive_format.MAX_IMAGES * self.layout.num_symbols * self.layout.bits_per_symbol // 8
+            )
+        return header + archive_format.MAX_IMAGES * (
+            4 + self.layout.max_payload + archive_format.ENTRY_CHECK_SIZE
+        )
+
     def _signature(self, name: str):
         if name not in self._signatures:
             if name == "sample":
@@ -165,19 +181,22 @@ class Codec:
         return images
 
     def _encoder_seeds(self, seeds: Seeds, count: int) -> np.ndarray:
-        if seeds is None:
-            if self.spec.stochastic_decoder or self.spec.seeded_encoder:
-                return np.asarray([secrets.randbelow(fmt.MAX_SEED + 1) for _ in range(count)], np.int64)
+        """Seeds to store: [0, 2^28) for models that use them (random by default), else 0 (not stored)."""
+        if not self.layout.uses_seed:
+            if seeds is not None:
+                _seed_array(seeds, count, "seeds")  # checked, but it has no effect: version 2 stores none
             return np.zeros([count], np.int64)
-        return _seed_array(seeds, count, "seeds")
+        if seeds is None:
+            return np.asarray([secrets.randbelow(fmt.MAX_SEED_V2 + 1) for _ in range(count)], np.int64)
+        return _seed_array(seeds, count, "seeds", fmt.MAX_SEED_V2)
 
     def compress(self, images: np.ndarray, seeds: Seeds = None, batch_size: int = 64) -> List[bytes]:
         """Compresses images into containers, one per image.
 
         Args:
           images: uint8 (B, H, W, C).
-          seeds: per-image seeds stored in the containers (an int for all, or B ints in [0, 2^63)); None:
-            random seeds for models that use them, else 0.
+          seeds: per-image seeds stored in the containers (an int for all, or B ints in [0, 2^28)); None:
+            random seeds for models that use them. Models that use none store none (their seed is 0).
           batch_size: images per call of the model.
 
         Returns:
@@ -197,16 +216,20 @@ class Codec:
     def encode(self, images: np.ndarray, seeds: Seeds = None) -> np.ndarray:
         """The integer codes (B, h, w, k) of images (what the containers carry)."""
         images = self.check_images(images)
-        return self._call("encode", images=images, seeds=self._encoder_seeds(seeds, len(images)))["codes"]
+        if seeds is None:
+            seeds = self._encoder_seeds(None, len(images))
+        else:  # not stored: any seed a model takes, [0, 2^63)
+            seeds = _seed_array(seeds, len(images), "seeds")
+        return self._call("encode", images=images, seeds=seeds)["codes"]
 
     # --------------------------------------------------------------------------------------------------
     # Containers in, images out.
 
-    def parse(self, data: bytes) -> Tuple[fmt.Header, bytes]:
-        """Reads one container and checks it against this model.
+    def parse(self, data: bytes) -> Tuple[int, bytes, int]:
+        """Reads one container (format version 1 or 2) and checks it against this model.
 
         Returns:
-          `(header, payload)`.
+          `(seed, payload, version)`.
 
         Raises:
           CodecError: the specific subclass (see `tfdplc.codec.errors`).
@@ -223,9 +246,7 @@ class Codec:
             raise CorruptedError(
                 f"{len(data)} bytes: too long, this model's containers have at most {self.layout.max_size}."
             )
-        header, payload = fmt.unpack(data)
-        self.layout.check(header, payload)
-        return header, payload
+        return self.layout.read(data)
 
     def _decoder_seeds(self, seeds: Seeds, count: int) -> Optional[np.ndarray]:
         if seeds is None:
@@ -311,13 +332,56 @@ class Codec:
         return self._call("sample", seeds=seeds)["images"]
 
     # --------------------------------------------------------------------------------------------------
+    # Archives: many images in one file (`tfdplc.codec.archive`).
+
+    def compress_archive(self, images: np.ndarray, seed: Optional[int] = None, batch_size: int = 64) -> bytes:
+        """Compresses images into one archive.
+
+        Args:
+          images: uint8 (N, H, W, C), 1 <= N <= 2^20.
+          seed: the archive's seed in [0, 2^28) (image i uses (seed + i) mod 2^28); None: a random one for
+            models that use seeds. Models that use none store none.
+          batch_size: images per call of the model.
+
+        Returns:
+          The archive's bytes: image i holds what `compress` writes for it with its seed.
+        """
+        images = self.check_images(images)
+        if not 1 <= len(images) <= archive_format.MAX_IMAGES:
+            raise ValueError(f"an archive holds 1 to {archive_format.MAX_IMAGES} images, got {len(images)}.")
+        if not self.layout.uses_seed:
+            seeds, seed = None, 0
+        else:
+            seed = int(self._encoder_seeds(seed if seed is None else [seed], 1)[0])
+            seeds = archive_format.image_seeds(seed, len(images))
+        files = self.compress(images, seeds=seeds, batch_size=batch_size)
+        return archive_format.write(self.layout, seed, [self.parse(f)[1] for f in files])
+
+    def read_archive(self, data: bytes, salvage: bool = False) -> archive_format.Archive:
+        """Reads and checks an archive of this model (`tfdplc.codec.archive.read`)."""
+        if self.layout is None:
+            raise ValueError(f"{self.spec.method} has no encoder: it has no archives.")
+        return archive_format.read(self.layout, _as_bytes(data), salvage=salvage)
+
+    def decompress_archive(self, data, indices: Sequence[int] = None, batch_size: int = 64) -> np.ndarray:
+        """Decodes the images of an archive (all, or those at `indices`): uint8 (len, H, W, C).
+
+        Each image is decoded from the single file it equals (`Archive.containers`), so it is the image
+        `decompress` gives for that file.
+        """
+        archive = data if isinstance(data, archive_format.Archive) else self.read_archive(data)
+        if indices is not None:
+            bad = [i for i in indices if not 0 <= int(i) < len(archive)]
+            if bad:
+                raise IndexError(f"the archive holds images 0..{len(archive) - 1}, not {bad}.")
+        return self.decompress(archive.containers(self.layout, indices), batch_size=batch_size)
+
+    # --------------------------------------------------------------------------------------------------
     # Rates.
 
-    @staticmethod
-    def payload_bits(data: bytes) -> int:
-        """Bits of a container's payload (the code itself, without the 48-byte header and checksum)."""
-        _, payload = fmt.unpack(data)
-        return 8 * len(payload)
+    def payload_bits(self, data: bytes) -> int:
+        """Bits of a container's payload (the code itself, without header and checksum); checks the file."""
+        return 8 * len(self.parse(data)[1])
 
     def bits_per_pixel(self, bits: float) -> float:
         """Bits per pixel of `bits` per image: bits / (H * W)."""
@@ -364,7 +428,8 @@ def load(path: str) -> Codec:
     if description.get("container_version") != fmt.VERSION:
         raise ValueError(
             f"{path}: exported for container version {description.get('container_version')}, this tfdplc "
-            f"reads version {fmt.VERSION}."
+            f"writes version {fmt.VERSION}: export the model again (the same weights keep their fingerprint, "
+            "so its version 1 files stay readable)."
         )
     if description.get("needs_tensorflow_compression") and not description.get("stock_only"):
         import tensorflow_compression  # noqa: F401 - registers the range-coding ops the SavedModel uses.

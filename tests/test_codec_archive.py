@@ -1,0 +1,223 @@
+"""Archives (`tfdplc.codec.archive`): layout and size bound, per-image seeds, every damage class refused."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from test_codec import LAYOUT, RANGE_LAYOUT, dplc  # noqa: F401 (the fixture)
+from test_codec_v2 import DPLC8
+
+from tfdplc import codec
+from tfdplc.codec import archive, bitpack
+from tfdplc.codec import container as fmt
+
+
+def _codes(count, layout=LAYOUT, seed=0):
+    return np.random.default_rng(seed).integers(0, layout.levels, (count, layout.num_symbols))
+
+
+def _packed(codes, layout=LAYOUT):
+    return [bitpack.pack_numpy(c, layout.bits_per_symbol) for c in codes]
+
+
+def _sealed(layout, body: bytes) -> bytes:
+    return body + struct.pack(">I", zlib.adler32(layout.fingerprint + body))
+
+
+def _varint(value: int) -> bytes:
+    out = []
+    while True:
+        out.append((value & 0x7F) | (0x80 if value >> 7 else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+@pytest.mark.parametrize("count", [1, 3, 7, 129, 1000])
+def test_packed_archive_layout_and_size_bound(count):
+    codes = _codes(count)
+    seed = 2**28 - 2  # the per-image seeds wrap around 2^28
+    data = archive.write(LAYOUT, seed, _packed(codes))
+    # Independently: the bits of every index, image after image, with no gap, padded once at the end.
+    bits = np.array([(int(v) >> s) & 1 for v in codes.reshape(-1) for s in (1, 0)], np.uint8)
+    head = b"DA\x02" + LAYOUT.fingerprint[:2] + _varint(count) + _varint(seed)
+    assert data == _sealed(LAYOUT, head + np.packbits(bits).tobytes())
+    bits_per_image = LAYOUT.num_symbols * LAYOUT.bits_per_symbol  # 20
+    assert len(head) <= 16 and len(data) <= 16 + -(-count * bits_per_image // 8) + 4
+    read = archive.read(LAYOUT, data)
+    np.testing.assert_array_equal(read.codes, codes)
+    assert read.seeds.tolist() == [(seed + i) % 2**28 for i in range(count)]
+    # Image i is exactly the single file with its seed.
+    assert read.containers(LAYOUT, [count - 1]) == [
+        LAYOUT.write((seed + count - 1) % 2**28, _packed(codes)[-1])
+    ]
+    assert read.intact == tuple(range(count))
+
+
+def test_the_issue_bound_dplc_at_8_bits():
+    # N images at b = 8 bits: within 16 + ceil(N b / 8) bytes plus the 4-byte check, at the largest seed.
+    for count in (1, 100, 2000):
+        codes = np.zeros((count, 8), np.int64)
+        codes[::3] = 1
+        data = archive.write(DPLC8, 2**28 - 1, _packed(codes, DPLC8))
+        assert len(data) <= 16 + count + 4, (count, len(data))
+        assert len(data) - count - 4 == 5 + len(_varint(count)) + 4  # magic, version, tag, N, seed
+    np.testing.assert_array_equal(archive.read(DPLC8, data).codes, codes)
+
+
+def test_range_coded_archive_round_trip_and_entry_checks():
+    payloads = [b"abc", b"", bytes(range(200))]
+    data = archive.write(RANGE_LAYOUT, 0, payloads)  # the model uses no seed: none stored
+    entries = b"".join(
+        _varint(len(p))
+        + p
+        + struct.pack(">I", zlib.adler32(RANGE_LAYOUT.fingerprint + struct.pack(">I", i) + p))
+        for i, p in enumerate(payloads)
+    )
+    assert data == _sealed(RANGE_LAYOUT, b"DA\x02\xaa\xaa\x03" + entries)
+    read = archive.read(RANGE_LAYOUT, data)
+    assert read.payloads == tuple(payloads) and read.codes is None and read.seeds.tolist() == [0, 0, 0]
+    assert read.containers(RANGE_LAYOUT) == [RANGE_LAYOUT.write(0, p) for p in payloads]
+
+
+def test_writer_refuses_what_the_format_cannot_hold():
+    with pytest.raises(ValueError, match="1 to"):
+        archive.write(LAYOUT, 0, [])
+    with pytest.raises(ValueError, match=r"\[0, 2\^28\)"):
+        archive.write(LAYOUT, 2**28, _packed(_codes(1)))
+    with pytest.raises(ValueError, match="not a packed code"):
+        archive.write(LAYOUT, 0, [b"\xff\xff\xff"])  # index 3 >= L
+    with pytest.raises(ValueError, match="uses no seed"):
+        archive.write(RANGE_LAYOUT, 5, [b"x"])
+
+
+def _refusals():
+    codes = _codes(3)
+    valid = archive.write(LAYOUT, 300, _packed(codes))  # header: 5 + count 1 + seed 2 = 8 bytes; codes 8
+    body = valid[:-4]
+    other = fmt.Layout(**{**LAYOUT.__dict__, "fingerprint": b"\x09\x09" + LAYOUT.fingerprint[2:]})
+    bad_index = codes.copy()
+    bad_index[1, 4] = 3
+    bad_bits = np.array([(int(v) >> s) & 1 for v in bad_index.reshape(-1) for s in (1, 0)], np.uint8)
+    return [
+        ("empty", b"", codec.TruncatedError, "empty"),
+        ("single file", LAYOUT.write(1, _packed(codes)[0]), codec.NotAContainerError, "single-image"),
+        ("png", b"\x89PNG" + bytes(20), codec.NotAContainerError, "not a tfdplc archive"),
+        (
+            "version",
+            _sealed(LAYOUT, body[:2] + b"\x03" + body[3:]),
+            codec.UnsupportedVersionError,
+            "version 3",
+        ),
+        ("short", valid[:9], codec.TruncatedError, "truncated"),
+        ("other model", archive.write(other, 300, _packed(codes)), codec.ModelMismatchError, "another model"),
+        (
+            "count varint runs out",
+            _sealed(LAYOUT, body[:5] + b"\x80\x80\x80"),
+            codec.TruncatedError,
+            "image count",
+        ),
+        (
+            "count varint > 4 bytes",
+            _sealed(LAYOUT, body[:5] + b"\xff" * 6),
+            codec.CorruptedError,
+            "longer than 4",
+        ),
+        ("one byte short", valid[:-1], codec.TruncatedError, "truncated"),
+        ("trailing", valid + b"\x00", codec.CorruptedError, "trailing"),
+        (
+            "more images announced",
+            _sealed(LAYOUT, body[:5] + b"\x04" + body[6:]),
+            codec.TruncatedError,
+            "4 images",
+        ),
+        ("code bit", valid[:10] + bytes([valid[10] ^ 4]) + valid[11:], codec.DamagedArchiveError, "checksum"),
+        ("seed bit", valid[:6] + bytes([valid[6] ^ 1]) + valid[7:], codec.DamagedArchiveError, "checksum"),
+        ("checksum", valid[:-1] + bytes([valid[-1] ^ 1]), codec.DamagedArchiveError, "checksum"),
+        ("no images", _sealed(LAYOUT, body[:5] + b"\x00" + body[6:8]), codec.CorruptedError, "0 images"),
+        (
+            "non-minimal count",
+            _sealed(LAYOUT, body[:5] + b"\x83\x00" + body[6:]),
+            codec.CorruptedError,
+            "minimal",
+        ),
+        ("padding", _sealed(LAYOUT, body[:-1] + bytes([body[-1] | 1])), codec.CorruptedError, "padding"),
+        (
+            "index >= L",
+            _sealed(LAYOUT, body[:8] + np.packbits(bad_bits).tobytes()),
+            codec.CorruptedError,
+            "range",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name, data, error, message", _refusals(), ids=[r[0] for r in _refusals()])
+def test_every_archive_refusal_has_its_documented_error(name, data, error, message):
+    with pytest.raises(error, match=message):
+        archive.read(LAYOUT, data)
+
+
+@pytest.mark.parametrize("layout", [LAYOUT, RANGE_LAYOUT], ids=["packed", "range"])
+def test_every_bit_flip_truncation_and_deletion_of_an_archive_is_refused(layout):
+    payloads = _packed(_codes(4)) if layout is LAYOUT else [b"one", b"", b"three", b"\x00" * 9]
+    valid = archive.write(layout, 77 if layout.uses_seed else 0, payloads)
+    count = 0
+    for position in range(len(valid)):
+        variants = [
+            valid[:position] + bytes([valid[position] ^ (1 << b)]) + valid[position + 1 :] for b in range(8)
+        ]
+        for data in variants + [valid[:position], valid[:position] + valid[position + 1 :]]:
+            with pytest.raises(codec.CodecError):
+                archive.read(layout, data)
+            count += 1
+    assert count == 10 * len(valid)
+
+
+def test_a_damaged_range_coded_archive_names_its_intact_entries():
+    payloads = [bytes([i]) * (5 + i) for i in range(6)]
+    valid = archive.write(RANGE_LAYOUT, 0, payloads)
+    starts, position = [], 6  # entry i: varint (1 byte), payload, 4-byte check
+    for p in payloads:
+        starts.append(position)
+        position += 1 + len(p) + 4
+    damaged = bytearray(valid)
+    damaged[starts[2] + 3] ^= 0x10  # a payload byte of entry 2
+    damaged[starts[4] + 1 + len(payloads[4])] ^= 1  # entry 4's own check
+    with pytest.raises(codec.DamagedArchiveError, match=r"intact entries: 0-1, 3, 5 of 6") as error:
+        archive.read(RANGE_LAYOUT, bytes(damaged))
+    assert error.value.intact == (0, 1, 3, 5)
+    salvaged = archive.read(RANGE_LAYOUT, bytes(damaged), salvage=True)
+    assert salvaged.intact == (0, 1, 3, 5)
+    assert [p for p in salvaged.payloads] == [payloads[0], payloads[1], None, payloads[3], None, payloads[5]]
+    with pytest.raises(codec.CorruptedError, match="entry 2"):
+        salvaged.containers(RANGE_LAYOUT, [2])
+    # A damaged length: the entries before it are intact, the ones after cannot be located.
+    damaged = bytearray(valid)
+    damaged[starts[3]] = 0x7F
+    with pytest.raises(codec.DamagedArchiveError, match=r"intact entries: 0-2 of 6"):
+        archive.read(RANGE_LAYOUT, bytes(damaged))
+    # A packed archive has one check: nothing is named intact.
+    packed = archive.write(LAYOUT, 1, _packed(_codes(3)))
+    with pytest.raises(codec.DamagedArchiveError) as error:
+        archive.read(LAYOUT, packed[:-1] + bytes([packed[-1] ^ 1]))
+    assert error.value.intact == ()
+
+
+def test_codec_archives_decode_as_the_single_files_do(dplc):  # noqa: F811 (the fixture)
+    _, dplc_codec = dplc
+    images = np.random.default_rng(5).integers(0, 256, size=(5, 32, 32, 1), dtype=np.uint8)
+    data = dplc_codec.compress_archive(images, seed=2**28 - 2)
+    seeds = archive.image_seeds(2**28 - 2, 5)
+    assert seeds.tolist() == [2**28 - 2, 2**28 - 1, 0, 1, 2]
+    files = dplc_codec.compress(images, seeds=seeds)
+    bits = dplc_codec.layout.num_symbols * dplc_codec.layout.bits_per_symbol  # 8 indices x 2 bits
+    assert len(data) == 5 + 1 + 4 + -(-5 * bits // 8) + 4  # magic+version+tag, N, seed, codes, check
+    read = dplc_codec.read_archive(data)
+    assert read.containers(dplc_codec.layout) == files
+    np.testing.assert_array_equal(dplc_codec.decompress_archive(data), dplc_codec.decompress(files))
+    np.testing.assert_array_equal(dplc_codec.decompress_archive(data, [3]), dplc_codec.decompress(files[3:4]))
+    with pytest.raises(IndexError, match="0..4"):
+        dplc_codec.decompress_archive(data, [5])
+    with pytest.raises(codec.NotAContainerError, match="archive"):
+        dplc_codec.decompress(data)  # an archive is not a single file
