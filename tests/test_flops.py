@@ -217,6 +217,15 @@ def test_bad_binding_exits_2_with_one_line():
     assert "FLOPs" not in result.stdout
 
 
+def test_projected_hours_take_the_slower_of_flops_and_per_op_floor():
+    count = flops.Count(flops=int(3e12), ops=1000)
+    report = flops.Report("X", [(8, 4)], 8, total_steps=3600, count=count, notes=[], model=None)
+    # 3e12 / (100e12 * 0.3) = 0.1 s per step vs 1000 ops x 5 us = 5 ms: FLOP-bound, 3600 steps = 0.1 h.
+    assert flops.projected_hours(report, 100.0, 0.3, 5.0) == pytest.approx(0.1)
+    # 1000 ops x 200 us = 0.2 s per step: the floor binds.
+    assert flops.projected_hours(report, 100.0, 0.3, 200.0) == pytest.approx(0.2)
+
+
 def test_missing_config_file_and_missing_upstream_are_refused(tmp_path):
     from tfdplc.train import checks
 

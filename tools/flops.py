@@ -74,21 +74,26 @@ from tensorflow.python.framework import ops as tf_ops  # noqa: E402  (the flops 
 
 quiet.quiet_logs()
 
-flags.DEFINE_multi_string("gin_config", [], "gin config files, applied in order.")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings applied after the files.")
-flags.DEFINE_multi_string(
-    "upstream_gin_config",
-    [],
-    "Config of the run whose artifacts the config loads (default: UPSTREAM, by the last --gin_config's "
-    "file name); used only for the artifacts that do not exist.",
-)
-flags.DEFINE_multi_string("upstream_gin_bindings", [], "gin bindings for the upstream config.")
-flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
-flags.DEFINE_integer("top", 8, "Op types listed in the breakdowns.")
-flags.DEFINE_float("mfu", 0.3, "Assumed model FLOPs utilization for the projected wall times.")
-flags.DEFINE_float(
-    "op_overhead_us", 5.0, "Assumed runtime cost per executed op (microseconds): the projection's floor."
-)
+
+def _define_flags() -> None:
+    """The command line's flags (defined only when run as a script, so importing the module defines none)."""
+    flags.DEFINE_multi_string("gin_config", [], "gin config files, applied in order.")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings applied after the files.")
+    flags.DEFINE_multi_string(
+        "upstream_gin_config",
+        [],
+        "Config of the run whose artifacts the config loads (default: UPSTREAM, by the last --gin_config's "
+        "file name); used only for the artifacts that do not exist.",
+    )
+    flags.DEFINE_multi_string("upstream_gin_bindings", [], "gin bindings for the upstream config.")
+    flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
+    flags.DEFINE_integer("top", 8, "Op types listed in the breakdowns.")
+    flags.DEFINE_float("mfu", 0.3, "Assumed model FLOPs utilization for the projected wall times.")
+    flags.DEFINE_float(
+        "op_overhead_us", 5.0, "Assumed runtime cost per executed op (microseconds): the projection's floor."
+    )
+
+
 FLAGS = flags.FLAGS
 
 #: Upstream config of each config that loads another run's artifacts: (file name, extra bindings). The
@@ -522,7 +527,7 @@ def _stand_in_bindings(configs, bindings, upstream, data_dir, directory: str, no
         extra.append(f"{parameter} = {stand_in!r}")
         notes.append(
             f"{parameter} = {path!r} does not exist: an UNTRAINED run of "
-            f"{' '.join(upstream_configs)} {' '.join(upstream_bindings + forwarded)} stands in"
+            f"{' '.join(upstream_configs + [repr(b) for b in upstream_bindings + forwarded])} stands in"
         )
     _parse(configs, list(bindings))
     return extra
@@ -612,18 +617,35 @@ def _top(counter: collections.Counter, n: int) -> str:
     return ", ".join(f"{k} {v:.3g}" for k, v in counter.most_common(n)) or "-"
 
 
-def main(argv):
-    del argv
+def run(
+    configs: Sequence[str],
+    bindings: Sequence[str] = (),
+    data_dir: Optional[str] = None,
+    upstream_configs: Sequence[str] = (),
+    upstream_bindings: Sequence[str] = (),
+    top: int = 8,
+    mfu: float = 0.3,
+    op_overhead_us: float = 5.0,
+) -> int:
+    """Measures and prints one config's count (what the command line does) and returns the exit status.
+
+    Args:
+      configs: gin config files.
+      bindings: gin bindings after them.
+      data_dir: tfds data folder, see `measure`.
+      upstream_configs: upstream config, see `measure`.
+      upstream_bindings: bindings for it.
+      top: op types listed in the breakdowns.
+      mfu: assumed model FLOPs utilization of the projection.
+      op_overhead_us: assumed runtime cost per executed op, in microseconds.
+
+    Returns:
+      0 done, 2 bad config or binding (one line on stderr), 3 the graph cannot be counted.
+    """
     from tfdplc.train import checks
 
     try:
-        report = measure(
-            FLAGS.gin_config,
-            FLAGS.gin_bindings,
-            FLAGS.data_dir,
-            FLAGS.upstream_gin_config,
-            FLAGS.upstream_gin_bindings,
-        )
+        report = measure(configs, bindings, data_dir, upstream_configs, upstream_bindings)
     except (checks.GinConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -631,7 +653,7 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 3
     count = report.count
-    print(f"config: {' '.join(FLAGS.gin_config)} {' '.join(repr(b) for b in FLAGS.gin_bindings)}".rstrip())
+    print(f"config: {' '.join(configs)} {' '.join(repr(b) for b in bindings)}".rstrip())
     print(f"objective: {report.objective}; batch: {' + '.join(str(s) for s in report.batch_shapes)}")
     for note in report.notes:
         print(f"STAND-IN: {note}")
@@ -647,18 +669,18 @@ def main(argv):
         f"({report.total_flops / 1e15:.3f} PFLOP, validation not included)"
     )
     print(f"ops executed per train step (device kernels, loop bodies per trip): {count.ops}")
-    print(f"counted, by op type: {_top(count.by_type, FLAGS.top)}")
-    print(f"NOT counted (no FLOP count registered; elements written): {_top(count.uncounted, FLAGS.top)}")
+    print(f"counted, by op type: {_top(count.by_type, top)}")
+    print(f"NOT counted (no FLOP count registered; elements written): {_top(count.uncounted, top)}")
     if count.unknown_shape:
         print(
-            f"NOT counted (element-wise, shape unknown at trace time; ops): {_top(count.unknown_shape, FLAGS.top)}"
+            f"NOT counted (element-wise, shape unknown at trace time; ops): {_top(count.unknown_shape, top)}"
         )
     uncounted = sum(count.uncounted.values())
     print(f"uncounted elements / counted FLOPs: {uncounted / max(count.flops, 1):.2%}")
-    hours = [projected_hours(report, peak, FLAGS.mfu, FLAGS.op_overhead_us) for peak in PEAK_TFLOPS.values()]
+    hours = [projected_hours(report, peak, mfu, op_overhead_us) for peak in PEAK_TFLOPS.values()]
     print(
-        f"projected hours on one GPU (a PROJECTION, not a measurement: FLOPs / (peak x MFU {FLAGS.mfu:g}), "
-        f"floored at {FLAGS.op_overhead_us:g} us per executed op): "
+        f"projected hours on one GPU (a PROJECTION, not a measurement: FLOPs / (peak x MFU {mfu:g}), "
+        f"floored at {op_overhead_us:g} us per executed op): "
         + ", ".join(f"{gpu} {h:.3g}" for gpu, h in zip(PEAK_TFLOPS, hours))
     )
     print(
@@ -666,7 +688,7 @@ def main(argv):
         + "".join(f" h {gpu} |" for gpu in PEAK_TFLOPS)
     )
     print(
-        f"| {' '.join(os.path.basename(c) for c in FLAGS.gin_config)} | {report.objective} | "
+        f"| {' '.join(os.path.basename(c) for c in configs)} | {report.objective} | "
         f"{report.images_per_step} | {count.flops / 1e9:.1f} | {report.flops_per_image / 1e6:.1f} | "
         f"{count.ops} | {report.total_steps} | {report.total_flops / 1e15:.2f} |"
         + "".join(f" {h:.3g} |" for h in hours)
@@ -674,5 +696,20 @@ def main(argv):
     return 0
 
 
+def main(argv):
+    del argv
+    return run(
+        FLAGS.gin_config,
+        FLAGS.gin_bindings,
+        FLAGS.data_dir,
+        FLAGS.upstream_gin_config,
+        FLAGS.upstream_gin_bindings,
+        FLAGS.top,
+        FLAGS.mfu,
+        FLAGS.op_overhead_us,
+    )
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
