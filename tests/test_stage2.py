@@ -128,6 +128,31 @@ def test_stage2_loss_is_distortion_plus_lambda_mmd(generator_path):
     assert abs(float(expected_mmd)) > 1e-4  # the MMD term actually contributes
 
 
+@pytest.mark.parametrize("batch_statistics", [True, False])
+def test_stage2_batch_statistics_couple_the_images_of_a_batch_or_not(generator_path, batch_statistics):
+    model = _tiny_dplc(generator_path)
+    model.batch_statistics = batch_statistics
+    images = _images(6)
+    model(images[:1])
+    noise, prior = model.sample_noise(6), model.sample_prior(6)
+    together = model.compute_losses(images, noise, prior, training=True)["reconstructions"].numpy()
+    alone = model.compute_losses(images[:2], noise[:2], prior[:2], training=True)["reconstructions"].numpy()
+    # With batch statistics an image's z depends on the rest of its batch; without, only on itself.
+    gap = np.abs(together[:2] - alone).max()
+    assert (gap > 1e-3) if batch_statistics else (gap < 1e-5), gap
+    # Training updates the BatchNorm statistics of E and B only when they run in training mode, and the
+    # quantizer keeps its soft-to-hard training gradient either way (E's weights move).
+    stats = [
+        v for net in (model.encoder, model.mapping) for v in net.non_trainable_variables if "moving" in v.name
+    ]
+    before = _snapshot(stats + model.encoder.trainable_variables)
+    model.compile()
+    model.train_on_batch(images, return_dict=True)
+    moved = {v.name for v in stats if not np.allclose(v.numpy(), before[v.name])}
+    assert bool(moved) == batch_statistics
+    assert any(not np.allclose(v.numpy(), before[v.name]) for v in model.encoder.trainable_variables)
+
+
 @pytest.mark.parametrize("k, bits", [(2, 8.0), (3, 12.0), (0, 0.0)])
 def test_stage2_rate_bits_exact(generator_path, k, bits):
     model = _tiny_dplc(generator_path, k=k)

@@ -94,6 +94,7 @@ class DPLC(Objective):
         generator: Optional[tf.keras.Model] = None,
         distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
         seed: Optional[int] = None,
+        batch_statistics: bool = True,
         name: Optional[str] = "dplc",
     ):
         """Initialises the objective.
@@ -111,6 +112,14 @@ class DPLC(Objective):
             (`tfdplc.losses`) fixes what lambda_mmd means: Table 3's bases were tuned with the
             authors'-code `losses.batch_rmse_pm1`.
           seed: seed of the prior sampler (None: non-deterministic).
+          batch_statistics: whether E's and B's batch normalisation uses the batch's statistics while
+            training (Keras training mode for both networks, as the paper and the authors' code). False
+            runs E and B in inference mode in the training step too (the quantizer keeps its training
+            gradient), so each z_i depends on x_i and its own noise only. With batch statistics the
+            images of a batch are coupled, and the U-statistic MMD estimate, whose expectation is
+            MMD^2 >= 0 only for independent samples, can be driven below zero by the coupling itself; with
+            a large lambda_MMD that becomes the optimum (issue 11: results/dplc/README.md). A deviation
+            from the paper, off by default.
           name: Keras model name.
 
         Raises:
@@ -147,6 +156,7 @@ class DPLC(Objective):
         self.optimizer_eb = optimizer
         self.lambda_mmd = lambda_mmd
         self.distortion = distortion
+        self.batch_statistics = bool(batch_statistics)
         self.latent_dim = m
         with tf.init_scope():
             self._prior = (
@@ -259,12 +269,15 @@ class DPLC(Objective):
           images: (b, H, W, C) images.
           noise: (b, m) noise of B.
           prior: (b, m) samples of P_Z.
-          training: mode of E and B (G* always runs in inference mode).
+          training: mode of E and B (G* always runs in inference mode); with `batch_statistics` False, E
+            and B run in inference mode and only the quantizer sees `training`.
 
         Returns:
           A dict with "loss" (= distortion + lambda_MMD * mmd), "distortion", "mmd" and "reconstructions".
         """
-        z_hat = self.latents(self.encode(images, training=training), noise=noise, training=training)
+        networks_training = training and self.batch_statistics
+        code = self.quantizer(self.encoder(images, training=networks_training), training=training)
+        z_hat = self.latents(code, noise=noise, training=networks_training)
         # z_hat is float32 (`latents`): the MMD kernel sums and the distortion stay float32.
         reconstructions = self.float32(self.generator(z_hat, training=False))
         distortion = self.distortion(images, reconstructions)
