@@ -5,6 +5,10 @@ Example:
   python tools/train.py --gin_config=gin/cae_mnist5k.gin --workdir=/tmp/cae \
       --gin_bindings="train.total_steps = 200"
 
+Mixed precision (float32 variables, checkpoints and exports; see tfdplc.train.precision):
+  python tools/train.py --gin_config=gin/cae_mnist5k.gin --workdir=/tmp/cae_bf16 \
+      --gin_bindings="train.precision = 'mixed_bfloat16'"     # or 'mixed_float16' (loss scaling) on GPUs
+
 Run it again with the same --workdir to resume from the last checkpoint (with the same config: a changed
 parameter is refused unless --allow_config_change names it; train.total_steps and the other run
 parameters may change). Several workers: set TF_CONFIG in each worker's environment (the strategy "auto"
