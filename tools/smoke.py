@@ -22,7 +22,8 @@ session, inside `tfds.testing.mock_data`.
 
 Example:
   python tools/smoke.py                          # everything, in a temporary folder (removed after)
-  python tools/smoke.py --only=lsun --keep --workdir=/tmp/smoke
+  python tools/smoke.py --only=lsun --keep --workdir=/tmp/smoke   # runs whose name matches; a stage-2
+                                                                  # run needs its stage-1 runs there too
 
 Exit status: 0 every call succeeded, 1 otherwise (each failing call is named with its exit status or
 error).
@@ -32,6 +33,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -255,23 +257,35 @@ def _write_pngs(export_dir, folder, count):
     return 0
 
 
+def _children_cpu_s():
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run_child(smoke_dir, tool, calls, label):
     if not calls:
         return True
     calls_file = os.path.join(smoke_dir, f"calls_{label}.json")
     with open(calls_file, "w") as f:
         json.dump(calls, f)
-    start = time.time()
+    start, cpu = time.time(), _children_cpu_s()
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), f"--child={tool}", f"--calls={calls_file}"],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
-    print(f"[smoke] stage {label}: {len(calls)} calls in {time.time() - start:.0f} s", flush=True)
+    # CPU seconds as well as wall time: the wall time of a loaded machine says little.
+    print(
+        f"[smoke] stage {label}: {len(calls)} calls in {time.time() - start:.0f} s "
+        f"({_children_cpu_s() - cpu:.0f} CPU s)",
+        flush=True,
+    )
     return result.returncode == 0
 
 
 def main(argv):
+    """Runs the smoke stages (or, with --child, one stage's calls); returns the exit status."""
     options = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
     flags_ = {arg[2:] for arg in argv if arg.startswith("--") and "=" not in arg}
     unknown = set(options) - {"child", "calls", "workdir", "only"} | flags_ - {"keep"}
@@ -289,7 +303,7 @@ def main(argv):
     runs = plan(smoke_dir)
     if "only" in options:
         runs = {name: run for name, run in runs.items() if re.search(options["only"], name)}
-    start = time.time()
+    start, cpu = time.time(), _children_cpu_s()
     ok = True
     stage1 = [n for n, r in runs.items() if r[4] == 1]
     stage2 = [n for n, r in runs.items() if r[4] == 2]
@@ -340,7 +354,8 @@ def main(argv):
                 print(f"[smoke] {name}: {count} decoded images, expected 3", flush=True)
                 ok = False
     print(
-        f"[smoke] {len(runs)} configs, {'all ok' if ok else 'FAILURES above'} in {time.time() - start:.0f} s",
+        f"[smoke] {len(runs)} runs, {'all ok' if ok else 'FAILURES above'} in {time.time() - start:.0f} s "
+        f"({_children_cpu_s() - cpu:.0f} CPU s)",
         flush=True,
     )
     if "keep" not in flags_ and "workdir" not in options:
