@@ -5,11 +5,12 @@ import zlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from test_codec import LAYOUT, RANGE_LAYOUT, dplc  # noqa: F401 (the fixture)
 from test_codec_v2 import DPLC8
 
 from tfdplc import codec
-from tfdplc.codec import archive, bitpack
+from tfdplc.codec import archive, bitpack, graph
 from tfdplc.codec import container as fmt
 
 
@@ -57,7 +58,7 @@ def test_packed_archive_layout_and_size_bound(count):
 
 def test_the_issue_bound_dplc_at_8_bits():
     # N images at b = 8 bits: within 16 + ceil(N b / 8) bytes plus the 4-byte check, at the largest seed.
-    for count in (1, 100, 2000):
+    for count in (1, 100, 1000, 2000):
         codes = np.zeros((count, 8), np.int64)
         codes[::3] = 1
         data = archive.write(DPLC8, 2**28 - 1, _packed(codes, DPLC8))
@@ -221,3 +222,57 @@ def test_codec_archives_decode_as_the_single_files_do(dplc):  # noqa: F811 (the 
         dplc_codec.decompress_archive(data, [5])
     with pytest.raises(codec.NotAContainerError, match="archive"):
         dplc_codec.decompress(data)  # an archive is not a single file
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _graph_read_archive(string):
+    return graph.read_archive(LAYOUT, string)
+
+
+_GRAPH_MESSAGES = {
+    codec.TruncatedError: "truncated",
+    codec.NotAContainerError: "bad magic",
+    codec.UnsupportedVersionError: "version",
+    codec.ModelMismatchError: "another model",
+}
+
+
+@pytest.mark.parametrize("name, data, error, message", _refusals(), ids=[r[0] for r in _refusals()])
+def test_the_graph_refuses_every_damaged_archive_as_python_does(name, data, error, message):
+    expected = _GRAPH_MESSAGES.get(error, "corrupted")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc archive: .*{expected}"):
+        _graph_read_archive(tf.constant(data))
+
+
+def test_graph_archive_signatures_write_and_read_what_python_does(dplc):  # noqa: F811 (the fixture)
+    _, dplc_codec = dplc
+    images = np.random.default_rng(6).integers(0, 256, size=(4, 32, 32, 1), dtype=np.uint8)
+    data = dplc_codec.compress_archive(images, seed=9)
+    signatures = dplc_codec._signatures
+    written = signatures["compress_archive"](images=tf.constant(images), seed=tf.constant(9, tf.int64))
+    assert written["archive_bytes"].numpy() == data
+    decoded = signatures["decompress_archive"](archive_bytes=tf.constant(data))["images"].numpy()
+    np.testing.assert_array_equal(decoded, dplc_codec.decompress_archive(data))
+    # The graph writer and reader on varied codes (the untrained tiny encoder's codes are all alike).
+    for count in (1, 3, 13):
+        codes = _codes(count, seed=count)
+        written = graph.write_archive(
+            LAYOUT, tf.constant(5, tf.int64), tf.constant(codes.reshape(count, 1, 2, 5))
+        )
+        assert written.numpy() == archive.write(LAYOUT, 5, _packed(codes))
+        seeds, read = _graph_read_archive(written)
+        assert seeds.numpy().tolist() == [5 + i for i in range(count)]
+        np.testing.assert_array_equal(read, codes)
+    varied = archive.write(
+        dplc_codec.layout, 3, _packed(_codes(6, dplc_codec.layout, seed=1), dplc_codec.layout)
+    )
+    decoded = signatures["decompress_archive"](archive_bytes=tf.constant(varied))["images"].numpy()
+    np.testing.assert_array_equal(decoded, dplc_codec.decompress_archive(varied))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"seed must lie in \[0, 2\^28\)"):
+        signatures["compress_archive"](images=tf.constant(images), seed=tf.constant(2**28, tf.int64))
+    # A zero-rate model's archive of any size is a few bytes: the graph decodes at most 2^16 images.
+    zero = fmt.Layout(fingerprint=b"z" * 8, image_shape=(32, 32, 1), code_shape=(1, 1, 0), levels=2)
+    huge = archive.write(zero, 0, [b""] * (graph.MAX_GRAPH_ARCHIVE_IMAGES + 1))
+    assert len(huge) == 5 + 3 + 4
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too many images"):
+        graph.read_archive(zero, tf.constant(huge))

@@ -335,3 +335,69 @@ def test_cli_sample_refuses_seeds_past_2_63(tmp_path, capsys):
     code, _, err = _cli(capsys, *args, f"--seed={2**63 - 2}")
     assert code == 0, err
     assert sorted(os.listdir(tmp_path / "s")) == [f"sample_{2**63 - 2}.png", f"sample_{2**63 - 1}.png"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Archives on the command line: compress --archive, list, extract (one, all, salvaged), damage refused.
+
+
+def test_cli_archives_compress_list_extract_and_refuse_damage(exports, tmp_path, capsys):
+    model = f"--model={exports['cae'].export_dir}"
+    loaded = codec.load(exports["cae"].export_dir)
+    pngs, out = tmp_path / "pngs", tmp_path / "out"
+    pngs.mkdir()
+    images = np.random.default_rng(4).integers(0, 256, (5, 32, 32, 1), dtype=np.uint8)
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(pngs / f"d{i}.png")
+    (pngs / "zz_bomb.png").write_bytes(_bomb_png())
+    target = tmp_path / "all.dplca"
+    code, out_text, err = _cli(capsys, "compress", model, str(pngs), f"--archive={target}", "--verbose")
+    assert code == 3 and "zz_bomb.png: refused" in err  # named, the others archived
+    # One header (5 bytes, a 1-byte count, no seed: a CAE uses none), 5 x 16 bits back to back, the check.
+    data = target.read_bytes()
+    assert len(data) == 5 + 1 + 10 + 4 and "archived 5 images" in out_text and "4: " in out_text
+    assert data == loaded.compress_archive(images)
+    code, _, err = _cli(capsys, "compress", model, str(pngs), f"--archive={target}")
+    assert code == 2 and "exists" in err and target.read_bytes() == data
+    code, out_text, _ = _cli(capsys, "list", model, str(target))
+    assert code == 0 and "archive of 5 images" in out_text and "\n3: 16 bits" in out_text
+    code, out_text, _ = _cli(capsys, "extract", model, str(target), f"--output={out}", "--index=3")
+    assert code == 0 and os.listdir(out) == ["all_3.png"]
+    single = loaded.decompress(loaded.compress(images[3:4]))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "all_3.png"))[None, ..., None], single)
+    code, out_text, _ = _cli(capsys, "extract", model, str(target), f"--output={out}", "--overwrite")
+    assert code == 0 and "extracted 5 of 5" in out_text
+    decoded = np.stack([np.asarray(Image.open(out / f"all_{i}.png"))[..., None] for i in range(5)])
+    np.testing.assert_array_equal(decoded, loaded.decompress(loaded.compress(images)))
+    code, _, err = _cli(capsys, "extract", model, str(target), f"--output={out}", "--overwrite", "--index=5")
+    assert code == 2 and "holds images 0..4" in err
+    # Damaged: one bit of the codes. A packed archive has one checksum: refused whole, exit 3.
+    damaged = tmp_path / "damaged.dplca"
+    damaged.write_bytes(data[:8] + bytes([data[8] ^ 1]) + data[9:])
+    for command in ("list", "extract"):
+        code, _, err = _cli(capsys, command, model, str(damaged), f"--output={tmp_path / 'x'}")
+        assert code == 3 and "damaged.dplca: refused: DamagedArchiveError: archive checksum mismatch" in err
+    assert not (tmp_path / "x").exists()
+
+    # Range-coded: every entry has its own check, so the intact ones are named and can be salvaged.
+    entropy_model = f"--model={exports['entropy'].export_dir}"
+    entropy = codec.load(exports["entropy"].export_dir)
+    entropy_images = np.random.default_rng(5).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    data = entropy.compress_archive(entropy_images)
+    lengths = [len(p) for p in entropy.read_archive(data).payloads]
+    entry1 = 6 + len(fmt.encode_varint(lengths[0])) + lengths[0] + 4 + len(fmt.encode_varint(lengths[1]))
+    broken = tmp_path / "broken.dplca"
+    broken.write_bytes(data[:entry1] + bytes([data[entry1] ^ 0x20]) + data[entry1 + 1 :])
+    code, _, err = _cli(capsys, "list", entropy_model, str(broken))
+    assert code == 3 and "intact entries: 0, 2 of 3" in err
+    code, out_text, _ = _cli(capsys, "list", entropy_model, str(broken), "--salvage")
+    assert code == 3 and "1 damaged entries" in out_text and "\n1: damaged" in out_text
+    code, out_text, err = _cli(
+        capsys, "extract", entropy_model, str(broken), f"--output={tmp_path / 'e'}", "--salvage"
+    )
+    assert code == 3 and "entry 1 is damaged" in err and "extracted 2 of 3" in out_text
+    assert sorted(os.listdir(tmp_path / "e")) == ["broken_0.png", "broken_2.png"]
+    expected = entropy.decompress(entropy.compress(entropy_images[2:]))[0]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "e" / "broken_2.png"))[..., None], expected
+    )

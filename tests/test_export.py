@@ -134,13 +134,15 @@ def test_export_layout_and_signatures(exports):
         "encode",
         "decode",
         "sample",
+        "compress_archive",
+        "decompress_archive",
     }
     assert set(full["signatures"]) == set(stock["signatures"]) == every | {"serving_default"}
     assert full["serving_default"] == "compress"
     entropy = exports["entropy_info"]
     assert set(codec.export.read_description(entropy.codec_dir)["signatures"]) == (
-        every - {"decompress_seeded", "sample"}
-    ) | {"serving_default"}
+        every - {"decompress_seeded", "sample", "compress_archive", "decompress_archive"}
+    ) | {"serving_default"}  # range-coded archives are written and read in Python
     entropy_stock = codec.export.read_description(entropy.serving_version_dir)
     assert set(entropy_stock["signatures"]) == {"encode", "decode", "serving_default"}
     assert entropy_stock["serving_default"] == "encode"
@@ -186,6 +188,19 @@ def test_served_graph_refuses_damaged_and_foreign_files(exports):
     for message, data in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc container: .*{message}"):
             served(compressed_bytes=tf.constant([good, data]))
+    # The stock graph's archive signatures: Python's bytes, the single files' images, damage refused.
+    archived = tf.saved_model.load(exports["dplc_info"].serving_version_dir).signatures
+    data = codec.load(exports["dplc_info"].export_dir).compress_archive(exports["dplc_images"], seed=4)
+    written = archived["compress_archive"](
+        images=tf.constant(exports["dplc_images"]), seed=tf.constant(4, tf.int64)
+    )
+    assert written["archive_bytes"].numpy() == data
+    images = archived["decompress_archive"](archive_bytes=tf.constant(data))["images"].numpy()
+    np.testing.assert_array_equal(images, exports["decoded"])  # the files were written with seeds 4, 5, 6
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"tfdplc archive: corrupted \(archive checksum mismatch"
+    ):
+        archived["decompress_archive"](archive_bytes=tf.constant(data[:-1] + bytes([data[-1] ^ 1])))
     # The same image from the version 1 form of the file (48-byte header), alone and beside version 2 ones.
     decoded = served(compressed_bytes=tf.constant([old, good]))["images"].numpy()
     np.testing.assert_array_equal(decoded, exports["decoded"][[0, 0]])

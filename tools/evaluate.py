@@ -13,7 +13,10 @@ tfdplc.codec.interface) and an encoder, every evaluated test image is compressed
 record then holds the estimated rate (`rate_bits`, `bpp`: the model's h*w*k*log2(L)) next to the measured
 one: `real_bits` / `real_bpp` (mean payload bits per image: the code, padded to whole bytes),
 `file_bytes` (mean container size, header and checksum included), `file_bpp`, `overhead_bits` (header +
-checksum per image), `real_rate_rel_diff` ((real_bits - rate_bits) / rate_bits; None at rate 0),
+checksum per image), and for the same images in one archive (`tfdplc.codec.archive`: one header, fixed-rate
+codes bit-packed back to back) `archive_bytes` (the whole archive) and `archive_bpp` (its bits per image
+per pixel); `payload_bpp` repeats `real_bpp` so that the three rates read side by side;
+`archive_matches_files` checks that the archive's images are exactly the single files; `real_rate_rel_diff` ((real_bits - rate_bits) / rate_bits; None at rate 0),
 `compress_images_per_s` / `decompress_images_per_s`, and the round-trip checks: `codes_bit_exact` (the
 codes read back from the files equal the model's own `encode_codes`) and `decoded_max_abs_error` (in 8-bit
 levels) between the images decoded from the files and the codec's `decode` of the model's own codes with
@@ -23,7 +26,8 @@ compares the files' images with the model's own Keras decode (`model_reference`:
 a deterministic decoder, `decode_codes` with each file's seed for a stochastic one), rounded to 8 bits the
 same way: eager Keras and the exported graph run differently fused float kernels, so a pixel whose value
 lies on a rounding boundary can differ by one level there (never more). Seeds stored in the files: --seed +
-image index.
+image index,
+modulo 2^28 (format version 2).
 
 stdout shows what metrics.json holds: the JSON list of the workdir's records.
 
@@ -254,6 +258,10 @@ def _real_rate(model, test_images, rate_bits):
             references.append(model.reconstruct(floats[chunk]).numpy())
     codes, references = np.concatenate(codes), _to_uint8(np.concatenate(references))
     payload = np.asarray([codec.payload_bits(f) for f in files], np.float64)
+    # The same images as one archive, built from the files' payloads (their seeds are the archive's).
+    archive_seed = int(seeds[0]) if codec.layout.uses_seed else 0
+    archived = codec_lib.archive.write(codec.layout, archive_seed, [codec.parse(f)[1] for f in files])
+    archive_matches = codec.read_archive(archived).containers(codec.layout) == files
     sizes = np.asarray([len(f) for f in files], np.float64)
     real_bits = float(payload.mean())
     error = int(np.abs(decoded.astype(np.int32) - np.concatenate(codec_decodes).astype(np.int32)).max())
@@ -263,11 +271,17 @@ def _real_rate(model, test_images, rate_bits):
         "real_bits_min": float(payload.min()),
         "real_bits_max": float(payload.max()),
         "real_bpp": metrics.bits_per_pixel(real_bits, spec.image_shape),
+        "payload_bpp": metrics.bits_per_pixel(real_bits, spec.image_shape),
         "file_bytes": float(sizes.mean()),
         "file_bpp": metrics.bits_per_pixel(8.0 * float(sizes.mean()), spec.image_shape),
         "overhead_bits": float((8.0 * sizes - payload).mean()),
+        "archive_bytes": len(archived),
+        "archive_bpp": metrics.bits_per_pixel(8.0 * len(archived) / len(files), spec.image_shape),
+        "archive_matches_files": bool(archive_matches),
         "real_rate_rel_diff": (real_bits - rate_bits) / rate_bits if rate_bits else None,
-        "codes_bit_exact": bool(np.array_equal(file_codes, codes) and np.array_equal(file_seeds, stored_seeds)),
+        "codes_bit_exact": bool(
+            np.array_equal(file_codes, codes) and np.array_equal(file_seeds, stored_seeds)
+        ),
         "decoded_max_abs_error": error,
         "decoded_exact": error == 0,
         "decoded_reference": "codec_decode",

@@ -3,7 +3,9 @@
 
 Writes (see docs/serving.md and tfdplc.codec.export):
   OUTPUT/codec.json     the codec description (spec, model fingerprint, signatures)
-  OUTPUT/codec/         every signature (compress, decompress, encode, decode, sample, ...)
+  OUTPUT/codec/         every signature (compress, decompress, encode, decode, sample, ...; for
+                        fixed-rate codes also compress_archive / decompress_archive: many images in
+                        one file, see tfdplc.codec.archive)
   OUTPUT/serving/1/     core TensorFlow ops only: what stock TensorFlow Serving can run
 
 Example:

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Fuzzes the container reader and the exported graphs with damaged files; prints and saves the counts.
+"""Fuzzes the container and archive readers and the exported graphs with damaged files; prints the counts.
 
-Each case takes a valid container of one of the models and damages it at random: bit flips, byte
-overwrites, truncation, appended / inserted / deleted bytes, random data (with or without the magic),
-a splice of two files of different models, a whole file of another model; half of the byte-level
-damages are "resealed" (the checksum recomputed), so that the checks behind the checksum are exercised
-too. For every case:
+Each case takes a valid file of one of the models and damages it at random: bit flips, byte overwrites,
+truncation, appended / inserted / deleted bytes, random data (with or without the magic), a splice of
+two files of different models, a whole file of another model; half of the byte-level damages are
+"resealed" (the checksum recomputed: version 2's keyed Adler-32, version 1's plain one), so that the
+checks behind the checksum are exercised too. Single files are format version 2 (what writers write)
+and, for a quarter of the cases, the version 1 form of the same image (still read). For every case:
 
   * Python (`Codec.parse`) must refuse with a `tfdplc.codec.CodecError`, or accept;
   * the model's own graph (`Codec.graph_decompress`, what a TF Serving client gets) must refuse with a
@@ -14,6 +15,12 @@ too. For every case:
     check range-coded payloads) may be refused by tfc's range decoder ("Sanity check failed"), which
     `Codec.decompress` reports as a `CorruptedError` too (counted as graph:refused_range_payload);
   * a file that is not resealed and differs from the original must be refused by both.
+
+Archives (`tfdplc.codec.archive`, --archive_cases per model) get the same damage: Python
+(`Codec.read_archive`) must refuse with a `CodecError` or accept; for packed models the graph's
+`decompress_archive` signature must refuse ("tfdplc archive: ...") exactly when Python refuses and decode
+what Python decodes when it accepts; a range-coded archive Python accepts must decode (or, resealed, be
+refused by tfc's range decoder); a damaged archive that is not resealed must be refused.
 
 Anything else (another exception, a crash, a disagreement, an accepted damaged file) is a failure. By
 default two tiny models are built in memory: a fixed-rate stochastic DPLC (3 symbols: 2 bits per index,
@@ -39,7 +46,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-flags.DEFINE_integer("cases", 5000, "Number of damaged files per model.")
+flags.DEFINE_integer("cases", 5000, "Number of damaged single files per model.")
+flags.DEFINE_integer("archive_cases", 1000, "Number of damaged archives per model.")
 flags.DEFINE_integer("seed", 0, "Seed of the damage.")
 flags.DEFINE_multi_string("model", [], "Export folders to fuzz (default: two tiny in-memory models).")
 flags.DEFINE_string("output", None, "Write the counts as JSON here.")
@@ -102,12 +110,13 @@ def _tiny_models():
     return [codec.Codec.from_model(dplc), codec.Codec.from_model(entropy)]
 
 
-def _reseal(data: bytes) -> bytes:
-    """Recomputes the checksum of a (damaged) file, if it is long enough to have one."""
-    if len(data) < 48:
-        return data
-    body = data[:-4]
-    return body + struct.pack(">I", zlib.adler32(body))
+def _reseal(data: bytes, fingerprint: bytes) -> bytes:
+    """Recomputes the checksum of a (damaged) file as its first bytes say it is made, if it has one."""
+    if data[:4] == b"DPLC" and len(data) >= 48:  # version 1: Adler-32 of the bytes before it
+        return data[:-4] + struct.pack(">I", zlib.adler32(data[:-4]))
+    if data[:2] in (b"D\x02", b"DA") and len(data) >= 8:  # version 2 files and archives: keyed by the model
+        return data[:-4] + struct.pack(">I", zlib.adler32(data[:-4], zlib.adler32(fingerprint)))
+    return data
 
 
 def _damage(rng, data: bytes, other: bytes, kind: str) -> bytes:
@@ -132,7 +141,8 @@ def _damage(rng, data: bytes, other: bytes, kind: str) -> bytes:
     elif kind == "random":
         out = bytearray(rng.bytes(int(rng.integers(0, 2 * size + 1))))
     elif kind == "magic_random":
-        out = bytearray(b"DPLC" + rng.bytes(int(rng.integers(0, 2 * size))))
+        magic = [b"DPLC", b"D\x02", b"DA\x02"][int(rng.integers(3))]
+        out = bytearray(magic + rng.bytes(int(rng.integers(0, 2 * size))))
     elif kind == "splice":
         cut = int(rng.integers(1, min(size, len(other))))
         out = bytearray(data[:cut] + other[cut:])
@@ -143,20 +153,22 @@ def _damage(rng, data: bytes, other: bytes, kind: str) -> bytes:
 
 def _fuzz_model(codec, other_files, rng, cases, failures):
     """Runs `cases` damaged files against one model; returns the counts."""
-    from tfdplc.codec import CodecError
+    from tfdplc.codec import CodecError, container
 
     shape = codec.image_shape
     images = rng.integers(0, 256, size=(16, *shape), dtype=np.uint8)
     valid = codec.compress(images)
+    old = [container.pack(codec.layout.header(seed), payload) for seed, payload, _ in map(codec.parse, valid)]
     counts = collections.Counter()
     for case in range(cases):
-        original = valid[case % len(valid)]
+        version = 1 if rng.random() < 0.25 else 2
+        original = (old if version == 1 else valid)[case % len(valid)]
         kind = KINDS[int(rng.integers(len(KINDS)))]
         data = _damage(rng, original, other_files[int(rng.integers(len(other_files)))], kind)
         resealed = kind in RESEALABLE and rng.random() < 0.5
         if resealed:
-            data = _reseal(data)
-        label = kind + ("+resealed" if resealed else "")
+            data = _reseal(data, codec.fingerprint)
+        label = f"v{version}:{kind}" + ("+resealed" if resealed else "")
         try:
             codec.parse(data)
             python = None
@@ -198,6 +210,64 @@ def _fuzz_model(codec, other_files, rng, cases, failures):
     return dict(counts)
 
 
+def _fuzz_archives(codec, other_archives, rng, cases, failures):
+    """Runs `cases` damaged archives against one model; returns the counts."""
+    from tfdplc.codec import CodecError
+
+    shape = codec.image_shape
+    packed = codec.layout.levels is not None
+    valid = [
+        codec.compress_archive(rng.integers(0, 256, size=(count, *shape), dtype=np.uint8))
+        for count in (1, 2, 3, 5, 8)
+    ]
+    graph = codec._signatures["decompress_archive"] if packed else None
+    counts = collections.Counter()
+    for case in range(cases):
+        original = valid[case % len(valid)]
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+        data = _damage(rng, original, other_archives[int(rng.integers(len(other_archives)))], kind)
+        resealed = kind in RESEALABLE and rng.random() < 0.5
+        if resealed:
+            data = _reseal(data, codec.fingerprint)
+        label = f"archive:{kind}" + ("+resealed" if resealed else "")
+        name = f"{codec.spec.method} archive case {case} ({label})"
+        try:
+            images = codec.decompress_archive(data)
+            python = None
+        except CodecError as error:
+            python = type(error).__name__
+            if "range-coded payload does not decode" in str(error) and resealed and not packed:
+                python = "range_payload"  # a resealed entry tfc's decoder refuses: still a refusal
+        except Exception as error:  # anything else is a bug
+            failures.append(f"{name}: Python raised {error!r}")
+            continue
+        counts["cases"] += 1
+        counts[f"python:{python or 'accepted'}"] += 1
+        if python is None and not resealed and data != original:
+            failures.append(f"{name}: a damaged archive was accepted")
+        if graph is None:
+            continue
+        try:
+            decoded = graph(archive_bytes=tf.constant(data))["images"].numpy()
+            graph_result = None
+        except tf.errors.InvalidArgumentError as error:
+            graph_result = error.message
+        except Exception as error:
+            failures.append(f"{name}: the graph raised {error!r}")
+            continue
+        if python is None:
+            counts[f"accepted:{label}"] += 1
+            if graph_result is not None:
+                failures.append(f"{name}: Python accepts, graph refuses: {graph_result[:200]}")
+            elif not np.array_equal(decoded, images):
+                failures.append(f"{name}: the graph decodes other images than Python")
+        elif graph_result is None or "tfdplc archive:" not in graph_result:
+            failures.append(f"{name}: Python refuses ({python}), graph: {str(graph_result)[:200]}")
+        else:
+            counts["graph:refused"] += 1
+    return dict(counts)
+
+
 def main(argv):
     del argv
     from tfdplc import codec as codec_lib
@@ -207,12 +277,28 @@ def main(argv):
     # Files of other models to splice in: a second copy of each model with other weights would do as
     # well; files of the other models fuzzed here are simpler and differ in layout and fingerprint.
     pools = [c.compress(rng.integers(0, 256, size=(4, *c.image_shape), dtype=np.uint8)) for c in codecs]
-    report, failures = {"cases_per_model": FLAGS.cases, "seed": FLAGS.seed, "models": {}}, []
+    archives = [
+        c.compress_archive(rng.integers(0, 256, size=(3, *c.image_shape), dtype=np.uint8)) for c in codecs
+    ]
+    report = {
+        "cases_per_model": FLAGS.cases,
+        "archive_cases_per_model": FLAGS.archive_cases,
+        "seed": FLAGS.seed,
+    }
+    report["models"], failures = {}, []
     start = time.time()
     for index, codec in enumerate(codecs):
         others = [f for j, pool in enumerate(pools) if j != index for f in pool] or [b"DPLC\x01" + bytes(60)]
         report["models"][f"{codec.spec.method} ({codec.fingerprint.hex()})"] = _fuzz_model(
             codec, others, rng, FLAGS.cases, failures
+        )
+        other_archives = [a for j, a in enumerate(archives) if j != index] or [b"DA\x02" + bytes(20)]
+        report["models"][f"{codec.spec.method} archives"] = _fuzz_archives(
+            codec,
+            other_archives + [archives[index][:5] + b"\x01" + bytes(40)],
+            rng,
+            FLAGS.archive_cases,
+            failures,
         )
     report["total_cases"] = sum(m.get("cases", 0) for m in report["models"].values()) + len(failures)
     report["failures"] = failures

@@ -10,6 +10,7 @@
 #   5. tools/codec.py compress (one container per digit, seed 0 stored)        -> WORKDIR/compressed
 #      tools/codec.py decompress (the decoder's noise drawn from the stored seed) -> WORKDIR/decompressed
 #      and decompress --seed=1..DECODES, further stochastic decodes of the same files -> WORKDIR/decodes_S
+#      tools/codec.py compress --archive (the same digits in one archive)      -> WORKDIR/digits.dplca
 #   6. tools/evaluate.py on the DPLC workdir (estimated and real rate, MSE, Fréchet / kernel distances on
 #      the shipped digit classifier's features, PV), plus the rate and MSE of the files written in step 5
 #                                                                               -> WORKDIR/metrics.json
@@ -75,6 +76,7 @@ for i, image in enumerate(data.load_images("mnist5k", "test", resolution=32)):
 EOF
 python tools/codec.py compress --model="$MODEL/export" "$WORKDIR/digits" --output="$WORKDIR/compressed" --seed=0
 python tools/codec.py decompress --model="$MODEL/export" "$WORKDIR/compressed" --output="$WORKDIR/decompressed"
+python tools/codec.py compress --model="$MODEL/export" "$WORKDIR/digits" --archive="$WORKDIR/digits.dplca" --seed=0
 for S in $(seq 1 "$DECODES"); do
   python tools/codec.py decompress --model="$MODEL/export" "$WORKDIR/compressed" \
     --output="$WORKDIR/decodes_$S" --seed="$S"
@@ -85,7 +87,7 @@ python tools/evaluate.py --workdir="$MODEL" --output="$WORKDIR/evaluate.json" > 
 stamp "evaluated: $WORKDIR/evaluate.json"
 
 # The report: evaluate's record plus what the files written above measure, and the decode grid.
-python - "$WORKDIR" "$DECODES" <<'EOF'
+python - "$WORKDIR" "$DECODES" "$MODEL/export" <<'EOF'
 import glob, json, os, sys
 import numpy as np
 import tensorflow as tf
@@ -98,7 +100,9 @@ def read(folder):
 files = [open(n, "rb").read() for n in sorted(glob.glob(os.path.join(workdir, "compressed", "*.dplc")))]
 originals, decoded = read("digits"), read("decompressed")
 extra = [read(f"decodes_{s}") for s in range(1, decodes + 1)]
-payload = np.mean([codec.Codec.payload_bits(f) for f in files])
+exported = codec.load(sys.argv[3])
+payload = np.mean([exported.payload_bits(f) for f in files])
+archive_bytes = os.path.getsize(os.path.join(workdir, "digits.dplca"))
 size = np.mean([len(f) for f in files])
 pixels = originals.shape[1] * originals.shape[2]
 mse = ((decoded - originals) ** 2).mean(axis=(1, 2, 3))
@@ -108,6 +112,8 @@ record["files"] = {
     "payload_bpp": float(payload / pixels),
     "file_bytes": float(size),
     "file_bpp": float(8 * size / pixels),
+    "archive_bytes": archive_bytes,
+    "archive_bpp": float(8 * archive_bytes / len(files) / pixels),
     "mse": float(mse.mean()),
     "psnr": float((10 * np.log10(1 / mse)).mean()),
     # The conditional pixel variance over the 1 + DECODES decodes of each file (DPLC Section 5).
@@ -122,7 +128,8 @@ rows = [originals[index], decoded[index], *(e[index] for e in extra)]
 padded = [np.pad(r, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0) for r in rows]
 grid = np.concatenate([np.concatenate(list(r), axis=1) for r in padded], axis=0)
 tf.io.write_file(os.path.join(workdir, "decodes.png"), tf.io.encode_png(np.round(grid * 255).astype(np.uint8)))
-keys = ("rate_bits", "bpp", "real_bits", "real_bpp", "file_bytes", "overhead_bits", "mse", "fd", "kd", "pv")
+keys = ("rate_bits", "bpp", "real_bits", "payload_bpp", "file_bpp", "archive_bpp", "file_bytes", "overhead_bits")
+keys += ("mse", "fd", "kd", "pv")
 print(json.dumps({k: record.get(k) for k in keys} | {"files": record["files"]}, indent=2))
 EOF
 stamp "done: $WORKDIR/metrics.json, $WORKDIR/decodes.png (tensorboard --logdir $MODEL/logs)"

@@ -13,6 +13,7 @@
 See docs/serving.md for the file layout, serving with TensorFlow Serving and a user-defined codec.
 """
 
+from tfdplc.codec import archive
 from tfdplc.codec.container import Header, Layout, pack, unpack
 from tfdplc.codec.errors import (
     CodecError,
@@ -38,6 +39,7 @@ from tfdplc.codec.workdir import restore_for_export
 __all__ = [
     "Codec",
     "CodecError",
+    "archive",
     "CodecSpec",
     "CorruptedError",
     "DamagedArchiveError",

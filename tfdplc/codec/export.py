@@ -26,9 +26,15 @@ brackets):
 | `encode`            | [images, seeds]                 | [codes]            | encoders  | encoders         |
 | `decode`            | [codes, seeds]                  | [images]           | encoders  | encoders         |
 | `sample`            | [seeds]                         | [images]           | samplers  | samplers         |
+| `compress_archive`  | [images, seed]                  | [archive_bytes]    | fixed-rate codes | fixed-rate codes |
+| `decompress_archive`| [archive_bytes]                 | [images]           | fixed-rate codes | fixed-rate codes |
 
 `compress` draws a random seed per image when the model uses one (else 0); `decompress` decodes with the
 container's seed, `decompress_seeded` with the given ones (another draw of a stochastic decoder).
+The archive signatures (`tfdplc.codec.archive`; `seed` and `archive_bytes` are scalars) write and read
+one archive per call, byte for byte what `Codec.compress_archive` writes; `decompress_archive` decodes at
+most 2^16 images per request. Range-coded archives are written and read in Python (`Codec`): walking
+variable-length entries needs a loop the stock graphs avoid.
 `serving_default` is `compress` where the SavedModel has it, else `encode`, else `sample`. The names of
 the string tensors end in `_bytes`, so TensorFlow Serving's REST API base64-encodes them as
 {"b64": "..."} in both directions.
@@ -120,6 +126,8 @@ def _per_example(fn, inputs, dtype, shape):
 
 _SEEDS = tf.TensorSpec([None], tf.int64, name="seeds")
 _STRINGS = tf.TensorSpec([None], tf.string, name="compressed_bytes")
+_SEED = tf.TensorSpec([], tf.int64, name="seed")
+_ARCHIVE = tf.TensorSpec([], tf.string, name="archive_bytes")
 
 
 def _checked_strings(strings: tf.Tensor) -> tf.Tensor:
@@ -407,6 +415,29 @@ def _add_container_functions(raw, spec, layout, bottleneck, encode_fn, decode_fn
         parsed = decompress_codes(compressed_bytes)
         return {"images": decode_fn(parsed["codes"], seeds)}
 
+    if layout.levels is not None:  # packed codes: archives in core ops (range-coded ones: in Python)
+
+        def compress_archive(images, seed):
+            checks = [
+                tf.debugging.Assert(
+                    (seed >= 0) & (seed <= fmt.MAX_SEED_V2),
+                    ["tfdplc codec: the archive seed must lie in [0, 2^28)."],
+                )
+            ]
+            with tf.control_dependencies(checks):
+                seed = tf.identity(seed) if layout.uses_seed else tf.zeros_like(seed)
+            count = tf.shape(images, out_type=tf.int64)[0]
+            seeds = tf.math.floormod(seed + tf.range(count, dtype=tf.int64), fmt.MAX_SEED_V2 + 1)
+            codes = encode_fn(images, seeds)
+            return {"archive_bytes": graph.write_archive(layout, seed, codes)}
+
+        def decompress_archive(archive_bytes):
+            seeds, codes = graph.read_archive(layout, archive_bytes)
+            codes = tf.reshape(codes, [tf.shape(codes)[0], *spec.code_shape])
+            return {"images": decode_fn(codes, seeds)}
+
+        raw["compress_archive"] = (compress_archive, [images_spec, _SEED])
+        raw["decompress_archive"] = (decompress_archive, [_ARCHIVE])
     raw["compress"] = (compress, [images_spec])
     raw["compress_seeded"] = (compress_seeded, [images_spec, _SEEDS])
     raw["decompress"] = (decompress, [_STRINGS])

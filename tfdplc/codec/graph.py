@@ -22,7 +22,18 @@ import tensorflow as tf
 from tfdplc.codec import bitpack
 from tfdplc.codec import container as fmt
 
-__all__ = ["adler32", "read_containers", "refusals", "to_strings", "varint_strings", "write_containers"]
+__all__ = [
+    "MAX_GRAPH_ARCHIVE_IMAGES",
+    "adler32",
+    "max_graph_archive_size",
+    "read_archive",
+    "read_containers",
+    "refusals",
+    "to_strings",
+    "varint_strings",
+    "write_archive",
+    "write_containers",
+]
 
 _ADLER_MOD = 65521
 # One single-byte string per byte value: gathering these and joining them turns bytes into a string.
@@ -173,8 +184,8 @@ class _Checks:
     order TensorFlow runs the asserts in.
     """
 
-    def __init__(self, batch_shape, raising: bool = True):
-        self.raising = raising
+    def __init__(self, batch_shape, raising: bool = True, prefix: str = "tfdplc container"):
+        self.raising, self.prefix = raising, prefix
         self.ok = tf.ones(batch_shape, tf.bool)
         self.failure = tf.fill(batch_shape, "")  # each row's first failed check ("" if none)
         self.ops = []
@@ -183,14 +194,14 @@ class _Checks:
         """Checks `condition` on the rows (of `where`, default all) that passed every earlier check."""
         applies = self.ok if where is None else self.ok & where
         if self.raising:
-            self.ops.append(_assert(~applies | condition, message))
+            self.ops.append(_assert(~applies | condition, message, self.prefix))
         failing = applies & ~condition
-        self.failure = tf.where(failing, f"tfdplc container: {message}", self.failure)
+        self.failure = tf.where(failing, f"{self.prefix}: {message}", self.failure)
         self.ok = self.ok & ~failing
 
 
-def _assert(condition: tf.Tensor, message: str) -> tf.Operation:
-    return tf.debugging.Assert(tf.reduce_all(condition), [f"tfdplc container: {message}"])
+def _assert(condition: tf.Tensor, message: str, prefix: str = "tfdplc container") -> tf.Operation:
+    return tf.debugging.Assert(tf.reduce_all(condition), [f"{prefix}: {message}"])
 
 
 def _prefix_bytes(strings: tf.Tensor, lengths: tf.Tensor, count: int) -> tf.Tensor:
@@ -354,3 +365,156 @@ def _check_v2(layout, rows, head, lengths, checks, where):
     checks.add(_stored_checksum(rows, lengths) == checksum, "corrupted (checksum mismatch).", where)
     checks.add(minimal, "corrupted (the seed varint is not minimal).", where)
     return seeds, start, tf.maximum(body_length - start, 0)
+
+
+#: The most images `read_archive` decodes per request: bounds a request's output (a zero-rate model's
+#: archive of N images is a few bytes whatever N).
+MAX_GRAPH_ARCHIVE_IMAGES = 2**16
+
+
+def max_graph_archive_size(layout: fmt.Layout) -> int:
+    """The longest archive string `read_archive` reads: 16 header bytes, 2^16 codes, the checksum."""
+    return 16 + -(-MAX_GRAPH_ARCHIVE_IMAGES * layout.num_symbols * layout.bits_per_symbol // 8) + 4
+
+
+def _packed_bits(codes: tf.Tensor, bits: int) -> tf.Tensor:
+    """(N, n) indices -> (ceil(N n bits / 8),) int64 bytes: every index MSB first, back to back, zero-padded."""
+    shifts = tf.range(bits - 1, -1, -1, dtype=tf.int64)
+    flat = tf.reshape(
+        tf.bitwise.bitwise_and(tf.bitwise.right_shift(tf.cast(codes, tf.int64)[..., None], shifts), 1), [-1]
+    )
+    total = tf.size(flat, out_type=tf.int64)
+    flat = tf.pad(flat, [[0, (-total) % 8]])
+    weights = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int64)
+    return tf.reduce_sum(tf.reshape(flat, [-1, 8]) * weights, axis=1)
+
+
+def write_archive(layout: fmt.Layout, seed: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
+    """A packed archive (`tfdplc.codec.archive`) of N codes, byte for byte what `archive.write` writes.
+
+    Args:
+      layout: the model's layout (packed codes only).
+      seed: scalar int64 in [0, 2^28) (the caller checks it); not stored for models that use none.
+      codes: (N, h, w, k) indices in [0, L), 1 <= N <= 2^20.
+
+    Returns:
+      A scalar string.
+    """
+    from tfdplc.codec import archive
+
+    if layout.levels is None:
+        raise ValueError("graph archives hold packed codes only; range-coded archives are written in Python.")
+    count = tf.shape(codes, out_type=tf.int64)[:1]
+    parts = [tf.constant(archive.MAGIC + bytes([archive.VERSION]) + layout.tag), varint_strings(count)]
+    if layout.uses_seed:
+        parts.append(varint_strings(tf.reshape(tf.cast(seed, tf.int64), [1])))
+    flat = tf.reshape(codes, [-1, max(layout.num_symbols, 1)])[:, : layout.num_symbols]
+    packed = _packed_bits(flat, layout.bits_per_symbol)
+    parts.append(to_strings(packed[None]))
+    body = tf.strings.join(parts)
+    checksum = adler32(body, start=zlib.adler32(layout.fingerprint))
+    return tf.strings.join([body, to_strings(_big_endian_bytes(checksum, 4))])[0]
+
+
+def read_archive(layout: fmt.Layout, string: tf.Tensor):
+    """Parses and checks a packed archive with the checks of `archive.read`, in its order.
+
+    A string longer than `max_graph_archive_size` (2^16 images) or without the archive magic is refused
+    from its length and first 3 bytes before any byte is decoded; then the announced count must match the
+    length exactly, so every tensor stays proportional to the request's bytes (and at most 2^16 images).
+
+    Args:
+      layout: the model's layout (packed codes only).
+      string: a scalar archive string.
+
+    Returns:
+      `(seeds, codes)`: (N,) int64 per-image seeds ((seed + i) mod 2^28, or 0 for models without seeds)
+      and (N, h*w*k) int32 indices; both depend on every check.
+
+    Raises:
+      tf.errors.InvalidArgumentError: (at run time) "tfdplc archive: ..." naming the first failed check.
+    """
+    from tfdplc.codec import archive
+
+    if layout.levels is None:
+        raise ValueError("graph archives hold packed codes only; range-coded archives are read in Python.")
+    strings = tf.reshape(tf.convert_to_tensor(string, tf.string), [1])
+    lengths = tf.cast(tf.strings.length(strings), tf.int64)
+    bound = max_graph_archive_size(layout)
+    first = _prefix_bytes(strings, lengths, 3)
+    magic = tf.constant(list(archive.MAGIC), tf.int64)
+    early = _Checks(tf.shape(strings), prefix="tfdplc archive")
+    early.add(
+        lengths <= bound, f"too long (an archive request holds at most {MAX_GRAPH_ARCHIVE_IMAGES} images)."
+    )
+    early.add(
+        tf.reduce_all((first[:, :2] < 0) | (first[:, :2] == magic), axis=1),
+        "not a tfdplc archive (bad magic bytes).",
+    )
+    early.add(lengths >= archive.MIN_SIZE, f"truncated (shorter than the {archive.MIN_SIZE}-byte minimum).")
+    early.add(tf.equal(first[:, 2], archive.VERSION), "unsupported archive format version.")
+    with tf.control_dependencies(early.ops):
+        rows = _byte_rows(tf.identity(strings))
+    checks = early
+    head = _bytes_at(rows, 0, archive.HEADER_FIXED)
+    checks.add(
+        tf.reduce_all(head[:, 3:5] == tf.constant(list(layout.tag), tf.int64), axis=1),
+        f"written by another model (its tag differs from this model's {layout.tag.hex()}).",
+    )
+    body_length = tf.maximum(lengths - fmt.CHECKSUM_SIZE, 0)
+    count, used, truncated, too_long, minimal = _parse_varint(rows, archive.HEADER_FIXED, body_length)
+    checks.add(~truncated, "truncated (the data ends inside the image count varint).")
+    checks.add(~too_long, "corrupted (the image count varint is longer than 4 bytes).")
+    start = archive.HEADER_FIXED + used
+    seed = tf.zeros_like(count)
+    if layout.uses_seed:
+        seed, used, truncated, too_long, seed_minimal = _parse_varint(rows, start, body_length)
+        checks.add(~truncated, "truncated (the data ends inside the seed varint).")
+        checks.add(~too_long, "corrupted (the seed varint is longer than 4 bytes).")
+        start, minimal = start + used, minimal & seed_minimal
+    bits = layout.num_symbols * layout.bits_per_symbol
+    code_bytes = (count * bits + 7) // 8
+    expected = start + code_bytes + fmt.CHECKSUM_SIZE
+    checks.add(lengths >= expected, "truncated (shorter than the announced images take).")
+    checks.add(lengths <= expected, "corrupted (trailing bytes after the announced images).")
+    checksum = adler32(rows, body_length, start=zlib.adler32(layout.fingerprint))
+    checks.add(_stored_checksum(rows, lengths) == checksum, "corrupted (archive checksum mismatch).")
+    checks.add(minimal & (count >= 1), "corrupted (no images, or a varint that is not minimal).")
+    checks.add(
+        count <= MAX_GRAPH_ARCHIVE_IMAGES,
+        f"too many images (at most {MAX_GRAPH_ARCHIVE_IMAGES} per request).",
+    )
+    # Only a string that passed every check above is unpacked (others: nothing), so sizes are bounded.
+    ok = checks.ok[0]
+    safe_count = tf.where(ok, count[0], tf.constant(0, tf.int64))
+    safe_start = tf.where(ok, start[0], tf.constant(0, tf.int64))
+    packed = tf.slice(rows.flat_values, [safe_start], [(safe_count * bits + 7) // 8])
+    unpacked = tf.reshape(
+        tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(packed[:, None], tf.range(7, -1, -1, dtype=tf.int64)), 1
+        ),
+        [-1],
+    )
+    used_bits = safe_count * bits
+    padding = unpacked[used_bits:]
+    weights = tf.bitwise.left_shift(
+        tf.constant(1, tf.int64), tf.range(layout.bits_per_symbol - 1, -1, -1, dtype=tf.int64)
+    )
+    codes = tf.reduce_sum(
+        tf.reshape(unpacked[:used_bits], [safe_count, layout.num_symbols, layout.bits_per_symbol]) * weights,
+        axis=-1,
+    )
+    checks.add(
+        tf.reshape(tf.reduce_all(tf.equal(padding, 0)), [1]),
+        "corrupted (non-zero padding bits after the codes).",
+    )
+    checks.add(
+        tf.reshape(tf.reduce_all(codes < layout.levels), [1]),
+        f"corrupted (a code index >= L = {layout.levels}).",
+    )
+    if layout.uses_seed:
+        seeds = tf.math.floormod(seed[0] + tf.range(safe_count, dtype=tf.int64), fmt.MAX_SEED_V2 + 1)
+    else:
+        seeds = tf.zeros([safe_count], tf.int64)
+    with tf.control_dependencies(checks.ops):
+        return tf.identity(seeds), tf.cast(tf.identity(codes), tf.int32)
