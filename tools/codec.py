@@ -64,7 +64,11 @@ quiet.quiet_logs()
 
 flags.DEFINE_string("model", None, "Export folder written by tools/export.py (or one of its SavedModels).")
 flags.DEFINE_string("output", None, "Output folder (created if missing).")
-flags.DEFINE_integer("seed", None, "Seed in [0, 2^63) for every file (see the module docstring).")
+flags.DEFINE_integer(
+    "seed",
+    None,
+    "Seed for every file: [0, 2^28) where stored (compress), else [0, 2^63) (see the docstring).",
+)
 flags.DEFINE_bool("verbose", False, "Per-image bits, bpp and PSNR (also -v).")
 flags.DEFINE_string("originals", None, "decompress -v: folder with the original NAME.png files.")
 flags.DEFINE_integer("batch_size", 64, "Images per model call.")
