@@ -82,6 +82,12 @@ def test_evaluate_measures_the_real_rate_of_two_workdirs(tmp_path, mnist5k_dir):
         assert record["file_bytes"] == pytest.approx(1 + 8 + seed_bytes)
         assert record["overhead_bits"] == pytest.approx(8 * (8 + seed_bytes))
         assert record["file_bpp"] == pytest.approx((1 + 8 + seed_bytes) * 8 / 32**2)
+        # One archive of the 500 images: magic+version+tag (5), N = 500 (a 2-byte varint), DPLC's seed 7
+        # (1 byte), 500 x 8 bits back to back, the 4-byte check; the three rates side by side.
+        archive_bytes = 5 + 2 + (1 if name == "dplc" else 0) + 500 + 4
+        assert record["archive_bytes"] == archive_bytes and record["archive_matches_files"]
+        assert record["archive_bpp"] == pytest.approx(8 * archive_bytes / 500 / 32**2)
+        assert record["payload_bpp"] == record["real_bpp"] < record["archive_bpp"] < record["file_bpp"]
         assert record["codes_bit_exact"] and record["decoded_exact"] and record["decoded_max_abs_error"] == 0
         assert record["inputs_8bit"] and record["codec_images"] == record["num_images"] == 500
         assert record["compress_images_per_s"] > 0 and record["decompress_images_per_s"] > 0
