@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_codec import LAYOUT, RANGE_LAYOUT, dplc  # noqa: F401 (the fixture)
+from test_codec import _GRAPH_MESSAGES, LAYOUT, RANGE_LAYOUT, dplc  # noqa: F401 (the fixture)
 from test_codec_v2 import DPLC8
 
 from tfdplc import codec
@@ -227,14 +227,6 @@ def test_codec_archives_decode_as_the_single_files_do(dplc):  # noqa: F811 (the 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def _graph_read_archive(string):
     return graph.read_archive(LAYOUT, string)
-
-
-_GRAPH_MESSAGES = {
-    codec.TruncatedError: "truncated",
-    codec.NotAContainerError: "bad magic",
-    codec.UnsupportedVersionError: "version",
-    codec.ModelMismatchError: "another model",
-}
 
 
 @pytest.mark.parametrize("name, data, error, message", _refusals(), ids=[r[0] for r in _refusals()])

@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
-from test_codec import CODES, LAYOUT, RANGE_LAYOUT, _graph_read, _graph_read_range, _mutate, _mutations, dplc  # noqa: F401 (fixture)
+from test_codec import (  # noqa: F401 (dplc is a fixture)
+    _GRAPH_MESSAGES,
+    CODES,
+    LAYOUT,
+    RANGE_LAYOUT,
+    _graph_read,
+    _graph_read_range,
+    _mutate,
+    _mutations,
+    dplc,
+)
 
 from tfdplc import codec
 from tfdplc.codec import bitpack, graph
@@ -104,14 +114,6 @@ def _refusals():
         ("index >= L", LAYOUT.write(300, wrong_index), codec.CorruptedError, "out of range"),
         ("padding", _resealed(valid, 8, bytes([valid[8] | 1])), codec.CorruptedError, "padding"),
     ]
-
-
-_GRAPH_MESSAGES = {
-    codec.TruncatedError: "truncated",
-    codec.NotAContainerError: "bad magic",
-    codec.UnsupportedVersionError: "version",
-    codec.ModelMismatchError: "another model",
-}
 
 
 @pytest.mark.parametrize("name, data, error, message", _refusals(), ids=[r[0] for r in _refusals()])

@@ -49,6 +49,16 @@ def _heavy(count):
     return sum(count.by_type[t] for t in HEAVY)
 
 
+@pytest.fixture(autouse=True)
+def _clean_gin():
+    """tools/flops.py parses configs in this process: leave no bindings behind for other test files."""
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
 def test_conv_transposed_conv_dense_step_matches_analytic_count():
     net = tf.keras.Sequential(
         [

@@ -49,14 +49,11 @@ _CHANNELS = {"mnist5k": 1, "mnist": 1, "svhn_cropped": 3, "celeb_a": 3, "lsun/be
 
 
 def _value(gin, name):
-    """A bound parameter with macros resolved; None when unbound."""
-    try:
-        value = gin.query_parameter(name)
-    except ValueError:
-        return None
-    while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
-        value = gin.query_parameter(f"{'/'.join(value.scopes)}/macro.value")
-    return value
+    """A bound parameter with macros resolved; None when unbound (`tfdplc.train.config.bound_value`)."""
+    del gin  # the parsed config is gin's global state
+    from tfdplc.train.config import bound_value
+
+    return bound_value(name)
 
 
 def _stand_in_bindings(gin, objective_name):

@@ -416,16 +416,10 @@ def step_flops(model: tf.keras.Model, batch) -> Count:
 
 
 def _value(name: str):
-    """A bound parameter with macros resolved; None when unbound."""
-    import gin
+    """A bound parameter with macros resolved; None when unbound (`tfdplc.train.config.bound_value`)."""
+    from tfdplc.train.config import bound_value
 
-    try:
-        value = gin.query_parameter(name)
-    except ValueError:
-        return None
-    while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
-        value = gin.query_parameter(f"{'/'.join(value.scopes)}/macro.value")
-    return value
+    return bound_value(name)
 
 
 def _macros() -> Dict[str, object]:

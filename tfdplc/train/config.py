@@ -9,7 +9,7 @@ from absl import logging
 
 from tfdplc.train.checks import ConfigText, GinConfigError, unused_macros
 
-__all__ = ["GinConfigError", "parse_gin", "split_cpu"]
+__all__ = ["GinConfigError", "bound_value", "parse_gin", "split_cpu"]
 
 
 def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) -> None:
@@ -81,3 +81,18 @@ def split_cpu(num_devices: int) -> None:
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
     )
+
+
+def bound_value(name: str):
+    """The value bound to the gin parameter `name` ("Configurable.param"), macros resolved; None if unbound.
+
+    A `%MACRO` binding is followed to the macro's value (through chains of macros), so tools that inspect a
+    parsed config (tools/diagnose.py, tools/flops.py) see what the configurable will receive.
+    """
+    try:
+        value = gin.query_parameter(name)
+    except ValueError:
+        return None
+    while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
+        value = gin.query_parameter(f"{'/'.join(value.scopes)}/macro.value")
+    return value
