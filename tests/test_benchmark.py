@@ -18,6 +18,15 @@ def benchmark():
     return module
 
 
+@pytest.fixture(autouse=True)
+def _clean_gin():
+    """The benchmark builds its cases from gin configs in this process: leave no bindings behind."""
+    import gin
+
+    yield
+    gin.clear_config()
+
+
 def test_reference_matches_the_cpu_model_only(benchmark):
     references = benchmark.CASES["dplc_64"][4]
     assert benchmark.reference_for(references, "AMD EPYC") == ("AMD EPYC", 51.1)
