@@ -2,13 +2,14 @@
 """Compresses PNG images into tfdplc containers with an exported model, and back.
 
   python tools/codec.py compress   --model=EXPORT IMAGES_OR_FOLDERS... --output=DIR [--seed=S] [-v]
-  python tools/codec.py decompress --model=EXPORT FILES_OR_FOLDERS... --output=DIR [--seed=S]
+  python tools/codec.py decompress --model=EXPORT FILES_OR_FOLDERS... --output=DIR [--seed=S | --realism=A]
                                    [-v [--originals=DIR]]
   python tools/codec.py sample     --model=EXPORT --num=16 --output=DIR [--seed=S]
   python tools/codec.py info       FILES_OR_FOLDERS... [--model=EXPORT]
   python tools/codec.py compress   --model=EXPORT IMAGES_OR_FOLDERS... --archive=OUT.dplca [--seed=S] [-v]
   python tools/codec.py list       --model=EXPORT ARCHIVE.dplca
   python tools/codec.py extract    --model=EXPORT ARCHIVE.dplca --output=DIR [--index=I ...] [--salvage]
+                                   [--realism=A]
 
 --model is an export folder of tools/export.py (or one of its SavedModels). A folder input means every
 *.png (compress) or *.dplc (decompress, info) file in it. compress writes DIR/NAME.dplc for NAME.png,
@@ -22,6 +23,12 @@ Seeds: a stochastic decoder (DPLC, GC) draws its noise from the seed stored in e
 decompress of a file gives the same image. compress --seed=S stores S, in [0, 2^28), in every file
 (default: a random seed per file; deterministic models store none); decompress --seed=S decodes with S instead (another draw of
 the decoder; refused for deterministic decoders and for shared-dither encoders).
+
+Realism (a perceptual model with both decoders, e.g. PerceptualG2 exported with its stage-1 G1):
+decompress / extract --realism=A decode with (1 - A) G1(c) + A G2(c, n), A in [0, 1]: 0 is the MSE decoder
+G1, 1 the plain decompress (G2 with the noise of each file's seed). The files are the same; A is chosen at
+decode time. Refused with exit 2: A not a number, NaN, outside [0, 1], with --seed, or a model without
+both decoders (its export has no decompress_realism signature).
 
 -v (--verbose) prints, per image, the payload bits (the code itself), the file size (with the header and
 checksum: 8-12 bytes in format version 2), bits per pixel for both, and the PSNR of the decoded image against the original
@@ -45,7 +52,7 @@ is replaced, not a symlink's target.
 
 Exit codes: 0 all done; 2 usage errors (unknown command, no model or an export that does not load, no
 inputs, outputs exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1, or
-past 2^28 - 1 where a file stores them);
+past 2^28 - 1 where a file stores them, a bad --realism or one the model cannot use);
 3 some files were refused (each is named on stderr with the reason; the others were processed).
 """
 
@@ -79,6 +86,11 @@ flags.DEFINE_string(
 )
 flags.DEFINE_multi_integer("index", None, "extract: the entries to decode (default: all).")
 flags.DEFINE_bool("salvage", False, "extract: decode the intact entries of a damaged range-coded archive.")
+flags.DEFINE_string(
+    "realism",
+    None,
+    "decompress / extract: alpha in [0, 1], decode with (1 - alpha) G1 + alpha G2 (models with both decoders).",
+)
 FLAGS = flags.FLAGS
 
 COMMANDS = ("compress", "decompress", "sample", "info", "list", "extract")
@@ -151,6 +163,36 @@ def _load_codec():
         return codec.load(FLAGS.model)
     except Exception as e:  # noqa: BLE001 - any damage to the export (truncated .pb, edited JSON) is a usage error
         raise UsageError(f"--model={FLAGS.model}: cannot load the model: {type(e).__name__}: {e}") from e
+
+
+def _realism():
+    """--realism as a float in [0, 1], or None; a bad value, or one with --seed, is a usage error."""
+    if FLAGS.realism is None:
+        return None
+    from tfdplc.codec.runtime import realism_value
+
+    try:
+        realism = realism_value(float(FLAGS.realism))
+    except ValueError as e:
+        raise UsageError(
+            f"--realism={FLAGS.realism}: give a number in [0, 1] (0: the MSE decoder, 1: the perceptual "
+            "decoder)"
+        ) from e
+    if FLAGS.seed is not None:
+        raise UsageError("--realism decodes with each file's seed: give --seed or --realism, not both")
+    return realism
+
+
+def _check_realism(codec, realism):
+    """Refuses --realism for a model without both decoders (no decompress_realism signature)."""
+    if realism is None:
+        return
+    if not codec.can_decode_realism:
+        raise UsageError(
+            f"--realism: {FLAGS.model} ({codec.spec.method}) has no decompress_realism signature: blending "
+            "needs a model with both an MSE decoder and a perceptual one (export a PerceptualG2 whose "
+            "stage-1 decoder.keras is found, see mse_decoder_path)"
+        )
 
 
 def read_png(path, shape):
@@ -475,8 +517,10 @@ def extract(args):
     """The `extract` command: decodes the entries (all or --index) to --output/STEM_INDEX.png."""
     if not FLAGS.output:
         raise UsageError("--output is required")
+    realism = _realism()
 
     def run(codec, path, archive):
+        _check_realism(codec, realism)
         count = len(archive)
         indices = list(range(count)) if not FLAGS.index else list(FLAGS.index)
         bad = [i for i in indices if not 0 <= i < count]
@@ -498,7 +542,9 @@ def extract(args):
             for start in range(0, len(wanted), FLAGS.batch_size):
                 chunk = wanted[start : start + FLAGS.batch_size]
                 images, failed = _per_file(
-                    lambda items: codec.decompress_archive(archive, items, batch_size=FLAGS.batch_size),
+                    lambda items: codec.decompress_archive(
+                        archive, items, batch_size=FLAGS.batch_size, realism=realism
+                    ),
                     chunk,
                     progress,
                     [f"{path}[{i}]" for i in chunk],
@@ -553,11 +599,13 @@ def decompress(args):
             raise UsageError(
                 "--output is the --originals folder: the decoded images would replace the originals"
             )
+    realism = _realism()
     files = _inputs(args, CONTAINER_SUFFIX)
     outputs = _outputs(files, ".png")  # command-line checks before the (slower) model load
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no containers)")
+    _check_realism(codec, realism)
     if FLAGS.seed is not None and (codec.spec.seeded_encoder or not codec.spec.stochastic_decoder):
         reason = "shares its dither with the encoder" if codec.spec.seeded_encoder else "is deterministic"
         raise UsageError(f"--seed: the decoder of {codec.spec.method} {reason}; decode without --seed")
@@ -575,7 +623,9 @@ def decompress(args):
                     _report(progress, files[index], f"refused: {type(e).__name__}: {e}")
             if batch:
                 images, failed = _per_file(
-                    lambda chunk: codec.decompress(chunk, seeds=FLAGS.seed, batch_size=FLAGS.batch_size),
+                    lambda chunk: codec.decompress(
+                        chunk, seeds=FLAGS.seed, batch_size=FLAGS.batch_size, realism=realism
+                    ),
                     containers,
                     progress,
                     [files[i] for i in batch],
@@ -595,7 +645,7 @@ def decompress(args):
                             f"{files[index]} -> {outputs[index]}: {_line(codec, bits, size, psnr)}"
                         )
             progress.update(stop - start)
-    print(stats.summary(codec, "decompressed"))
+    print(stats.summary(codec, "decompressed" if realism is None else f"decompressed (realism {realism:g})"))
     return EXIT_REFUSED if refused else 0
 
 
@@ -711,6 +761,9 @@ def main(argv):
         return EXIT_USAGE
     if FLAGS.seed is not None and not 0 <= FLAGS.seed < 2**63:
         print("error: --seed must lie in [0, 2^63)", file=sys.stderr)
+        return EXIT_USAGE
+    if FLAGS.realism is not None and argv[1] not in ("decompress", "extract"):
+        print(f"error: --realism applies to decompress and extract, not {argv[1]}", file=sys.stderr)
         return EXIT_USAGE
     command = {
         "compress": compress,

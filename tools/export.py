@@ -5,7 +5,8 @@ Writes (see docs/serving.md and tfdplc.codec.export):
   OUTPUT/codec.json     the codec description (spec, model fingerprint, signatures)
   OUTPUT/codec/         every signature (compress, decompress, encode, decode, sample, ...; for
                         fixed-rate codes also compress_archive / decompress_archive: many images in
-                        one file, see tfdplc.codec.archive)
+                        one file, see tfdplc.codec.archive; for a perceptual model with both
+                        decoders, decompress_realism: (1 - alpha) G1 + alpha G2, see docs/serving.md)
   OUTPUT/serving/1/     core TensorFlow ops only: what stock TensorFlow Serving can run
 
 Example:
@@ -42,6 +43,7 @@ def main(argv):
         return 2
     import tfdplc  # noqa: F401 - registers every gin configurable before the workdir's config is parsed.
     from tfdplc import codec
+    from tfdplc.codec.export import REALISM_SIGNATURE
 
     output = FLAGS.output or os.path.join(FLAGS.workdir, "export")
     try:
@@ -67,6 +69,16 @@ def main(argv):
     print(json.dumps(description, indent=2))
     print(f"full codec:      {info.codec_dir}")
     print(f"stock serving:   {info.serving_version_dir}  (TF Serving model base path: {info.serving_dir})")
+    if REALISM_SIGNATURE in description["signatures"]:
+        print(
+            f"realism slider:  {REALISM_SIGNATURE} decodes with (1 - alpha) G1 + alpha G2 "
+            "(tools/codec.py decompress --realism=ALPHA)"
+        )
+    elif callable(getattr(model, "decode_codes_realism", None)):
+        print(
+            f"note: no {REALISM_SIGNATURE} signature: the stage-1 MSE decoder G1 was not found at "
+            f"{getattr(model, 'mse_decoder_path', None)!r} (set PerceptualG2.mse_decoder_path to export it)."
+        )
     if description["needs_tensorflow_compression"]:
         print(
             "note: the full codec range codes with tensorflow_compression ops; load it in a process that "

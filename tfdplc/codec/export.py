@@ -28,6 +28,7 @@ brackets):
 | `sample`            | [seeds]                         | [images]           | samplers  | samplers         |
 | `compress_archive`  | [images, seed]                  | [archive_bytes]    | fixed-rate codes | fixed-rate codes |
 | `decompress_archive`| [archive_bytes]                 | [images]           | fixed-rate codes | fixed-rate codes |
+| `decompress_realism`| [compressed_bytes, realism]     | [images]           | MSE + perceptual decoders (same rule in both) |
 
 `compress` draws a random seed per image when the model uses one (else 0); `decompress` decodes with the
 container's seed, `decompress_seeded` with the given ones (another draw of a stochastic decoder).
@@ -35,6 +36,11 @@ The archive signatures (`tfdplc.codec.archive`; `seed` and `archive_bytes` are s
 one archive per call, byte for byte what `Codec.compress_archive` writes; `decompress_archive` decodes at
 most 2^16 images per request. Range-coded archives are written and read in Python (`Codec`): walking
 variable-length entries needs a loop the stock graphs avoid.
+`decompress_realism` (float32 scalar `realism` = alpha in [0, 1], refused otherwise, NaN included) decodes
+with (1 - alpha) G1(c) + alpha G2(c, n), G2's noise n drawn from each container's seed as `decompress`
+draws it: alpha = 0 is the MSE decoder G1, alpha = 1 exactly `decompress`. Only models with both decoders
+have it (`has_realism_decoder`: `PerceptualG2` whose stage-1 `decoder.keras` is found); G1 is not part of
+the fingerprint, so the files are those of the same model exported without it.
 `serving_default` is `compress` where the SavedModel has it, else `encode`, else `sample`. The names of
 the string tensors end in `_bytes`, so TensorFlow Serving's REST API base64-encodes them as
 {"b64": "..."} in both directions.
@@ -64,10 +70,12 @@ __all__ = [
     "SERVING_DIR",
     "SPEC_ASSET",
     "SPEC_FILE",
+    "REALISM_SIGNATURE",
     "CodecFunctions",
     "ExportInfo",
     "build_functions",
     "export_model",
+    "has_realism_decoder",
     "read_description",
 ]
 
@@ -76,6 +84,8 @@ SERVING_DIR = "serving"
 SPEC_FILE = "codec.json"
 SPEC_ASSET = os.path.join("assets.extra", "tfdplc_codec.json")
 FORMAT_NAME = "tfdplc-codec"
+#: The signature decoding containers with a realism weight (models with an MSE and a perceptual decoder).
+REALISM_SIGNATURE = "decompress_realism"
 
 
 def _images_spec(spec: CodecSpec) -> tf.TensorSpec:
@@ -128,6 +138,7 @@ _SEEDS = tf.TensorSpec([None], tf.int64, name="seeds")
 _STRINGS = tf.TensorSpec([None], tf.string, name="compressed_bytes")
 _SEED = tf.TensorSpec([], tf.int64, name="seed")
 _ARCHIVE = tf.TensorSpec([], tf.string, name="archive_bytes")
+_REALISM = tf.TensorSpec([], tf.float32, name="realism")
 
 
 def _checked_strings(strings: tf.Tensor) -> tf.Tensor:
@@ -290,7 +301,7 @@ def build_functions(model) -> CodecFunctions:
                 )
             return images
 
-        def decode_fn(codes, seeds):
+        def decode_fn(codes, seeds, one=decode_one):
             codes = _checked_batch(codes, spec.code_shape, "codes")
             seeds = _checked_seeds(seeds, tf.shape(codes)[0])
             if spec.levels is not None:
@@ -300,7 +311,7 @@ def build_functions(model) -> CodecFunctions:
                 )
                 with tf.control_dependencies([check]):
                     codes = tf.identity(codes)
-            return _to_uint8(_per_example(decode_one, (codes, seeds), tf.float32, spec.image_shape))
+            return _to_uint8(_per_example(one, (codes, seeds), tf.float32, spec.image_shape))
 
         raw["encode"] = (lambda images, seeds: {"codes": encode_fn(images, seeds)}, [images_spec, _SEEDS])
         raw["decode"] = (lambda codes, seeds: {"images": decode_fn(codes, seeds)}, [code_spec, _SEEDS])
@@ -345,6 +356,10 @@ def build_functions(model) -> CodecFunctions:
             seeded_encoder=spec.seeded_encoder,
         )
         _add_container_functions(raw, spec, layout, (bottleneck, unit), encode_fn, decode_fn, images_spec)
+        # Added after the fingerprint: G1 is a second decoder of the same files, not part of the model
+        # that writes them, so an export with and one without it read and write the same files.
+        if has_realism_decoder(model):
+            _add_realism_function(raw, model, spec, decode_fn)
 
     functions = {
         name: tf.function(fn, input_signature=specs, autograph=False) for name, (fn, specs) in raw.items()
@@ -444,6 +459,59 @@ def _add_container_functions(raw, spec, layout, bottleneck, encode_fn, decode_fn
     raw["decompress_codes"] = (decompress_codes, [_STRINGS])
     if spec.stochastic_decoder and not spec.seeded_encoder:
         raw["decompress_seeded"] = (decompress_seeded, [_STRINGS, _SEEDS])
+
+
+def has_realism_decoder(model) -> bool:
+    """Whether a model can decode with a realism weight: it has both an MSE decoder and a perceptual one.
+
+    Such a model implements `decode_codes_realism(codes, seeds, realism)` and `has_mse_decoder()` returns
+    True (`tfdplc.objectives.PerceptualG2` with its stage-1 G1 found); the exporter then adds the
+    `decompress_realism` signature.
+    """
+    if not callable(getattr(model, "decode_codes_realism", None)):
+        return False
+    has_mse_decoder = getattr(model, "has_mse_decoder", None)
+    return bool(callable(has_mse_decoder) and has_mse_decoder())
+
+
+def _checked_realism(realism: tf.Tensor) -> tf.Tensor:
+    """The scalar realism weight after an in-graph check: finite and in [0, 1] (NaN fails both tests)."""
+    realism = tf.ensure_shape(realism, [])
+    check = tf.debugging.Assert(
+        tf.logical_and(realism >= 0.0, realism <= 1.0),
+        [
+            "tfdplc codec: realism must be a number in [0, 1] (0: the MSE decoder, 1: the perceptual "
+            "decoder); got",
+            realism,
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(realism)
+
+
+def _add_realism_function(raw, model, spec, decode_fn):
+    """Adds `decompress_realism`: containers decoded by (1 - alpha) G1(c) + alpha G2(c, n).
+
+    n is drawn from each container's seed exactly as `decompress` draws it, so alpha = 1 gives the
+    images of `decompress` and alpha = 0 those of the MSE decoder (`decode_codes_realism` of the model).
+    """
+    decompress_codes = raw["decompress_codes"][0]
+
+    def decompress_realism(compressed_bytes, realism):
+        alpha = _checked_realism(realism)
+        parsed = decompress_codes(compressed_bytes)
+
+        def one(codes, seeds):
+            images = model.decode_codes_realism(codes, seeds, alpha)
+            if images.shape[1:] != spec.image_shape:
+                raise ValueError(
+                    f"decode_codes_realism must return images (B, {spec.image_shape}), got {images.shape}."
+                )
+            return images
+
+        return {"images": decode_fn(parsed["codes"], parsed["seeds"], one=one)}
+
+    raw[REALISM_SIGNATURE] = (decompress_realism, [_STRINGS, _REALISM])
 
 
 def _unique_variables(concrete_functions) -> List[tf.Variable]:

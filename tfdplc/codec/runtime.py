@@ -21,10 +21,10 @@ import tensorflow as tf
 from tfdplc.codec import archive as archive_format
 from tfdplc.codec import container as fmt
 from tfdplc.codec.errors import CodecError, CorruptedError, NotAContainerError
-from tfdplc.codec.export import CODEC_DIR, SPEC_FILE, build_functions, read_description
+from tfdplc.codec.export import CODEC_DIR, REALISM_SIGNATURE, SPEC_FILE, build_functions, read_description
 from tfdplc.codec.interface import CodecSpec
 
-__all__ = ["Codec", "load"]
+__all__ = ["Codec", "load", "realism_value"]
 
 Seeds = Union[None, int, Sequence[int], np.ndarray]
 
@@ -44,6 +44,30 @@ def _seed_array(seeds: Seeds, count: int, what: str, maximum: int = fmt.MAX_SEED
         bound = "2^28 (stored in version 2 files)" if maximum == fmt.MAX_SEED_V2 else "2^63"
         raise ValueError(f"{what} must lie in [0, {bound}).")
     return np.asarray(values, dtype=np.int64)
+
+
+def realism_value(realism) -> float:
+    """A realism weight alpha as a float in [0, 1], refused (ValueError) unless it is a finite number there.
+
+    Args:
+      realism: a Python or NumPy real number (bools and strings are refused).
+
+    Returns:
+      alpha as a Python float.
+
+    Raises:
+      ValueError: if it is not a number, is NaN or infinite, or lies outside [0, 1].
+    """
+    if isinstance(realism, (bool, np.bool_)) or not isinstance(
+        realism, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"realism must be a number in [0, 1], got {realism!r}.")
+    alpha = float(realism)
+    if not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise ValueError(
+            f"realism must be in [0, 1] (0: the MSE decoder, 1: the perceptual decoder), got {realism!r}."
+        )
+    return alpha
 
 
 def _as_bytes(data) -> bytes:
@@ -135,10 +159,20 @@ class Codec:
             4 + self.layout.max_payload + archive_format.ENTRY_CHECK_SIZE
         )
 
+    @property
+    def can_decode_realism(self) -> bool:
+        """Whether `decompress` takes a `realism` weight (the model has an MSE and a perceptual decoder)."""
+        return REALISM_SIGNATURE in self._signatures
+
     def _signature(self, name: str):
         if name not in self._signatures:
             if name == "sample":
                 reason = "the model cannot sample"
+            elif name == REALISM_SIGNATURE and self.spec.can_encode:
+                reason = (
+                    "decoding with a realism weight needs a model with both an MSE decoder and a perceptual "
+                    "one (a PerceptualG2 exported with its stage-1 decoder.keras, see mse_decoder_path)"
+                )
             elif not self.spec.can_encode:
                 reason = "the model has no encoder"
             else:  # a stock-servable SavedModel of a range-coded model
@@ -262,7 +296,9 @@ class Codec:
             )
         return _seed_array(seeds, count, "seeds")
 
-    def decompress(self, data, seeds: Seeds = None, batch_size: int = 64) -> np.ndarray:
+    def decompress(
+        self, data, seeds: Seeds = None, batch_size: int = 64, realism: Optional[float] = None
+    ) -> np.ndarray:
         """Decompresses containers.
 
         Args:
@@ -270,13 +306,25 @@ class Codec:
           seeds: None to decode with each container's seed; else an int or one int per container (another
             draw of a stochastic decoder; refused for deterministic decoders and shared-dither encoders).
           batch_size: containers per call of the model.
+          realism: None for the model's decoder; else alpha in [0, 1] to decode with
+            (1 - alpha) G1(c) + alpha G2(c, n) (`decompress_realism`, models with both decoders only;
+            G2's noise from each container's seed, so alpha = 1 equals realism=None). Not with `seeds`.
 
         Returns:
           uint8 images: (H, W, C) for one container, (B, H, W, C) for a sequence.
 
         Raises:
           CodecError: the specific subclass, for the first refused container (its index in the message).
+          ValueError: for a bad `realism`, `realism` with `seeds`, or `realism` for a model without the
+            `decompress_realism` signature (checked before any container is read).
         """
+        if realism is not None:
+            realism = realism_value(realism)
+            if seeds is not None:
+                raise ValueError(
+                    f"{self.spec.method}: realism decodes with each container's seed; it does not take seeds."
+                )
+            self._signature(REALISM_SIGNATURE)  # refuses a model without both decoders, naming why
         single = isinstance(data, (bytes, bytearray, memoryview))
         items = _containers(data)
         for index, item in enumerate(items):
@@ -290,7 +338,10 @@ class Codec:
         images = []
         for start in range(0, len(items), batch_size):
             chunk = np.asarray(items[start : start + batch_size], dtype=object)
-            if override is None:
+            if realism is not None:
+                outputs = self._call(REALISM_SIGNATURE, compressed_bytes=chunk, realism=np.float32(realism))
+                images.append(outputs["images"])
+            elif override is None:
                 images.append(self._call("decompress", compressed_bytes=chunk)["images"])
             else:
                 seeds_chunk = override[start : start + batch_size]
@@ -363,18 +414,29 @@ class Codec:
             raise ValueError(f"{self.spec.method} has no encoder: it has no archives.")
         return archive_format.read(self.layout, _as_bytes(data), salvage=salvage)
 
-    def decompress_archive(self, data, indices: Sequence[int] = None, batch_size: int = 64) -> np.ndarray:
+    def decompress_archive(
+        self,
+        data,
+        indices: Sequence[int] = None,
+        batch_size: int = 64,
+        realism: Optional[float] = None,
+    ) -> np.ndarray:
         """Decodes the images of an archive (all, or those at `indices`): uint8 (len, H, W, C).
 
         Each image is decoded from the single file it equals (`Archive.containers`), so it is the image
-        `decompress` gives for that file.
+        `decompress` gives for that file (with the same `realism`, see `decompress`).
         """
+        if realism is not None:  # checked before the archive is read
+            realism_value(realism)
+            self._signature(REALISM_SIGNATURE)
         archive = data if isinstance(data, archive_format.Archive) else self.read_archive(data)
         if indices is not None:
             bad = [i for i in indices if not 0 <= int(i) < len(archive)]
             if bad:
                 raise IndexError(f"the archive holds images 0..{len(archive) - 1}, not {bad}.")
-        return self.decompress(archive.containers(self.layout, indices), batch_size=batch_size)
+        return self.decompress(
+            archive.containers(self.layout, indices), batch_size=batch_size, realism=realism
+        )
 
     # --------------------------------------------------------------------------------------------------
     # Rates.

@@ -555,6 +555,15 @@ class PerceptualG2(Objective):
     # Decode-time distortion-perception slider (beyond the paper; issue 13): G1 and G2 share E, so one
     # code can be decoded by either decoder or by a blend of the two.
 
+    def has_mse_decoder(self) -> bool:
+        """Whether G1 is attached or its file exists, so `decode_codes_realism` can run.
+
+        The exporter adds the `decompress_realism` signature only then (`tfdplc.codec.export`).
+        """
+        if self.mse_decoder is not None:
+            return True
+        return self.mse_decoder_path is not None and tf.io.gfile.exists(self.mse_decoder_path)
+
     def stage1_decoder(self) -> tf.keras.Model:
         """The frozen stage-1 MSE decoder G1, loaded from `mse_decoder_path` at the first call.
 
