@@ -29,7 +29,7 @@ BAD_REALISM = (-0.1, 1.5, float("nan"), float("inf"))
 def _stage1(directory):
     """A stage-1 workdir's E and G1; G1's kernels scaled up so its decode depends on the code."""
     model = _tiny_g1(seed=0)
-    _sensitive(model.decoder, 8.0)
+    _sensitive(model.decoder)
     model.save_artifacts(str(directory))
     return str(directory / ENCODER_FILE)
 
@@ -78,7 +78,8 @@ def _uint8(images):
 
 
 def _near(actual, expected):
-    """Equal up to one 8-bit level where float rounding of the two paths can differ (a rounding boundary)."""
+    """Equal up to one 8-bit level at a few pixels: a blend computed in NumPy and in the graph may differ
+    in the last float bit, which moves a value on a rounding boundary by one level."""
     diff = np.abs(actual.astype(int) - expected.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (diff.max(), (diff == 0).mean())
 
@@ -101,10 +102,11 @@ def test_realism_zero_is_g1_one_is_the_plain_decompress_and_between_the_blend(sl
     loaded, files = slider["codec"], slider["files"]
     g1, g2 = _reference(slider)
     assert np.abs(_uint8(g1).astype(int) - _uint8(g2)).max() > 50  # the two decoders differ visibly
+    assert np.abs(np.diff(_uint8(g1).astype(int), axis=0)).max() > 50  # G1's decode depends on the code
     plain = loaded.decompress(files)
-    _near(plain, _uint8(g2))  # the reference G2 is the plain decompress
+    np.testing.assert_array_equal(plain, _uint8(g2))  # the reference G2 is the plain decompress
     np.testing.assert_array_equal(loaded.decompress(files, realism=1.0), plain)  # G2 with the files' seeds
-    _near(loaded.decompress(files, realism=0), _uint8(g1))
+    np.testing.assert_array_equal(loaded.decompress(files, realism=0), _uint8(g1))
     for alpha in (0.25, 0.5):
         blend = loaded.decompress(files, realism=alpha)
         _near(blend, _uint8((1.0 - alpha) * g1 + alpha * g2))
