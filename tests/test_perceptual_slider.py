@@ -122,8 +122,11 @@ def test_exported_signature_refuses_a_bad_realism(slider):
     images = signature(compressed_bytes=strings, realism=tf.constant(0.25))["images"].numpy()
     np.testing.assert_array_equal(images, slider["codec"].decompress(slider["files"], realism=0.25))
     for bad in BAD_REALISM:
-        with pytest.raises(tf.errors.InvalidArgumentError, match=r"realism must be a number in \[0, 1\]"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="realism must be a number from 0 to 1"):
             signature(compressed_bytes=strings, realism=tf.constant(bad, tf.float32))
+    # What a client of the graph alone reads (Codec's report of a graph refusal): the whole reason.
+    with pytest.raises(codec.CorruptedError, match=r"from 0 to 1 \(0: the MSE decoder, 1: the perceptual"):
+        slider["codec"]._call(REALISM_SIGNATURE, compressed_bytes=strings.numpy(), realism=np.float32(2))
 
 
 def test_python_api_refuses_a_bad_realism_and_a_model_without_g1(slider):

@@ -480,7 +480,8 @@ def _checked_realism(realism: tf.Tensor) -> tf.Tensor:
     check = tf.debugging.Assert(
         tf.logical_and(realism >= 0.0, realism <= 1.0),
         [
-            "tfdplc codec: realism must be a number in [0, 1] (0: the MSE decoder, 1: the perceptual "
+            # No "]" in the text: Codec reports a graph refusal as the text up to the first "]".
+            "tfdplc codec: realism must be a number from 0 to 1 (0: the MSE decoder, 1: the perceptual "
             "decoder); got",
             realism,
         ],
