@@ -238,5 +238,11 @@ def test_cli_refuses_realism_without_both_decoders_or_with_seed(slider, cli, tmp
     model = f"--model={slider['info'].export_dir}"
     code, _, err = cli("decompress", model, inputs, output, "--overwrite", "--realism=0.5", "--seed=3")
     assert code == 2 and "give --seed or --realism, not both" in err
+    garbage = tmp_path / "garbage.dplca"  # refused for the model before the archive is read
+    garbage.write_bytes(b"not an archive")
+    code, _, err = cli(
+        "extract", f"--model={PLAIN}", str(garbage), f"--output={tmp_path / 'x'}", "--realism=1"
+    )
+    assert code == 2 and "has no decompress_realism signature" in err
     code, _, err = cli("info", inputs, "--realism=0.5")
     assert code == 2 and "--realism applies to decompress and extract" in err

@@ -478,11 +478,16 @@ def _load_archive(args, codec):
         raise
 
 
-def _archive_command(args, run):
-    """Loads the model and the archive, runs `run(codec, path, archive)`; a refused archive exits 3."""
+def _archive_command(args, run, check=None):
+    """Loads the model and the archive, runs `run(codec, path, archive)`; a refused archive exits 3.
+
+    `check(codec)`, when given, runs before the archive is read (usage checks against the model).
+    """
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no archives)")
+    if check is not None:
+        check(codec)
     try:
         path, archive = _load_archive(args, codec)
     except UsageError:
@@ -520,7 +525,6 @@ def extract(args):
     realism = _realism()
 
     def run(codec, path, archive):
-        _check_realism(codec, realism)
         count = len(archive)
         indices = list(range(count)) if not FLAGS.index else list(FLAGS.index)
         bad = [i for i in indices if not 0 <= i < count]
@@ -561,7 +565,7 @@ def extract(args):
         print(f"extracted {written} of {len(indices)} images into {FLAGS.output}")
         return EXIT_REFUSED if refused else 0
 
-    return _archive_command(args, run)
+    return _archive_command(args, run, check=lambda codec: _check_realism(codec, realism))
 
 
 def _read_bytes(path, limit, what):
