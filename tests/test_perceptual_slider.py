@@ -5,7 +5,6 @@ without it. Decoding with realism alpha must give (1 - alpha) G1(c) + alpha G2(c
 seed: checked against G1 run by Keras and the blend computed in NumPy, not against the export's own path.
 """
 
-import importlib.util
 import os
 import shutil
 
@@ -21,7 +20,6 @@ from tfdplc.codec.export import REALISM_SIGNATURE, has_realism_decoder
 from tfdplc.objectives.base import ENCODER_FILE
 from tfdplc.objectives.perceptual import DECODER_FILE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [11, 12, 13, 14]
 BAD_REALISM = (-0.1, 1.5, float("nan"), float("inf"))
 
@@ -151,17 +149,13 @@ def test_python_api_refuses_a_bad_realism_and_a_model_without_g1(slider):
 # ------------------------------------------------------------------------------------------------------
 # tools/codec.py, run in this process (its absl flags parsed per call).
 
-_TOOL = None
-
 
 def _tool():
-    global _TOOL
-    if _TOOL is None:
-        # The module name of tests/test_codec_hostile.py's copy: absl lets that module redefine its flags.
-        spec = importlib.util.spec_from_file_location("codec_tool", os.path.join(ROOT, "tools", "codec.py"))
-        _TOOL = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_TOOL)
-    return _TOOL
+    # One copy of the tool per process: a second import of tools/codec.py would define its absl flags
+    # again (DuplicateFlagError), so this file shares test_codec_hostile's.
+    from test_codec_hostile import _tool as codec_tool
+
+    return codec_tool()
 
 
 PLAIN = "plain-g2-in-memory"  # the --model name under which the CLI gets the G2 without G1
