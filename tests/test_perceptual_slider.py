@@ -1,7 +1,7 @@
 """The decode-time distortion-perception slider (issue 13, item 4) in exports, `Codec` and tools/codec.py.
 
-One tiny PerceptualG2 is exported twice: with its stage-1 G1 (the `decompress_realism` signature) and
-without it. Decoding with realism alpha must give (1 - alpha) G1(c) + alpha G2(c, n), n from each file's
+One tiny PerceptualG2 is exported with its stage-1 G1 (the `decompress_realism` signature); the same G2
+without G1 is built in memory (`Codec.from_model`, the functions its export would hold). Decoding with realism alpha must give (1 - alpha) G1(c) + alpha G2(c, n), n from each file's
 seed: checked against G1 run by Keras and the blend computed in NumPy, not against the export's own path.
 """
 
@@ -34,8 +34,9 @@ def _stage1(directory):
 
 @pytest.fixture(scope="module")
 def slider(tmp_path_factory):
-    """One export of a G2 with its G1 (~20 s with the load on a loaded 2-core CPU), and the same G2
-    without G1 in memory (its stage-1 folder holds no decoder.keras: G2 built the same way, E from a file)."""
+    """One export of a G2 with its G1, and the same G2 without G1 in memory (its stage-1 folder holds no
+    decoder.keras: G2 built the same way, E from a file). About 40 s on the shared 2-core CPU at a load of
+    6 (export ~20 s, load ~8 s, from_model ~9 s); the tests after it take ~3 s together."""
     gin.clear_config()
     root = tmp_path_factory.mktemp("slider")
     encoder_path = _stage1(root)
