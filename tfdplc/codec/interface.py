@@ -24,6 +24,10 @@ own `tf.keras.Model` can (see docs/serving.md). Nothing has to be inherited:
         image: its coding unit must be a whole (h, w, k) code, or the shape the bottleneck was built on
         when that is a reshape of it with the same channels, e.g. (d,) for a (1, 1, d) code). `bottleneck_codes` /
         `bottleneck_values` convert between the bottleneck's float outputs and the integer codes.
+    decode_codes_realism(codes, seeds, realism) -> images, has_mse_decoder() -> bool   [optional]
+        A model with an MSE decoder and a perceptual one of the same code (`PerceptualG2`): the blend
+        (1 - realism) G1 + realism G2 with G2's noise from the seeds. When `has_mse_decoder()` is True the
+        export adds the `decompress_realism` signature (`tfdplc.codec.export.has_realism_decoder`).
 
 All four functions are traced into `tf.function`s with a dynamic batch size; they must run in inference
 mode (`training=False`) and use only TF ops. Seeds: one int64 in [0, 2^63) per image; a model derives
