@@ -27,6 +27,7 @@ Optional, for experiments such as the perceptual decoder of Yan et al. 2021 (res
                            compare_kR.png for every rate R where other methods ran too (Fig. 5).
 """
 
+import hashlib
 import json
 import os
 import shlex
@@ -86,17 +87,32 @@ def _expand(text, k):
     return text.replace("{k}", str(k)).replace("{root}", FLAGS.workdir_root)
 
 
+def _config_sha256(config):
+    """The SHA-256 of the config file's text (not of files it includes), so an edited config is retrained."""
+    with open(os.path.join(ROOT, config), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _same_request(done, request):
+    """Whether a recorded point answers `request`; records written before config hashes match without one."""
+    if "config_sha256" not in done:
+        print("[sweep] warning: this point was recorded before config hashes; its config text is not checked")
+        done = dict(done, config_sha256=request["config_sha256"])
+    return done == request
+
+
 def run_point(name, config, k):
     """Trains and evaluates one (method, K); returns its metrics record."""
     workdir = os.path.join(FLAGS.workdir_root, f"{name}-k{k}")
     own = [b.split(":", 1)[1] for b in FLAGS.bindings if b.split(":", 1)[0] == name]
     bindings = [f"K = {k}"] + [_expand(b, k) for b in FLAGS.common_bindings + own]
     data = [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
-    # A point finished by an earlier call with the same config, bindings and evaluation flags is reused as
-    # it is, so a resumed sweep keeps the wall times measured when the point ran.
+    # A point finished by an earlier call with the same config (path and text), bindings and evaluation
+    # flags is reused as it is, so a resumed sweep keeps the wall times measured when the point ran.
     done_path = os.path.join(ROOT, workdir, POINT_RECORD)
     request = {
         "config": config,
+        "config_sha256": _config_sha256(config),
         "bindings": bindings,
         "data": data,
         "evaluate_args": list(FLAGS.evaluate_args),
@@ -104,7 +120,7 @@ def run_point(name, config, k):
     if os.path.exists(done_path):
         with open(done_path) as f:
             done = json.load(f)
-        if done.get("request") == request:
+        if _same_request(done.get("request", {}), request):
             print(f"[sweep] {workdir}: finished earlier with the same request, record reused")
             return done["record"]
     train_s = _run(
