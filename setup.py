@@ -11,7 +11,12 @@ INSTALL_REQUIRES = [
     "tensorflow-probability==0.22.1",
     "tensorflow-gan==2.1.0",
     "tensorflow-datasets==4.9.3",
-    "tensorflow-metadata==1.14.0",
+    # 1.15.0, not 1.14.0: on Python 3.11 it takes protobuf 4.25 (within TF 2.14's <5), whose C (upb)
+    # backend saves and loads SavedModels 3-6x faster than the pure-Python protobuf 3.20.3, the only one
+    # 1.14.0 allows on 3.11 (measured back to back under the same load: a tiny DPLC's export 42.5 s ->
+    # 13.9 s, its load 17.6 s -> 2.9 s).
+    "tensorflow-metadata==1.15.0",
+    "protobuf>=4.25.2,<5; python_version >= '3.11'",
     "tensorflow-hub<0.16",
     "numpy>=1.23,<2",
     "scipy~=1.11.4",
