@@ -1,21 +1,16 @@
 """tools/benchmark.py: ratios only against the PyTorch reference measured on the same CPU model."""
 
-import importlib.util
 import os
 
 import pytest
+from inprocess_tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_tool", os.path.join(ROOT, "tools", "benchmark.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("benchmark")  # its flags active (other in-process tools define --output too)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,5 @@
 """Hostile input at the codec's boundaries (issue 14): requests, folders, files and outputs made by hand."""
 
-import importlib.util
 import json
 import os
 import resource
@@ -11,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
+from inprocess_tools import load_tool
 from PIL import Image
 from test_codec import RANGE_LAYOUT, _graph_read, _graph_read_range, _tiny_cae, _valid
 from test_export import _EntropyCodec, _tiny_dplc
@@ -139,16 +139,9 @@ def test_write_atomic_never_follows_symlinks_and_leaves_nothing_on_failure(tmp_p
 # ------------------------------------------------------------------------------------------------------
 # Findings 2, 3, 4, 6 through tools/codec.py, run in this process (its absl flags parsed per call).
 
-_TOOL = None
-
 
 def _tool():
-    global _TOOL
-    if _TOOL is None:
-        spec = importlib.util.spec_from_file_location("codec_tool", os.path.join(ROOT, "tools", "codec.py"))
-        _TOOL = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_TOOL)
-    return _TOOL
+    return load_tool("codec")  # its flags active (other in-process tools define --output too)
 
 
 def _cli(capsys, *args):

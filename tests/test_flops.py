@@ -7,7 +7,6 @@ except the input gradient of the first layer, which nothing uses (TF prunes it; 
 So a train step's convolutions and matrix products cost exactly 3 x forward - first layer's forward.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,19 +14,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from inprocess_tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("flops_tool", os.path.join(ROOT, "tools", "flops.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-flops = _tool()
+flops = load_tool("flops")
 
 
 def _forward_flops(layer, batch):

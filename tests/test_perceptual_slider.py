@@ -12,6 +12,7 @@ import gin
 import numpy as np
 import pytest
 import tensorflow as tf
+from inprocess_tools import load_tool
 from PIL import Image
 from test_perceptual import _sensitive, _tiny_g1, _tiny_g2
 
@@ -152,11 +153,7 @@ def test_python_api_refuses_a_bad_realism_and_a_model_without_g1(slider):
 
 
 def _tool():
-    # One copy of the tool per process: a second import of tools/codec.py would define its absl flags
-    # again (DuplicateFlagError), so this file shares test_codec_hostile's.
-    from test_codec_hostile import _tool as codec_tool
-
-    return codec_tool()
+    return load_tool("codec")  # one copy per process, its flags active
 
 
 PLAIN = "plain-g2-in-memory"  # the --model name under which the CLI gets the G2 without G1
