@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+from inprocess_tools import load_tool
 
 from tfdplc import plots
 
@@ -36,44 +37,38 @@ def test_rate_plots_and_decode_grid_from_records(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_sweep_trains_evaluates_and_reuses_only_unchanged_points(tmp_path, mnist5k_dir):
+def test_sweep_trains_and_evaluates_a_point(tmp_path, mnist5k_dir):
     tiny = [
         "train.total_steps = 7",  # no multiple of the 5 steps per epoch
         "train.steps_per_epoch = 5",
         "train.verbose = 0",
         "train.eval_steps = 1",
     ]
-    config = tmp_path / "cae.gin"  # a copy, edited below
-    config.write_text((pathlib.Path(ROOT) / "gin" / "cae_mnist5k.gin").read_text())
-
-    def sweep():
-        return subprocess.run(
-            [
-                sys.executable,
-                "tools/sweep.py",
-                f"--methods=cae:{config}",
-                "--ks=2",
-                f"--workdir_root={tmp_path / 'runs'}",
-                f"--output={tmp_path / 'out'}",
-                f"--data_dir={mnist5k_dir}",
-                "--evaluate_args=--num_decodes=2",
-                *[f"--common_bindings={b}" for b in tiny],
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=400,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        )
-
-    result = sweep()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tools/sweep.py",
+            "--methods=cae:gin/cae_mnist5k.gin",
+            "--ks=2",
+            f"--workdir_root={tmp_path / 'runs'}",
+            f"--output={tmp_path / 'out'}",
+            f"--data_dir={mnist5k_dir}",
+            "--evaluate_args=--num_decodes=2",
+            *[f"--common_bindings={b}" for b in tiny],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # Echoed commands are shell-quoted: they can be copied into a shell as they are.
     (echoed,) = [line[len("[sweep] ") :] for line in result.stdout.splitlines() if "tools/train.py" in line]
     assert "'--gin_bindings=K = 2'" in echoed
     assert shlex.split(echoed)[1:] == [
         "tools/train.py",
-        f"--gin_config={config}",
+        "--gin_config=gin/cae_mnist5k.gin",
         f"--workdir={tmp_path / 'runs'}/cae-k2",
         f"--data_dir={mnist5k_dir}",
         "--gin_bindings=K = 2",
@@ -86,16 +81,38 @@ def test_sweep_trains_evaluates_and_reuses_only_unchanged_points(tmp_path, mnist
     for name in ("rate_mse.png", "decodes.png"):
         assert (tmp_path / "out" / name).exists()
 
-    # Run again with the same request: the point is reused as recorded (nothing trains or evaluates),
-    # so the wall times of the first run survive a resumed sweep.
-    again = sweep()
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "tools/train.py" not in again.stdout and "tools/evaluate.py" not in again.stdout
-    assert json.loads((tmp_path / "out" / "results.json").read_text()) == records
 
-    # The same path with edited text is another request: the point runs again (train.py resumes the
-    # finished run, evaluate.py re-measures), so a changed constant can never reuse an old record.
-    config.write_text(config.read_text() + "\n# edited\n")
-    edited = sweep()
-    assert edited.returncode == 0, edited.stderr[-3000:]
-    assert "tools/train.py" in edited.stdout and "tools/evaluate.py" in edited.stdout
+def test_a_point_is_reused_only_for_the_same_request_and_config_text(tmp_path, monkeypatch):
+    sweep = load_tool("sweep")
+    config = tmp_path / "m.gin"
+    config.write_text("K = 0\n")
+    sweep.FLAGS(["sweep.py", f"--methods=m:{config}", f"--workdir_root={tmp_path}", f"--output={tmp_path}"])
+    runs = []
+
+    def fake_run(args):  # stands in for the train / evaluate subprocesses
+        runs.append(args[0])
+        workdir = next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1]
+        os.makedirs(workdir, exist_ok=True)
+        if args[0] == "tools/evaluate.py":
+            pathlib.Path(workdir, "metrics.json").write_text(json.dumps([{"mse": len(runs)}]))
+        return 1.5
+
+    monkeypatch.setattr(sweep, "_run", fake_run)
+    try:
+        first = sweep.run_point("m", str(config), 2)
+        assert runs == ["tools/train.py", "tools/evaluate.py"] and first["train_wall_s"] == 1.5
+        # The same request: reused as recorded, nothing runs (a resumed sweep keeps its wall times).
+        assert sweep.run_point("m", str(config), 2) == first and len(runs) == 2
+        # Another binding, then the same path with edited text: each runs again.
+        sweep.FLAGS.common_bindings = ["train.seed = 1"]
+        assert sweep.run_point("m", str(config), 2)["mse"] == 4
+        config.write_text("K = 0\n# edited\n")
+        assert sweep.run_point("m", str(config), 2)["mse"] == 6
+        # A record written before config hashes is matched on the rest of its request, with a warning.
+        point = tmp_path / "m-k2" / sweep.POINT_RECORD
+        done = json.loads(point.read_text())
+        del done["request"]["config_sha256"]
+        point.write_text(json.dumps(done))
+        assert sweep.run_point("m", str(config), 2)["mse"] == 6 and len(runs) == 6
+    finally:
+        sweep.FLAGS.unparse_flags()

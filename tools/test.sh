@@ -3,4 +3,6 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 ruff check tfdplc tools tests
-python -m pytest -n 2 -q tests "$@"
+# --dist loadfile: a file's tests share one worker, so its module-scoped fixtures (exports, trained
+# workdirs) are built once, not once per worker.
+python -m pytest -n 2 --dist loadfile -q tests "$@"
