@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import gin
 import numpy as np
 import pytest
 import tensorflow as tf
+from inprocess_tools import load_tool
 
 import tfdplc
 from tfdplc import losses, metrics, nets, plots
@@ -571,22 +570,20 @@ def test_sweep_perceptual_plot_only(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text(json.dumps(_records(tmp_path)))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "tools/sweep.py",
-            "--methods=g1:gin/perceptual_g1_mnist5k.gin",
-            f"--output={out}",
-            "--plot_only",
-            "--perceptual=g1,g2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = load_tool("sweep")  # in this process: its plots need no training
+    try:
+        sweep.FLAGS(
+            [
+                "sweep.py",
+                "--methods=g1:gin/perceptual_g1_mnist5k.gin",
+                f"--output={out}",
+                "--plot_only",
+                "--perceptual=g1,g2",
+            ]
+        )
+        assert sweep.main([]) == 0
+    finally:
+        sweep.FLAGS.unparse_flags()
     for name in (
         "perceptual_rate_mse.png",
         "epoch_mse.png",
