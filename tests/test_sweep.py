@@ -103,11 +103,14 @@ def test_a_point_is_reused_only_for_the_same_request_and_config_text(tmp_path, m
         assert runs == ["tools/train.py", "tools/evaluate.py"] and first["train_wall_s"] == 1.5
         # The same request: reused as recorded, nothing runs (a resumed sweep keeps its wall times).
         assert sweep.run_point("m", str(config), 2) == first and len(runs) == 2
-        # Another binding, then the same path with edited text: each runs again.
+        # Another binding, then the same path with an edited binding in it: each runs again...
         sweep.FLAGS.common_bindings = ["train.seed = 1"]
         assert sweep.run_point("m", str(config), 2)["mse"] == 4
-        config.write_text("K = 0\n# edited\n")
+        config.write_text("K = 1\n")
         assert sweep.run_point("m", str(config), 2)["mse"] == 6
+        # ...but edited comments and blank lines do not change the request.
+        config.write_text("# why K is 1\n\nK = 1  \n")
+        assert sweep.run_point("m", str(config), 2)["mse"] == 6 and len(runs) == 6
         # A record written before config hashes is matched on the rest of its request, with a warning.
         point = tmp_path / "m-k2" / sweep.POINT_RECORD
         done = json.loads(point.read_text())

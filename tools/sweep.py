@@ -88,9 +88,14 @@ def _expand(text, k):
 
 
 def _config_sha256(config):
-    """The SHA-256 of the config file's text (not of files it includes), so an edited config is retrained."""
-    with open(os.path.join(ROOT, config), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """The SHA-256 of the config's bindings: its lines without blank and comment-only lines.
+
+    An edited binding makes another request (the point is retrained); an edited comment does not. Files the
+    config includes are not hashed.
+    """
+    with open(os.path.join(ROOT, config), encoding="utf-8") as f:
+        lines = [line.rstrip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def _same_request(done, request):
@@ -107,8 +112,8 @@ def run_point(name, config, k):
     own = [b.split(":", 1)[1] for b in FLAGS.bindings if b.split(":", 1)[0] == name]
     bindings = [f"K = {k}"] + [_expand(b, k) for b in FLAGS.common_bindings + own]
     data = [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
-    # A point finished by an earlier call with the same config (path and text), bindings and evaluation
-    # flags is reused as it is, so a resumed sweep keeps the wall times measured when the point ran.
+    # A point finished by an earlier call with the same config (path and bindings in it), bindings and
+    # evaluation flags is reused as it is, so a resumed sweep keeps the wall times measured when it ran.
     done_path = os.path.join(ROOT, workdir, POINT_RECORD)
     request = {
         "config": config,
