@@ -16,7 +16,7 @@
 #                                                                               -> WORKDIR/metrics.json
 #      and WORKDIR/decodes.png: originals, decodes of the files, DECODES further decodes per code.
 #
-# Reduced step counts (the configs' own are WPP_STEPS=1000 and DPLC_STEPS=3000): stage 1 runs
+# Reduced step counts (the configs' own are WPP_STEPS=1830 and DPLC_STEPS=3000): stage 1 runs
 # WPP_STEPS=600 and stage 2 DPLC_STEPS=1600 by default (any positive counts work), passed with
 # --gin_bindings (STEPS = ...), with the learning-rate decay boundaries scaled to the same fractions of the shorter runs. Override them (and K,
 # DECODES, WORKDIR) from the environment, e.g. `WPP_STEPS=1000 DPLC_STEPS=3000 tools/quickstart.sh`.
