@@ -12,6 +12,7 @@ import os
 import sys
 
 from absl import flags
+from absl import logging as _absl_logging  # noqa: F401  its flags (--verbosity, -v) before any tool's
 
 __all__ = ["load_tool"]
 
@@ -48,8 +49,11 @@ def load_tool(name: str):
     module_name = f"{name}_tool"
     spec = importlib.util.spec_from_file_location(module_name, os.path.join(ROOT, "tools", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    before = set(flags.FLAGS)
     spec.loader.exec_module(module)  # a failure leaves nothing registered here: the next call retries
     sys.modules[module_name] = module
-    defined = flags.FLAGS.flags_by_module_dict().get(module_name, [])
-    _LOADED[name] = (module, {flag.name: flag for flag in defined})
+    # The flags the tool added, by name: absl's own record of the defining module is not reliable here
+    # (absl-py 2.x attributes flags defined under importlib to "importlib._bootstrap"). absl.logging is
+    # imported above, so its flags are not taken for the first tool's.
+    _LOADED[name] = (module, {flag: flags.FLAGS[flag] for flag in set(flags.FLAGS) - before})
     return module

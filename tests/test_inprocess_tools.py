@@ -13,6 +13,7 @@ def test_tools_sharing_a_flag_name_take_turns_on_the_global_flags():
     assert codec.FLAGS.output == "/tmp/out"
     assert load_tool("benchmark") is benchmark  # one module per process, its own flags back
     assert flags.FLAGS["output"] is benchmark_output and "model" not in flags.FLAGS
+    assert "verbosity" in flags.FLAGS  # absl's own flags are never set aside with a tool's
     benchmark.FLAGS(["benchmark.py"])
     assert benchmark.FLAGS.output is None  # the codec's value does not leak into the benchmark
     flags.FLAGS.unparse_flags()
