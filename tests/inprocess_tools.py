@@ -50,7 +50,7 @@ def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(module_name, os.path.join(ROOT, "tools", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     before = set(flags.FLAGS)
-    spec.loader.exec_module(module)  # a failure leaves nothing registered here: the next call retries
+    spec.loader.exec_module(module)  # a failure is raised as it is, and nothing is cached
     sys.modules[module_name] = module
     # The flags the tool added, by name: absl's own record of the defining module is not reliable here
     # (absl-py 2.x attributes flags defined under importlib to "importlib._bootstrap"). absl.logging is
