@@ -169,7 +169,7 @@ def _realism():
     """--realism as a float in [0, 1], or None; a bad value, or one with --seed, is a usage error."""
     if FLAGS.realism is None:
         return None
-    from tfdplc.codec.runtime import realism_value
+    from tfdplc.codec.interface import realism_value
 
     try:
         realism = realism_value(float(FLAGS.realism))

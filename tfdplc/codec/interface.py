@@ -44,6 +44,7 @@ import dataclasses
 import math
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "check_indexed_quantizer",
     "quantized_code_spec",
     "noise_layer_draw",
+    "realism_value",
 ]
 
 #: Streams of the per-image seed (the second entry of the stateless seed pair [seed, stream]).
@@ -274,6 +276,32 @@ def bottleneck_codes(bottleneck, latents: tf.Tensor) -> tf.Tensor:
 def bottleneck_values(bottleneck, codes: tf.Tensor) -> tf.Tensor:
     """The bottleneck's dequantized output for integer codes: codes + o, float32."""
     return tf.cast(codes, tf.float32) + _stored_offset(bottleneck)
+
+
+def realism_value(realism) -> float:
+    """A realism weight alpha as a float in [0, 1], refused (ValueError) unless it is a finite number there.
+
+    The one Python-side check of alpha, shared by `PerceptualG2.decode_realism` and `tfdplc.codec.Codec`.
+
+    Args:
+      realism: a Python or NumPy real number (bools and strings are refused).
+
+    Returns:
+      alpha as a Python float.
+
+    Raises:
+      ValueError: if it is not a number, is NaN or infinite, or lies outside [0, 1].
+    """
+    if isinstance(realism, (bool, np.bool_)) or not isinstance(
+        realism, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"realism must be a number in [0, 1], got {realism!r}.")
+    alpha = float(realism)
+    if not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise ValueError(
+            f"realism must be in [0, 1] (0: the MSE decoder, 1: the perceptual decoder), got {realism!r}."
+        )
+    return alpha
 
 
 def check_indexed_quantizer(quantizer, method: str) -> None:

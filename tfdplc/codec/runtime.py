@@ -22,9 +22,9 @@ from tfdplc.codec import archive as archive_format
 from tfdplc.codec import container as fmt
 from tfdplc.codec.errors import CodecError, CorruptedError, NotAContainerError
 from tfdplc.codec.export import CODEC_DIR, REALISM_SIGNATURE, SPEC_FILE, build_functions, read_description
-from tfdplc.codec.interface import CodecSpec
+from tfdplc.codec.interface import CodecSpec, realism_value
 
-__all__ = ["Codec", "load", "realism_value"]
+__all__ = ["Codec", "load"]
 
 Seeds = Union[None, int, Sequence[int], np.ndarray]
 
@@ -44,30 +44,6 @@ def _seed_array(seeds: Seeds, count: int, what: str, maximum: int = fmt.MAX_SEED
         bound = "2^28 (stored in version 2 files)" if maximum == fmt.MAX_SEED_V2 else "2^63"
         raise ValueError(f"{what} must lie in [0, {bound}).")
     return np.asarray(values, dtype=np.int64)
-
-
-def realism_value(realism) -> float:
-    """A realism weight alpha as a float in [0, 1], refused (ValueError) unless it is a finite number there.
-
-    Args:
-      realism: a Python or NumPy real number (bools and strings are refused).
-
-    Returns:
-      alpha as a Python float.
-
-    Raises:
-      ValueError: if it is not a number, is NaN or infinite, or lies outside [0, 1].
-    """
-    if isinstance(realism, (bool, np.bool_)) or not isinstance(
-        realism, (int, float, np.integer, np.floating)
-    ):
-        raise ValueError(f"realism must be a number in [0, 1], got {realism!r}.")
-    alpha = float(realism)
-    if not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise ValueError(
-            f"realism must be in [0, 1] (0: the MSE decoder, 1: the perceptual decoder), got {realism!r}."
-        )
-    return alpha
 
 
 def _as_bytes(data) -> bytes:

@@ -29,7 +29,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfdplc import losses
-from tfdplc.codec.interface import CodecSpec, check_indexed_quantizer, noise_layer_draw, quantized_code_spec
+from tfdplc.codec.interface import (
+    CodecSpec,
+    check_indexed_quantizer,
+    noise_layer_draw,
+    quantized_code_spec,
+    realism_value,
+)
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import ENCODER_FILE, Objective
 from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
@@ -78,11 +84,7 @@ def _checked_realism(realism) -> tf.Tensor:
     Python numbers are checked at once (ValueError); tensors by graph assertions (InvalidArgumentError).
     """
     if not tf.is_tensor(realism):
-        if isinstance(realism, bool) or not isinstance(realism, (int, float, np.floating, np.integer)):
-            raise ValueError(f"realism must be a number in [0, 1], got {realism!r}.")
-        if not (np.isfinite(realism) and 0.0 <= float(realism) <= 1.0):
-            raise ValueError(f"realism must be in [0, 1] (0: the MSE decoder G1, 1: G2), got {realism!r}.")
-        return tf.constant(float(realism), tf.float32)
+        return tf.constant(realism_value(realism), tf.float32)
     alpha = tf.cast(realism, tf.float32)
     if alpha.shape.rank not in (None, 0):
         raise ValueError(f"realism must be a scalar, got shape {alpha.shape}.")
