@@ -48,31 +48,30 @@ FLAGS = flags.FLAGS
 _CHANNELS = {"mnist5k": 1, "mnist": 1, "svhn_cropped": 3, "celeb_a": 3, "lsun/bedroom": 3}
 
 
-def _value(gin, name):
+def _value(name):
     """A bound parameter with macros resolved; None when unbound (`tfdplc.train.config.bound_value`)."""
-    del gin  # the parsed config is gin's global state
     from tfdplc.train.config import bound_value
 
     return bound_value(name)
 
 
-def _stand_in_bindings(gin, objective_name):
+def _stand_in_bindings(objective_name):
     """Bindings that replace missing files by stand-ins, and the notes that say so."""
     bindings, notes = [], []
     if objective_name == "DPLC":
-        path = _value(gin, "DPLC.generator_path")
+        path = _value("DPLC.generator_path")
         if path is not None and not os.path.exists(path):
             bindings += [
                 "DPLC.generator_path = None",
                 "DPLC.generator = @stand_in/tfdplc.nets.generator_G()",
-                f"stand_in/generator_G.resolution = {_value(gin, 'encoder_E.resolution')}",
-                f"stand_in/generator_G.m = {_value(gin, 'mapping_B.m')}",
-                f"stand_in/generator_G.width = {_value(gin, 'encoder_E.width')}",
-                f"stand_in/generator_G.channels = {_value(gin, 'encoder_E.channels')}",
+                f"stand_in/generator_G.resolution = {_value('encoder_E.resolution')}",
+                f"stand_in/generator_G.m = {_value('mapping_B.m')}",
+                f"stand_in/generator_G.width = {_value('encoder_E.width')}",
+                f"stand_in/generator_G.channels = {_value('encoder_E.channels')}",
             ]
             notes.append(f"G* {path!r} does not exist: an UNTRAINED stand-in G* of the same shape is used")
     for parameter in ("scaled_lambda.metrics", "scaled_lambda.reference_metrics"):
-        path = _value(gin, parameter)
+        path = _value(parameter)
         if isinstance(path, str) and not os.path.exists(path):
             bindings += ["scaled_lambda.metrics = None", "scaled_lambda.reference_metrics = None"]
             notes.append(
@@ -100,17 +99,15 @@ def _convention_bindings(objective_class, convention):
 
 def _batches(notes):
     """An iterator of training batches: the config's data set, or random images of its shape."""
-    import gin
-
     from tfdplc import data
 
     try:
         dataset = data.input_pipeline(split="train", data_dir=FLAGS.data_dir, seed=FLAGS.seed)
-        return iter(dataset), _value(gin, "input_pipeline.name")
+        return iter(dataset), _value("input_pipeline.name")
     except data.DatasetNotFoundError:
-        name = _value(gin, "input_pipeline.name")
-        resolution = _value(gin, "input_pipeline.resolution")
-        shape = (_value(gin, "input_pipeline.batch_size"), resolution, resolution, _CHANNELS[name])
+        name = _value("input_pipeline.name")
+        resolution = _value("input_pipeline.resolution")
+        shape = (_value("input_pipeline.batch_size"), resolution, resolution, _CHANNELS[name])
         notes.append(f"data set {name!r} is not prepared: uniform random images of shape {shape}")
 
         def random_batches():
@@ -129,7 +126,6 @@ def _format(step, ratios):
 
 def main(argv):
     del argv
-    import gin
 
     from tfdplc import calibration
     from tfdplc.train import build_objective, checks
@@ -137,8 +133,8 @@ def main(argv):
 
     try:
         gin_config.parse_gin(FLAGS.gin_config, FLAGS.gin_bindings)
-        objective_class = _value(gin, "build_objective.objective").configurable.wrapped
-        extra, notes = _stand_in_bindings(gin, objective_class.__name__)
+        objective_class = _value("build_objective.objective").configurable.wrapped
+        extra, notes = _stand_in_bindings(objective_class.__name__)
         extra += _convention_bindings(objective_class, FLAGS.convention)
         gin_config.parse_gin((), extra)
     except (checks.GinConfigError, FileNotFoundError) as e:
