@@ -277,6 +277,36 @@ def test_stage2_generator_loss_is_the_critic_on_fakes_without_distortion(encoder
     assert abs(float(expected)) > 1e-3
 
 
+@pytest.mark.parametrize("pretrain_steps", [0, 1])
+def test_stage2_each_update_gets_the_code_of_its_own_mini_batch(encoder_path, pretrain_steps):
+    # E runs once per step on all n_critic mini-batches; critic update t must still see the codes of
+    # mini-batch t, and G2's update (and the pre-training MSE) those of the last one.
+    model = _tiny_g2(encoder_path, n_critic=3, pretrain_steps=pretrain_steps)
+    images = _images(12)
+    model(images[:1])
+    model.compile(run_eagerly=True)  # eager: tf.while_loop runs the body in Python, so the spies see it
+    seen = []
+    critic_iteration, decode = model._critic_iteration, model.decode
+    model._critic_iteration = lambda real, code, pretraining: (
+        seen.append(("critic", real, code)),
+        critic_iteration(real, code, pretraining),
+    )
+    model.decode = lambda code, noise=None, training=False: (
+        seen.append(("decode", None, code)),
+        decode(code, noise=noise, training=training),
+    )[1]
+    model.train_on_batch(images, return_dict=True)
+    critic = [(real, code) for kind, real, code in seen if kind == "critic"]
+    assert len(critic) == 3
+    for t, (real, code) in enumerate(critic):
+        np.testing.assert_array_equal(real, images[4 * t : 4 * (t + 1)])
+        np.testing.assert_array_equal(code, model.encode(images[4 * t : 4 * (t + 1)]))
+    last = model.encode(images[8:])
+    assert not np.array_equal(last, model.encode(images[:4]))  # the mini-batches' codes differ
+    final = [code for kind, _, code in seen if kind == "decode"][-1]  # G2's update / the pre-training MSE
+    np.testing.assert_array_equal(final, last)
+
+
 def test_stage2_pretraining_trains_only_the_critic_first(encoder_path):
     model = _tiny_g2(encoder_path, pretrain_steps=2, n_critic=2)
     model(_images(1))

@@ -337,7 +337,7 @@ class PerceptualG2(Objective):
       n_critic * b images, `split_critic_batches`), with L_J = 1/b sum_i J(G2(c_i, n_i), c_i) - J(x_i, c_i)
       + lambda_GP (||grad_x J(x~_i, c_i)|| - 1)^2 (per-sample norm, `critic_update` on J(., c)); then one
       G2 update on L_G2 = -1/b sum_i J(G2(c_i, n'_i), c_i) with fresh noise on the last mini-batch. There
-      is no distortion term. The authors' code uses n_critic = 1 and batch 128.
+      is no distortion term. E runs once per step, on all n_critic * b images. The authors' code uses n_critic = 1 and batch 128.
     - `pretrain_steps` > 0: the first `pretrain_steps` steps only pre-train J on matched vs. shuffled code
       pairs (`pretrain_critic_update`, one update per mini-batch) and leave G2 untouched; the authors' code
       does this for one epoch. The phase is read from the critic optimizer's step count
@@ -639,8 +639,7 @@ class PerceptualG2(Objective):
         loss = losses.generator_loss(self.float32(self.critic([fake, code], training=True)))
         return {"generator_loss": loss, "reconstructions": fake}
 
-    def _critic_iteration(self, real: tf.Tensor, pretraining: bool) -> None:
-        code = self.encode(real)
+    def _critic_iteration(self, real: tf.Tensor, code: tf.Tensor, pretraining: bool) -> None:
         if pretraining:
             loss, wasserstein, penalty = pretrain_critic_update(
                 self.critic, self.optimizer_critic, real, code, self.gp_weight, self.scale_for_replicas
@@ -660,18 +659,17 @@ class PerceptualG2(Objective):
             self.wasserstein_tracker.update_state(wasserstein)
         self.penalty_tracker.update_state(penalty)
 
-    def _critic_loop(self, batches: tf.Tensor, pretraining: bool) -> None:
+    def _critic_loop(self, batches: tf.Tensor, codes: tf.Tensor, pretraining: bool) -> None:
         def body(t):
-            self._critic_iteration(tf.gather(batches, t), pretraining)
+            self._critic_iteration(tf.gather(batches, t), tf.gather(codes, t), pretraining)
             return (t + 1,)
 
         # A graph loop: one traced copy of the double-backprop critic step, not n_critic.
         tf.while_loop(lambda t: t < self.n_critic, body, (tf.constant(0),), parallel_iterations=1)
 
-    def _adversarial_step(self, batches: tf.Tensor) -> tf.Tensor:
-        self._critic_loop(batches, pretraining=False)
-        real = batches[-1]
-        code = self.encode(real)
+    def _adversarial_step(self, batches: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
+        self._critic_loop(batches, codes, pretraining=False)
+        real, code = batches[-1], codes[-1]
         with tf.GradientTape() as tape:
             terms = self.generator_loss(code)
             scaled = self.scale_for_replicas(terms["generator_loss"])
@@ -681,11 +679,10 @@ class PerceptualG2(Objective):
         self.mse_tracker.update_state(losses.squared_error(real, terms["reconstructions"]))
         return tf.constant(True)
 
-    def _pretrain_step(self, batches: tf.Tensor) -> tf.Tensor:
-        self._critic_loop(batches, pretraining=True)
+    def _pretrain_step(self, batches: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
+        self._critic_loop(batches, codes, pretraining=True)
         # G2 is not trained yet; its MSE (in inference mode: no BatchNorm update) keeps the curve defined.
-        real = batches[-1]
-        self.mse_tracker.update_state(losses.squared_error(real, self.decode(self.encode(real))))
+        self.mse_tracker.update_state(losses.squared_error(batches[-1], self.decode(codes[-1])))
         return tf.constant(False)
 
     def in_pretraining(self) -> tf.Tensor:
@@ -693,15 +690,19 @@ class PerceptualG2(Objective):
         return self.optimizer_critic.iterations < self.pretrain_steps * self.n_critic
 
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
-        batches = split_critic_batches(_images(data), self.n_critic)
+        images = _images(data)
+        batches = split_critic_batches(images, self.n_critic)
+        # E is frozen and runs in inference mode, so a code does not depend on its batch: one call of E
+        # serves every critic update and the G2 update (which reuses the last mini-batch).
+        codes = split_critic_batches(self.encode(images), self.n_critic)
         if self.pretrain_steps:
             tf.cond(
                 self.in_pretraining(),
-                lambda: self._pretrain_step(batches),
-                lambda: self._adversarial_step(batches),
+                lambda: self._pretrain_step(batches, codes),
+                lambda: self._adversarial_step(batches, codes),
             )
         else:
-            self._adversarial_step(batches)
+            self._adversarial_step(batches, codes)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:
