@@ -1,5 +1,6 @@
 """tfdplc.results (mean +- sd of seeded records) and the seeded rate plots of tfdplc.plots."""
 
+import json
 import math
 
 import numpy as np
@@ -14,6 +15,23 @@ RECORDS = [
     {"method": "a", "rate_bits": 8.0, "bpp": 0.2, "seed": 0, "mse": 0.5},
     {"method": "b", "rate_bits": 4.0, "bpp": 0.1, "seed": 0, "mse": 3.0},
 ]
+
+
+def test_load_seeded_sweeps_tags_each_record_with_its_folders_seed(tmp_path):
+    for name, records in {
+        "cae-seed12": [{"method": "cae", "k": 0}, {"method": "cae", "k": 2}],
+        "dplc-gc-seed3": [{"method": "gc", "k": 0, "seed": 99}],  # the folder's seed wins
+        "cae-seed1b": [{"method": "stray"}],  # not a seed folder
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(records))
+    (tmp_path / "other-seed4").mkdir()  # no results.json yet: nothing to read
+    loaded = results.load_seeded_sweeps(str(tmp_path))
+    assert loaded == [
+        {"method": "cae", "k": 0, "seed": 12},
+        {"method": "cae", "k": 2, "seed": 12},
+        {"method": "gc", "k": 0, "seed": 3},
+    ]
 
 
 def test_group_and_summarize_match_numpy():

@@ -5,13 +5,17 @@ trained more than once. These helpers summarise such records per setting (e.g. p
 mean +- sample standard deviation (ddof = 1; 0 for a single run), the form every results README uses.
 """
 
+import glob
+import json
 import math
+import os
+import re
 from collections import defaultdict
 from typing import Callable, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Summary", "format_mean_sd", "group_records", "summarize"]
+__all__ = ["Summary", "format_mean_sd", "group_records", "load_seeded_sweeps", "summarize"]
 
 Key = Union[str, Callable[[dict], Hashable]]
 
@@ -22,6 +26,26 @@ class Summary(NamedTuple):
     mean: float
     sd: float
     n: int
+
+
+def load_seeded_sweeps(directory: str) -> List[dict]:
+    """The records of every DIRECTORY/<name>-seed<S>/results.json (`tools/sweep.py` outputs), with `seed`.
+
+    Args:
+      directory: the folder holding one sweep output folder per (name, seed), as the results/*/reproduce.sh
+        scripts lay them out.
+
+    Returns:
+      The records of all of them, in path order, each a copy with `seed` = S added.
+    """
+    records = []
+    for path in sorted(glob.glob(os.path.join(directory, "*-seed*", "results.json"))):
+        match = re.search(r"-seed(\d+)$", os.path.dirname(path))
+        if match is None:  # e.g. "x-seed1b": not a seed folder
+            continue
+        with open(path) as f:
+            records.extend(dict(record, seed=int(match.group(1))) for record in json.load(f))
+    return records
 
 
 def _key_value(record: dict, key: Key) -> Hashable:

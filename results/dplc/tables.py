@@ -22,17 +22,6 @@ GENERATORS = ("wpp", "wae", "wgan_gp")
 SWEEP_METHODS = ("cae", "dplc-wpp", "gc", "dplc-wae", "dplc-wgan_gp")
 
 
-def load_sweeps(workdirs):
-    """All sweep records under WORKDIRS/sweeps, each with `seed` added."""
-    records = []
-    for path in sorted(glob.glob(os.path.join(workdirs, "sweeps", "*-seed*", "results.json"))):
-        seed = int(re.search(r"-seed(\d+)$", os.path.dirname(path)).group(1))
-        with open(path) as f:
-            for record in json.load(f):
-                records.append(dict(record, seed=seed))
-    return records
-
-
 def load_stage1(workdirs):
     """The stage-1 records WORKDIRS/seed<S>/<generator>_mnist5k/metrics.json, with `generator` and `seed`."""
     records = []
@@ -189,7 +178,7 @@ def main():
     parser.add_argument("--output", default="results/dplc", help="Where the files go.")
     args = parser.parse_args()
 
-    records = load_sweeps(args.workdirs)
+    records = results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps"))
     stage1 = load_stage1(args.workdirs)
     if not records and not stage1:
         raise SystemExit(f"No sweeps or stage-1 metrics under {args.workdirs!r}.")

@@ -11,11 +11,9 @@ to Tables 1 and 11), and the contrast between training procedures.
 """
 
 import argparse
-import glob
 import json
 import math
 import os
-import re
 
 from tfdplc import plots, results
 
@@ -46,18 +44,6 @@ DECOMPOSITIONS = (
     ("decomposition-joint-dithered", "all of eq. 18, dithered decoder input"),
     ("decomposition-separate", "separate f1, g1 / f2, g2 (Table 2)"),
 )
-
-
-def load_sweeps(sweeps):
-    """All records of SWEEPS/<method>-seed<S>/results.json, each with `seed` and `bits` added."""
-    records = []
-    for path in sorted(glob.glob(os.path.join(sweeps, "*-seed*", "results.json"))):
-        seed = int(re.search(r"-seed(\d+)$", os.path.dirname(path)).group(1))
-        with open(path) as f:
-            for record in json.load(f):
-                record["seed"] = seed
-                records.append(record)
-    return records
 
 
 def bits(record):
@@ -188,7 +174,7 @@ def main():
     parser.add_argument("--output", default="results/shift", help="results/shift")
     args = parser.parse_args()
 
-    records = load_sweeps(args.sweeps)
+    records = results.load_seeded_sweeps(args.sweeps)
     if not records:
         raise SystemExit(f"No SWEEPS/<method>-seed<S>/results.json under {args.sweeps!r}.")
     workdirs = os.path.dirname(os.path.abspath(args.sweeps))
