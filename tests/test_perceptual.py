@@ -10,7 +10,7 @@ import tensorflow as tf
 from inprocess_tools import load_tool
 
 import tfdplc
-from tfdplc import losses, metrics, nets, plots
+from tfdplc import data, losses, metrics, nets, plots
 from tfdplc import train as tr
 from tfdplc.layers.quantizers import ScalarQuantizer
 from tfdplc.objectives import DAL, PerceptualG1, PerceptualG2
@@ -541,6 +541,52 @@ def test_mnist5k_stages_train_restore_and_log_epoch_curves(tmp_path, mnist5k_dir
     g1_encoder = load_encoder(str(tmp_path / "g1" / "encoder.keras"))
     for a, b in zip(restored["g2"].encoder.variables, g1_encoder.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # tools/evaluate.py --realism end to end (tfdplc.metrics.realism_curve, tested on a noise-sensitive G2 in
+    # test_perceptual_slider): checked against G1 and G2 run here and blended in NumPy.
+    # G1's kernels scaled up first: after 2 steps G1 and G2 both decode to about 0.5 everywhere.
+    g1_file = str(tmp_path / "g1" / DECODER_FILE)
+    g1_decoder = _sensitive(tf.keras.models.load_model(g1_file, compile=False))
+    g1_decoder.save(g1_file)
+    evaluate = load_tool("evaluate")
+    output = tmp_path / "slider.json"
+    try:
+        evaluate.FLAGS(
+            [
+                "evaluate.py",
+                f"--workdir={tmp_path / 'g2'}",
+                f"--data_dir={mnist5k_dir}",
+                "--realism=0,0.5,1",
+                f"--output={output}",
+                "--pv_codes=8",
+                "--pv_decodes=3",
+            ]
+        )
+        assert evaluate.main([]) == 0
+        evaluate.FLAGS.realism = ["0.5", "1.5"]
+        assert evaluate.main([]) == 2  # a weight outside [0, 1], refused before anything is read
+        evaluate.FLAGS.realism = ["0"]
+        evaluate.FLAGS.workdir = [str(tmp_path / "g1")]
+        assert evaluate.main([]) == 2  # stage 1 has no perceptual decoder to blend
+    finally:
+        evaluate.FLAGS.unparse_flags()
+    records = json.loads(output.read_text())
+    assert [r["realism"] for r in records] == [0.0, 0.5, 1.0]
+    split = data.load_images("mnist5k", "test", data_dir=mnist5k_dir, resolution=32)
+    test_images = np.stack(list(split.as_numpy_iterator()))
+    g2_model = restored["g2"]
+    code = g2_model.encode(test_images)
+    g1_out = g1_decoder(code, training=False).numpy()
+    g2_out = g2_model.decode(
+        code, noise=g2_model.codec_noise(tf.range(len(test_images), dtype=tf.int64))
+    ).numpy()
+    assert np.abs(g1_out - g2_out).mean() > 0.01
+    for record, alpha in zip(records, (0.0, 0.5, 1.0)):
+        blend = (1 - alpha) * g1_out + alpha * g2_out
+        np.testing.assert_allclose(record["mse"], np.mean((test_images - blend) ** 2), rtol=1e-4)
+        assert record["rate_bits"] == 2.0 and np.isfinite(record["fd"])
+    assert records[0]["pv"] == 0.0 and records[2]["pv"] > records[1]["pv"] > 0.0
+    assert (tmp_path / "g2" / "reconstructions_realism.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "g2" / "metrics.json").exists()  # the standard record is left alone
 
 
 # ------------------------------------------------------------------------------------------------------

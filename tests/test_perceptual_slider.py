@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from inprocess_tools import load_tool
 from PIL import Image
-from test_perceptual import _sensitive, _tiny_g1, _tiny_g2
+from test_perceptual import _images, _sensitive, _tiny_g1, _tiny_g2
 
-from tfdplc import codec
+from tfdplc import codec, metrics
 from tfdplc.codec.export import REALISM_SIGNATURE, has_realism_decoder
 from tfdplc.objectives.base import ENCODER_FILE
 from tfdplc.objectives.perceptual import DECODER_FILE
@@ -238,3 +238,25 @@ def test_cli_refuses_realism_without_both_decoders_or_with_seed(slider, cli, tmp
     assert code == 2 and "has no decompress_realism signature" in err
     code, _, err = cli("info", inputs, "--realism=0.5")
     assert code == 2 and "--realism applies to decompress and extract" in err
+
+
+def test_realism_curve_decodes_every_weight_from_the_same_codes_and_noise(tmp_path):
+    # tfdplc.metrics.realism_curve (tools/evaluate.py --realism): image i's G2 noise is codec_noise(i) at
+    # every weight, across batches, so each point is the NumPy blend of the same G1 and G2 decodes.
+    model = _tiny_g2(_stage1(tmp_path), seed=0)
+    images = _images(6).numpy()
+    curve = metrics.realism_curve(
+        model, images, [0.0, 0.5, 1.0], pv_images=images[:3], pv_decodes=3, batch_size=4
+    )
+    code = model.encode(images)
+    g1 = tf.keras.models.load_model(str(tmp_path / DECODER_FILE), compile=False)(code, training=False).numpy()
+    g2 = model.decode(code, noise=model.codec_noise(tf.range(6, dtype=tf.int64))).numpy()
+    other = model.decode(code, noise=model.codec_noise(tf.range(1, 7, dtype=tf.int64))).numpy()
+    assert np.abs(g2 - other).mean() > 0.01 and np.abs(g1 - g2).mean() > 0.01  # noise and decoder matter
+    assert [point["realism"] for point in curve] == [0.0, 0.5, 1.0]
+    for point in curve:
+        blend = (1 - point["realism"]) * g1 + point["realism"] * g2
+        np.testing.assert_allclose(point["mse"], np.mean((images - blend) ** 2), rtol=1e-5)
+    assert curve[0]["pv"] == 0.0 and curve[2]["pv"] > curve[1]["pv"] > 0.0  # PV(a) = a^2 PV(G2)
+    with pytest.raises(ValueError, match="realism"):
+        metrics.realism_curve(model, images, [1.5])

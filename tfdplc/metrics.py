@@ -13,7 +13,7 @@
   (the terms of eq. 18, Tables 1 and 11).
 """
 
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +37,7 @@ __all__ = [
     "paired_reconstruction_metrics",
     "paired_reconstructions",
     "psnr",
+    "realism_curve",
     "reconstruct_dataset",
     "reconstruction_metrics",
 ]
@@ -327,6 +328,73 @@ def objective_pixel_variance(
     return conditional_pixel_variance(
         noise_decode_fn(model.decode, noise_dim, distribution), codes, num_decodes, seed, batch_size
     )
+
+
+class _FixedRealism:
+    """`encode` / `decode(code)` of a model decoding with one realism weight (the PV interface)."""
+
+    def __init__(self, model, realism: float):
+        self.model, self.realism = model, realism
+
+    def encode(self, images):
+        return self.model.encode(images)
+
+    def decode(self, code):
+        return self.model.decode_realism(code, self.realism)
+
+
+def realism_curve(
+    model,
+    images: np.ndarray,
+    realisms: Sequence[float],
+    feature_extractor: Optional[Callable] = None,
+    pv_images: Optional[np.ndarray] = None,
+    pv_decodes: int = PV_NUM_DECODES,
+    batch_size: int = 100,
+) -> List[Dict[str, float]]:
+    """Metrics of a decode-time realism slider, (1 - a) G1(c) + a G2(c, n), at each weight a.
+
+    Every weight decodes the same codes with the same G2 noise: image i's noise is `model.codec_noise(i)`
+    (i its index in `images`), as a file with seed i would be decoded. The points of the curve therefore
+    differ only by the weight. At the optimum of Yan et al. Theorem 2 (G2 a posterior sample),
+    MSE(a) = (1 + a^2) MSE(G1) and PV(a) = a^2 PV(G2).
+
+    Args:
+      model: an objective with `encode`, `codec_noise(seeds)` and `decode_realism(code, realism, noise)`
+        (`tfdplc.objectives.PerceptualG2` with its stage-1 decoder).
+      images: (N, H, W, C) test images in [0, 1].
+      realisms: the weights, each in [0, 1].
+      feature_extractor: features for `distribution_distances` (None: no fd / kd).
+      pv_images: test images whose codes give the PV (None: no pv).
+      pv_decodes: decodes per code for the PV (fresh G2 noise each).
+      batch_size: images encoded / decoded together.
+
+    Returns:
+      One dict per weight: `realism`, `error_metrics` (mse, psnr, ...), fd / kd with a feature
+      extractor, pv with `pv_images`.
+
+    Raises:
+      ValueError: if a weight is not a number in [0, 1] (`decode_realism`).
+    """
+    images = np.asarray(images, np.float32)
+    codes, noises = [], []
+    for start in range(0, len(images), batch_size):
+        batch = tf.constant(images[start : start + batch_size])
+        codes.append(model.encode(batch))
+        noises.append(model.codec_noise(tf.range(start, start + len(batch), dtype=tf.int64)))
+    records = []
+    for realism in realisms:
+        outputs = np.concatenate(
+            [model.decode_realism(code, realism, noise=noise).numpy() for code, noise in zip(codes, noises)]
+        )
+        record = {"realism": float(realism), **error_metrics(images, outputs)}
+        if feature_extractor is not None:
+            record.update(distribution_distances(images, outputs, feature_extractor, batch_size))
+        if pv_images is not None:
+            fixed = _FixedRealism(model, realism)
+            record["pv"] = objective_pixel_variance(fixed, pv_images, None, num_decodes=pv_decodes)
+        records.append(record)
+    return records
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -43,8 +43,17 @@ variable-rate string codes), the decomposition terms of eq. 18 for the two-branc
 the clean test images and the outputs. Their randomness (dithers) is drawn from --seed, so the evaluation is
 reproducible; the grid rows are degraded inputs, outputs, ground truth.
 
+The distortion-perception slider (issue 13): for a perceptual stage-2 workdir (one that can decode with a
+realism weight, `PerceptualG2.decode_realism`), --realism=A1,A2,... evaluates instead the blend
+(1 - A) G1(c) + A G2(c, n) at each A in [0, 1]. Every A decodes the same codes with the same G2 noise
+(drawn from each test image's index, `codec_noise`), so the points of the curve differ only by A. One
+record per A (`realism` = A: mse, psnr, fd/kd, pv of the blend, rate_bits) goes to --output, default
+WORKDIR/metrics_realism.json (metrics.json is left alone), the grid to
+WORKDIR/reconstructions_realism.png (rows: originals, then one per A).
+
 Example:
   python tools/evaluate.py --workdir=/tmp/cae
+  python tools/evaluate.py --workdir=/tmp/g2 --realism=0,0.25,0.5,0.75,1
   python tools/evaluate.py --workdir=/tmp/cae --workdir=/tmp/dplc --output=/tmp/rd.json   # + /tmp/rd.png
 """
 
@@ -89,6 +98,12 @@ flags.DEFINE_integer("pv_codes", 256, "Test codes for the conditional pixel vari
 flags.DEFINE_integer("pv_decodes", 100, "Decodes per code for PV.")
 flags.DEFINE_integer("num_decodes", 6, "Stochastic decodes of one test image saved to WORKDIR/decodes.npz.")
 flags.DEFINE_integer("seed", 0, "Seed of the evaluation randomness (dithers) of paired (shift) objectives.")
+flags.DEFINE_list(
+    "realism",
+    None,
+    "Perceptual stage-2 workdirs: evaluate the blend (1 - A) G1 + A G2 at each listed A in [0, 1] "
+    "(default output: WORKDIR/metrics_realism.json).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -114,6 +129,13 @@ def main(argv):
             file=sys.stderr,
         )
         return 2
+    try:
+        alphas = _realism_weights()
+    except _ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if alphas is not None:
+        return _main_realism(workdirs, alphas)
     records = []
     for workdir in workdirs:
         try:
@@ -134,6 +156,109 @@ def main(argv):
             f"[evaluate] {len(records)} records: {FLAGS.output}" + (f", plot: {written}" if written else "")
         )
     return 0
+
+
+def _realism_weights():
+    """--realism as a list of floats in [0, 1], or None.
+
+    Raises:
+      _ConfigError: on an empty list or a value that is not a number in [0, 1].
+    """
+    if FLAGS.realism is None:
+        return None
+    from tfdplc.codec.interface import realism_value
+
+    if not FLAGS.realism:
+        raise _ConfigError("--realism names no weight: give e.g. --realism=0,0.5,1.")
+    alphas = []
+    for text in FLAGS.realism:
+        try:
+            alphas.append(realism_value(float(text)))
+        except ValueError as e:
+            raise _ConfigError(f"--realism={text}: {e}") from e
+    return alphas
+
+
+def _main_realism(workdirs, alphas):
+    """Evaluates the realism slider of each workdir; one record per (workdir, alpha)."""
+    if len(workdirs) > 1 and not FLAGS.output:
+        print(
+            "error: with several --workdir, --output (the JSON of all records) is required.", file=sys.stderr
+        )
+        return 2
+    records = []
+    for workdir in workdirs:
+        try:
+            own = _evaluate_realism(workdir, alphas)
+        except _ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if len(workdirs) > 1 or not FLAGS.output:
+            _write_records(own, os.path.join(workdir, "metrics_realism.json"))
+        records.extend(own)
+    if FLAGS.output:
+        _write_records(records, FLAGS.output, echo=len(workdirs) > 1)
+    return 0
+
+
+def _evaluate_realism(workdir, alphas):
+    """The slider records of one perceptual stage-2 workdir: the blend's metrics at each alpha.
+
+    Raises:
+      _ConfigError: if the workdir cannot be evaluated, or its objective has no realism-weighted decode
+        (only `PerceptualG2` has one) or no stage-1 decoder to blend with.
+    """
+    from tfdplc import data, metrics
+    from tfdplc.train import image_grid, load_workdir_config, restore_objective, spread_images
+
+    tf.keras.backend.clear_session()
+    try:
+        load_workdir_config(workdir)
+        dataset = data.input_pipeline(
+            split=FLAGS.split,
+            batch_size=FLAGS.batch_size,
+            data_dir=FLAGS.data_dir,
+            shuffle=False,
+            repeat=False,
+            drop_remainder=False,
+            degradation=None,
+        )
+        model = restore_objective(workdir, next(iter(dataset)))
+        if not hasattr(model, "decode_realism"):
+            raise _ConfigError(
+                f"--realism needs a perceptual stage-2 workdir (PerceptualG2, with G1 and G2); {workdir!r} "
+                f"holds a {type(model).__name__}."
+            )
+        if not model.has_mse_decoder():
+            raise _ConfigError(
+                f"--realism: {workdir!r} finds no stage-1 decoder to blend with (expected "
+                f"{model.mse_decoder_path!r}, the decoder.keras beside the stage-1 encoder)."
+            )
+        features = _feature_extractor(next(iter(dataset)).shape[-1])
+    except (OSError, data.DatasetNotFoundError) as e:
+        raise _ConfigError(str(e)) from e
+    test_images = np.concatenate([batch.numpy() for batch in dataset])
+    pv_images = None
+    if FLAGS.pv_codes:
+        pv_images = test_images[np.linspace(0, len(test_images) - 1, FLAGS.pv_codes).round().astype(int)]
+    curve = metrics.realism_curve(
+        model, test_images, alphas, features, pv_images, FLAGS.pv_decodes, FLAGS.batch_size
+    )
+    common = {
+        "method": model.name,
+        "workdir": os.path.abspath(workdir),
+        "split": FLAGS.split,
+        "rate_bits": model.rate_bits,
+        "bpp": metrics.bits_per_pixel(model.rate_bits, test_images.shape[1:]),
+    }
+    pv_settings = dict(pv_codes=FLAGS.pv_codes, pv_decodes=FLAGS.pv_decodes) if FLAGS.pv_codes else {}
+    records = [dict(common, **point, **pv_settings) for point in curve]
+    originals = spread_images(dataset, FLAGS.grid_images)
+    code = model.encode(originals)
+    grid = image_grid([originals.numpy()] + [model.decode_realism(code, a).numpy() for a in alphas])
+    grid_path = FLAGS.grid or os.path.join(workdir, "reconstructions_realism.png")
+    tf.io.write_file(grid_path, tf.io.encode_png(tf.cast(tf.round(grid * 255.0), tf.uint8)))
+    return records
 
 
 def _evaluate_workdir(workdir):
