@@ -100,3 +100,25 @@ def test_informative_rates_lie_below_0_8_of_the_floor():
 
     assert metrics.informative_for_theorem2(0.03, 0.107)  # 0.06 < 0.0856
     assert not metrics.informative_for_theorem2(0.045, 0.107)  # 0.09 >= 0.0856
+
+
+def test_plateau_epoch_is_the_first_checked_epoch_where_every_curve_is_flat():
+    epochs = np.arange(1, 121)
+    # Falls by 1% per epoch until epoch 60, then flat: window means at 80 vs 60 still differ (the 60 window
+    # covers the last of the fall), at 100 vs 80 they agree.
+    falling = np.where(epochs <= 60, 1.0 - 0.01 * epochs, 0.4)
+    assert results.plateau_epoch([falling], [0.03]) == 100
+    # A second curve that settles later holds the plateau back; a looser tolerance lets it through.
+    late = np.where(epochs <= 90, 2.0 - 0.01 * epochs, 1.1)
+    assert results.plateau_epoch([falling, late], [0.03, 0.03]) == 120
+    assert results.plateau_epoch([falling, late], [0.03, 0.5]) == 100
+    # Never flat within the curve: None. A negative-valued curve is compared by magnitude.
+    assert results.plateau_epoch([1.0 - 0.005 * epochs], [0.01]) is None
+    assert results.plateau_epoch([-falling], [0.03]) == 100
+    # Only multiples of lag from `first` on are checked: a curve flat from the start stops at `first`.
+    assert results.plateau_epoch([np.ones(120)], [0.0], first=40) == 40
+    assert results.plateau_epoch([np.ones(120)], [0.0], first=50) == 60
+    with pytest.raises(ValueError, match="tolerances"):
+        results.plateau_epoch([falling], [0.1, 0.1])
+    with pytest.raises(ValueError, match="lengths"):
+        results.plateau_epoch([falling, falling[:50]], [0.1, 0.1])

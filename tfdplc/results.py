@@ -15,7 +15,7 @@ from typing import Callable, Dict, Hashable, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-__all__ = ["Summary", "format_mean_sd", "group_records", "load_seeded_sweeps", "summarize"]
+__all__ = ["Summary", "format_mean_sd", "group_records", "load_seeded_sweeps", "plateau_epoch", "summarize"]
 
 Key = Union[str, Callable[[dict], Hashable]]
 
@@ -113,3 +113,54 @@ def format_mean_sd(summary: Optional[Summary], digits: int = 4, percent: bool = 
         return f"{text}%" if n == 1 else f"{text} ± {100 * sd:.{digits}f}% ({n})"
     text = f"{mean:.{digits}f}"
     return text if n == 1 else f"{text} ± {sd:.{digits}f} ({n})"
+
+
+def plateau_epoch(
+    curves: Sequence[Sequence[float]],
+    tolerances: Sequence[float],
+    window: int = 10,
+    lag: int = 20,
+    first: int = 40,
+) -> Optional[int]:
+    """The first epoch at which every curve has flattened: a stopping rule read from per-epoch curves.
+
+    With m_k(e) the mean of curve k over epochs e - window + 1 .. e (epochs count from 1), the curves have
+    flattened at epoch e (a multiple of `lag`, e >= `first`) when |m_k(e) - m_k(e - lag)| <=
+    tolerances[k] * |m_k(e - lag)| for every k.
+
+    Args:
+      curves: per-epoch values, one sequence per curve (index 0 is epoch 1); all of one length.
+      tolerances: the relative change allowed for each curve over `lag` epochs.
+      window: epochs each mean covers.
+      lag: epochs between the two means compared (and between the epochs checked).
+      first: the earliest epoch checked.
+
+    Returns:
+      The epoch, or None when no epoch up to the curves' length qualifies.
+
+    Raises:
+      ValueError: on curves of different lengths, a tolerance count that does not match, or window > lag.
+    """
+    if len(tolerances) != len(curves):
+        raise ValueError(f"plateau_epoch: {len(curves)} curves but {len(tolerances)} tolerances.")
+    lengths = {len(curve) for curve in curves}
+    if len(lengths) != 1:
+        raise ValueError(f"plateau_epoch: the curves have different lengths {sorted(lengths)}.")
+    if not 1 <= window <= lag:
+        raise ValueError(f"plateau_epoch: need 1 <= window <= lag, got window {window}, lag {lag}.")
+    (length,) = lengths
+
+    def mean_at(curve, epoch):
+        return float(np.mean(curve[epoch - window : epoch]))
+
+    start = -(-first // lag) * lag  # the first multiple of lag >= first
+    for epoch in range(start, length + 1, lag):
+        if epoch - lag < window:  # the earlier mean would reach before epoch 1
+            continue
+        if all(
+            abs(mean_at(curve, epoch) - mean_at(curve, epoch - lag))
+            <= tolerance * abs(mean_at(curve, epoch - lag))
+            for curve, tolerance in zip(curves, tolerances)
+        ):
+            return epoch
+    return None
