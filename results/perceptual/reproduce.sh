@@ -1,50 +1,91 @@
 #!/usr/bin/env bash
-# Reproduces results/perceptual/ on mnist5k (CPU scale): the perceptual decoder of Yan et al. 2021 and its
-# DAL baseline, as their Section 4 / Figures 2-5 do it on MNIST.
-#   - for every rate R in RATES (bits per image = K, the code length d): stage 1, E and the MSE decoder G1
-#     (gin/perceptual_g1_mnist5k.gin, workdirs/perceptual/g1-kR), then stage 2, G2 against the
-#     code-conditioned critic with E frozen, loading E from that run (gin/perceptual_g2_mnist5k.gin,
-#     workdirs/perceptual/g2-kR);
-#   - the DAL baseline at R = DAL_RATE for every lambda in DAL_LAMBDAS (gin/dal_mnist5k.gin,
-#     workdirs/perceptual/dal-LAMBDA-kR).
-# Every run is evaluated by tools/evaluate.py (test MSE, PSNR, Fréchet / kernel distances on the shipped
-# digit classifier's features, PV) and tools/sweep.py writes results/perceptual/results.json (with the
-# per-epoch train / test MSE of every run under "epoch_curves") and the plots: perceptual_rate_mse.png
-# (MSE of G1, G2 and 2 x MSE(G1) against the rate, Fig. 2), epoch_mse.png (test MSE per epoch, Fig. 3),
-# reconstructions.png (originals and reconstructions of G1, G2 and DAL per rate, Figs. 4-5),
-# compare_k4.png (G1, G2, DAL at 4 bits: MSE, FD, KD; Fig. 5), rate_mse/fd/kd/pv.png and decodes.png.
-# Projected wall time on the 2-core CPU (step times measured with other jobs running, load 5-8, see the
-# gin files): per rate about 4.5 min for G1 (2800 steps at 93-100 ms) and 3.5-4 min for G2 (70
-# pre-training steps at 36-125 ms, 2730 at 76-78 ms), per lambda 8.5-10 min for DAL (2800 steps at
-# 179-212 ms): 65-75 min of training for the 5 rates and 3 lambdas, plus start-up, per-epoch validation and
-# evaluation (about 0.5-1 min per run: a tiny end-to-end run of this script took 12-35 s to train and 18-24 s
-# to evaluate each point), so about 80-90 min in all. Any extra arguments go to tools/sweep.py after these (later flags win), e.g.
-#   results/perceptual/reproduce.sh --output=/tmp/perceptual --workdir_root=/tmp/perceptual_runs
+# Reproduces results/perceptual/ on mnist5k (CPU scale): the perceptual decoder of Yan et al. 2021, its DAL
+# baseline and the decode-time realism slider, with seeds (issue 13).
+#
+# Stages (STAGES picks them; default all), in this order:
+#   g1g2     for every seed S in SEEDS and rate R in RATES (bits per image = K, the code length d):
+#            stage 1, E and the MSE decoder G1 (gin/perceptual_g1_mnist5k.gin, 2800 steps), then stage 2,
+#            G2 against the code-conditioned critic J(x, code) with E frozen, loading E from that run
+#            (gin/perceptual_g2_mnist5k.gin with train.total_steps = G2_STEPS); WORKDIRS/seedS/{g1,g2}-kR.
+#   dal      DAL (gin/dal_mnist5k.gin) at R = DAL_RATE for every lambda in DAL_LAMBDAS and seed in
+#            DAL_SEEDS; WORKDIRS/seedS/dal-LAMBDA-kR.
+#   slider   tools/evaluate.py --realism=REALISMS on every G2 at SLIDER_RATES: the blend
+#            (1 - a) G1(c) + a G2(c, n) (WORKDIRS/seedS/g2-kR/metrics_realism.json).
+#   tables   results/perceptual/tables.py (results_seeds.json, realism.json, tables.md, tradeoff_kR.png) and
+#            results/perceptual/convergence.py (G2's curves and the stopping rule: convergence.json/.png).
+# Seed S binds train.seed = S (weights, data order) and yan_generator.seed = S + 1 (G2's noise layer; the
+# config's 1 for seed 0). Every run is evaluated by tools/evaluate.py (test MSE, PSNR, Fréchet / kernel
+# distances on the shipped digit classifier's features, PV); tools/sweep.py writes one results.json per
+# stage and seed under WORKDIRS/sweeps, with the per-epoch curves of every run ("epoch_curves").
+#
+# Every run resumes from its last checkpoint and a finished one is not retrained, so the script can be
+# stopped and started again. Knobs: SEEDS (0,1,2), RATES (8,16,32,64), G2_STEPS (8400), DAL_RATE (16),
+# DAL_LAMBDAS ("0.001 0.01 0.03 0.1 1 5"), DAL_SEEDS (0,1), SLIDER_RATES (16,32), REALISMS
+# (0,0.25,0.5,0.75,1), WORKDIRS (workdirs/perceptual), STAGES. Wall times: results/perceptual/README.md.
 # Run from anywhere; the script moves to the repository root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source tools/setup_env.sh
+timed() { local start=$SECONDS; "$@"; echo "[reproduce] $((SECONDS - start)) s: $*"; }
 
-RATES="${RATES:-2,4,8,16,32}"
-DAL_RATE="${DAL_RATE:-4}"
-read -r -a DAL_LAMBDAS <<< "${DAL_LAMBDAS:-0.1 1 5}"
+WORKDIRS=${WORKDIRS:-workdirs/perceptual}
+SEEDS=${SEEDS:-0,1,2}
+RATES=${RATES:-8,16,32,64}
+G2_STEPS=${G2_STEPS:-8400}
+DAL_RATE=${DAL_RATE:-16}
+read -r -a DAL_LAMBDAS <<< "${DAL_LAMBDAS:-0.001 0.01 0.03 0.1 1 5}"
+DAL_SEEDS=${DAL_SEEDS:-0,1}
+SLIDER_RATES=${SLIDER_RATES:-16,32}
+REALISMS=${REALISMS:-0,0.25,0.5,0.75,1}
+STAGES=${STAGES:-g1g2 dal slider tables}
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
-methods="g1:gin/perceptual_g1_mnist5k.gin,g2:gin/perceptual_g2_mnist5k.gin"
-dal_args=()
-for lambda in "${DAL_LAMBDAS[@]}"; do
-  methods+=",dal-${lambda}:gin/dal_mnist5k.gin"
-  dal_args+=(--method_ks="dal-${lambda}:${DAL_RATE}" --bindings="dal-${lambda}:LAMBDA = ${lambda}")
-done
+# One tools/sweep.py call for seed $1: rates $2, METHOD:CONFIG pairs $3, output name $4, then extra flags.
+sweep() {
+  local seed=$1 ks=$2 methods=$3 name=$4
+  shift 4
+  timed python tools/sweep.py --workdir_root="$WORKDIRS/seed$seed" --output="$WORKDIRS/sweeps/$name-seed$seed" \
+    --methods="$methods" --ks="$ks" \
+    --common_bindings="train.verbose = 2" --common_bindings="train.seed = $seed" \
+    --common_bindings="yan_generator.seed = $((seed + 1))" \
+    --epoch_curves=mse "$@"
+}
 
-start=$SECONDS
-python tools/sweep.py --workdir_root=workdirs/perceptual --output=results/perceptual \
-  --methods="$methods" \
-  --ks="$RATES" \
-  --bindings="g2:ENCODER_PATH = '{root}/g1-k{k}/encoder.keras'" \
-  "${dal_args[@]}" \
-  --common_bindings="train.verbose = 2" \
-  --epoch_curves=mse \
-  --perceptual=g1,g2 \
-  "$@"
-echo "[reproduce] $((SECONDS - start)) s wall"
-python results/perceptual/floor.py  # the code-ignoring floor, floor.json, perceptual_rate_mse.png with it
+IFS=, read -r -a seed_list <<< "$SEEDS"
+IFS=, read -r -a dal_seed_list <<< "$DAL_SEEDS"
+IFS=, read -r -a slider_rates <<< "$SLIDER_RATES"
+
+if has_stage g1g2; then
+  for seed in "${seed_list[@]}"; do
+    sweep "$seed" "$RATES" "g1:gin/perceptual_g1_mnist5k.gin,g2:gin/perceptual_g2_mnist5k.gin" g1g2 \
+      --bindings="g2:ENCODER_PATH = '{root}/g1-k{k}/encoder.keras'" \
+      --bindings="g2:train.total_steps = $G2_STEPS" \
+      --perceptual=g1,g2
+  done
+fi
+
+if has_stage dal; then
+  methods="" dal_args=()
+  for lambda in "${DAL_LAMBDAS[@]}"; do
+    methods+="${methods:+,}dal-${lambda}:gin/dal_mnist5k.gin"
+    dal_args+=(--bindings="dal-${lambda}:LAMBDA = ${lambda}")
+  done
+  for seed in "${dal_seed_list[@]}"; do
+    sweep "$seed" "$DAL_RATE" "$methods" dal "${dal_args[@]}"
+  done
+fi
+
+if has_stage slider; then
+  for seed in "${seed_list[@]}"; do
+    for rate in "${slider_rates[@]}"; do
+      workdir="$WORKDIRS/seed$seed/g2-k$rate"
+      [ -f "$workdir/metrics_realism.json" ] || timed python tools/evaluate.py --workdir="$workdir" \
+        --realism="$REALISMS"
+    done
+  done
+fi
+
+if has_stage tables; then
+  python results/perceptual/tables.py --workdirs="$WORKDIRS"
+  python results/perceptual/convergence.py --workdir_root="$WORKDIRS"
+fi

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""G2's training curves per rate and seed, and the stopping rule read from them (issue 13, item 2).
+
+Reads, for every WORKDIR_ROOT/seed<S>/g2-k<R> (and its stage-1 run g1-k<R>), the per-epoch validation
+curves the trainer logs to TensorBoard: G2's test MSE on the 500 test digits and the critic's estimate of
+the conditional Wasserstein distance on them (`wasserstein`, PerceptualG2.test_step), and G1's test MSE.
+
+The stopping rule (fixed before the curves of the long seed-0 runs were read): G2 has converged at the
+first epoch e (a multiple of 20, e >= 40) at which the 10-epoch means of both curves changed by at most
+3% (test MSE) and 10% (W estimate) over the previous 20 epochs (`tfdplc.results.plateau_epoch`).
+
+Writes OUTPUT/convergence.json (one record per G2 run: rate, seed, epochs, the plateau epoch or None,
+the last epoch's values) and OUTPUT/convergence.png (per rate: the W estimate and the test MSE against the
+epoch, one line per seed, with 2 x G1's last test MSE and the code-ignoring floor 2 Var(X)).
+
+Example:
+  python results/perceptual/convergence.py --workdir_root=/work/runs/perceptual --output=results/perceptual
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tfdplc import plots, results  # noqa: E402
+
+MSE_TOLERANCE = 0.03
+W_TOLERANCE = 0.10
+STEPS_PER_EPOCH = 70
+
+
+def load_runs(root):
+    """{(rate, seed): {"g2_mse", "g2_w", "g1_mse"}} from ROOT/seed<S>/g{1,2}-k<R>/logs/validation."""
+    runs = {}
+    for workdir in sorted(glob.glob(os.path.join(root, "seed*", "g2-k*"))):
+        seed = int(re.search(r"seed(\d+)$", os.path.dirname(workdir)).group(1))
+        rate = int(re.search(r"g2-k(\d+)$", workdir).group(1))
+        logs = os.path.join(workdir, "logs", "validation")
+        if not glob.glob(os.path.join(logs, "events.out.tfevents.*")):
+            continue
+        run = {
+            "g2_mse": plots.read_epoch_curve(logs, "mse"),
+            "g2_w": plots.read_epoch_curve(logs, "wasserstein"),
+        }
+        g1_logs = os.path.join(os.path.dirname(workdir), f"g1-k{rate}", "logs", "validation")
+        if glob.glob(os.path.join(g1_logs, "events.out.tfevents.*")):
+            run["g1_mse"] = plots.read_epoch_curve(g1_logs, "mse")
+        runs[(rate, seed)] = run
+    return runs
+
+
+def records_of(runs):
+    """One record per G2 run with the stopping rule's epoch."""
+    records = []
+    for (rate, seed), run in sorted(runs.items()):
+        plateau = results.plateau_epoch([run["g2_mse"], run["g2_w"]], [MSE_TOLERANCE, W_TOLERANCE])
+        records.append(
+            {
+                "rate_bits": float(rate),
+                "seed": seed,
+                "epochs": len(run["g2_mse"]),
+                "plateau_epoch": plateau,
+                "plateau_step": None if plateau is None else plateau * STEPS_PER_EPOCH,
+                "last_test_mse": run["g2_mse"][-1],
+                "last_wasserstein": run["g2_w"][-1],
+                "g1_last_test_mse": run["g1_mse"][-1] if "g1_mse" in run else None,
+            }
+        )
+    return records
+
+
+def plot(runs, path, floor):
+    """Per rate, the W estimate (top) and G2's test MSE (bottom) against the epoch; returns `path`."""
+    rates = sorted({rate for rate, _ in runs})
+    fig, axes = plt.subplots(2, len(rates), figsize=(3.2 * len(rates), 5.2), squeeze=False)
+    for column, rate in enumerate(rates):
+        top, bottom = axes[0][column], axes[1][column]
+        for (r, seed), run in sorted(runs.items()):
+            if r != rate:
+                continue
+            epochs = range(1, len(run["g2_mse"]) + 1)
+            top.plot(epochs, run["g2_w"], label=f"seed {seed}", linewidth=0.8)
+            bottom.plot(epochs, run["g2_mse"], label=f"G2 seed {seed}", linewidth=0.8)
+            if "g1_mse" in run:
+                bottom.axhline(2 * run["g1_mse"][-1], linestyle="--", linewidth=0.6, color="grey")
+        if floor is not None:
+            bottom.axhline(floor, linestyle=":", color="black", linewidth=0.8, label="2 Var(X)")
+        top.set_title(f"{rate} bits", fontsize=9)
+        bottom.set_xlabel("epoch (70 steps)")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("critic's W estimate (test)")
+    axes[1][0].set_ylabel("G2 test MSE (dashed: 2 x G1)")
+    axes[1][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main():
+    """Reads the runs, applies the stopping rule, writes the JSON and the figure, prints the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workdir_root", required=True)
+    parser.add_argument("--output", default=os.path.dirname(os.path.abspath(__file__)))
+    args = parser.parse_args()
+    runs = load_runs(args.workdir_root)
+    if not runs:
+        raise SystemExit(f"error: no seed*/g2-k* workdir with validation logs under {args.workdir_root!r}.")
+    records = records_of(runs)
+    with open(os.path.join(args.output, "convergence.json"), "w") as f:
+        json.dump(records, f, indent=2)
+    floor_path = os.path.join(args.output, "floor.json")
+    floor = None
+    if os.path.exists(floor_path):
+        with open(floor_path) as f:
+            floor = json.load(f).get("code_ignoring_mse")
+    plot(runs, os.path.join(args.output, "convergence.png"), floor)
+    print("| bits | seed | epochs | plateau epoch | last test MSE | last W estimate | 2 x G1 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in records:
+        g1 = "-" if r["g1_last_test_mse"] is None else f"{2 * r['g1_last_test_mse']:.4f}"
+        plateau = "none" if r["plateau_epoch"] is None else r["plateau_epoch"]
+        print(
+            f"| {r['rate_bits']:g} | {r['seed']} | {r['epochs']} | {plateau} | {r['last_test_mse']:.4f} | "
+            f"{r['last_wasserstein']:.3g} | {g1} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
