@@ -117,3 +117,47 @@ def test_a_case_is_built_under_its_precision_and_the_policy_restored(benchmark, 
     )
     logs = step(iterator)  # one step runs (not timed)
     assert all(tf.math.is_finite(value) for value in logs.values())
+
+
+def test_pipeline_case_times_the_real_pipeline_on_mocked_encoded_images(
+    benchmark, flags_of, tmp_path, capsys
+):
+    # svhn_cropped is not on this machine: the case serves encoded PNGs of its real size from memory through
+    # tfds' mock, and tfdplc.data.input_pipeline decodes, batches and prefetches them.
+    output = tmp_path / "pipeline.json"
+    flags_of(
+        "--cases=",
+        "--pipeline_cases=svhn_cropped",
+        "--pipeline_batches=2",
+        "--pipeline_repeats=1",
+        "--pipeline_examples=16",
+        "--warmup=1",
+        f"--output={output}",
+    )
+    benchmark.main([])
+    import json
+
+    (result,) = json.loads(output.read_text())
+    assert result["case"] == "pipeline:svhn_cropped" and result["output_shape"] == [64, 32, 32, 3]
+    assert result["images_per_s"] > 0 and "16 png" in result["source"]
+    assert "pipeline:svhn_cropped" in capsys.readouterr().out
+
+
+def test_encoded_examples_decode_to_images_of_the_data_sets_size(benchmark):
+    import tensorflow as tf
+
+    for shape, image_format in ((218, 178, 3), "jpeg"), ((32, 32, 3), "png"):
+        encoded = benchmark._encoded_examples(shape, image_format, 2)
+        decoded = tf.io.decode_image(encoded[0])
+        assert tuple(decoded.shape) == shape
+        assert (
+            10 < float(tf.math.reduce_std(tf.cast(decoded, tf.float32))) < 120
+        )  # not constant, not saturated
+    assert tf.io.decode_image(benchmark._encoded_examples((8, 8, 3), "png", 1)[0]).dtype == tf.uint8
+
+
+def test_unknown_pipeline_case_is_refused_before_anything_runs(benchmark, flags_of, monkeypatch):
+    monkeypatch.setattr(benchmark, "_time_pipeline_case", lambda *a, **k: pytest.fail("timed a case"))
+    flags_of("--cases=", "--pipeline_cases=imagenet")
+    with pytest.raises(benchmark.app.UsageError, match="'imagenet'.*celeb_a"):
+        benchmark.main([])

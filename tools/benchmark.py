@@ -18,14 +18,25 @@ random images in batches of --codec_batch, after one untimed warm-up call (traci
 rate h * w * k * log2(L), the container size and the overhead (header + checksum) in bits and as a share
 of the file.
 
+Input-pipeline cases (--pipeline_cases, none by default): images/s of `tfdplc.data.input_pipeline` for a
+data set that is not on this machine, inside `tfds.testing.mock_data` with its source replaced by
+--pipeline_examples encoded images of the data set's real format and size (celeb_a 218x178 JPEG, lsun
+bedrooms 256x341 JPEG, svhn_cropped 32x32 PNG), held in memory: so tfds' decoding (in parallel, as its
+reader does), the project's crop / resize, shuffling, batching and prefetching are timed, and reading the
+TFRecord files is not. The images are smooth random fields (bilinear upsampling of 8x8 noise plus mild
+noise), closer to photos than white noise for the JPEG decoder. mnist5k is the real data set, read from
+memory. The median over --pipeline_repeats timed runs of --pipeline_batches batches, after --warmup.
+
 Example:
   python tools/benchmark.py --steps=10 --cases=cae_64,cae_mnist
   python tools/benchmark.py --cases=dplc_64,wgan_gp_64,liu_sr,yan_mnist --xla_modes=off
   python tools/benchmark.py --cases=dplc_64,wgan_gp_64 --xla_modes=off --precision=float32,mixed_bfloat16
   python tools/benchmark.py --cases= --codec_cases=cae_mnist,dplc_mnist,cae_64,dplc_64
+  python tools/benchmark.py --cases= --pipeline_cases=celeb_a,lsun/bedroom,svhn_cropped,mnist5k
 """
 
 import json
+import os
 import time
 
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
@@ -49,6 +60,10 @@ flags.DEFINE_list(
 flags.DEFINE_integer("codec_images", 512, "Images per timed compress / decompress run.")
 flags.DEFINE_integer("codec_batch", 64, "Images per model call in the codec cases.")
 flags.DEFINE_integer("codec_repeats", 3, "Timed runs per codec case (the median is reported).")
+flags.DEFINE_list("pipeline_cases", [], "Input-pipeline cases to time (see PIPELINE_CASES).")
+flags.DEFINE_integer("pipeline_batches", 40, "Batches per timed input-pipeline run.")
+flags.DEFINE_integer("pipeline_repeats", 3, "Timed runs per input-pipeline case (the median is reported).")
+flags.DEFINE_integer("pipeline_examples", 512, "Encoded examples held in memory per mocked data set.")
 FLAGS = flags.FLAGS
 
 # Placeholder in bindings, replaced by the path of a freshly initialised stand-in G* (DPLC stage 2's step
@@ -128,8 +143,6 @@ CODEC_CASES = {
 
 def _stand_in_generator_32(directory):
     """Writes an untrained 32x32x1 G (m = 32, width 16, as gin/wpp_mnist5k.gin) and returns its path."""
-    import os
-
     from tfdplc.nets import generator_G
 
     path = os.path.join(directory, "generator_32.keras")
@@ -154,8 +167,6 @@ def _stand_ins(bindings, scratch):
 
 def _stand_in_encoder_yan(directory):
     """Writes an untrained Yan et al. E (d = 4, width 64, as gin/perceptual_g1_mnist5k.gin); returns its path."""
-    import os
-
     from tfdplc.nets import yan_encoder
 
     path = os.path.join(directory, "yan_encoder.keras")
@@ -215,10 +226,79 @@ def _time_codec_case(name, scratch):
     }
 
 
+# name -> (resolution, batch, encoded image shape, format); None: the real data set (mnist5k).
+PIPELINE_CASES = {
+    "celeb_a": (64, 64, (218, 178, 3), "jpeg"),
+    "lsun/bedroom": (64, 64, (256, 341, 3), "jpeg"),
+    "svhn_cropped": (32, 64, (32, 32, 3), "png"),
+    "mnist5k": (32, 64, None, None),
+}
+
+
+def _encoded_examples(shape, image_format, count):
+    """`count` smooth random images of `shape`, encoded as the data set stores them."""
+    generator = tf.random.Generator.from_seed(0)
+    coarse = generator.uniform((count, 8, 8, shape[2]))
+    smooth = tf.image.resize(coarse, shape[:2]) + generator.normal((count, *shape), stddev=0.03)
+    pixels = tf.cast(tf.clip_by_value(smooth, 0.0, 1.0) * 255.0, tf.uint8)
+    encode = tf.io.encode_jpeg if image_format == "jpeg" else tf.io.encode_png
+    return tf.stack([encode(image) for image in pixels])
+
+
+def _time_pipeline_case(name):
+    """Images/s of `tfdplc.data.input_pipeline` for one PIPELINE_CASES entry (see the module docstring)."""
+    import contextlib
+
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    from tfdplc import data
+
+    resolution, batch, shape, image_format = PIPELINE_CASES[name]
+    mock = contextlib.nullcontext()
+    if shape is not None:
+        encoded = _encoded_examples(shape, image_format, FLAGS.pipeline_examples)
+
+        def as_dataset(builder, split, decoders=None, read_config=None, shuffle_files=False):
+            del split, decoders, read_config, shuffle_files
+            feature = builder.info.features["image"]
+            source = tf.data.Dataset.from_tensor_slices({"image": encoded})
+            # tfds' reader decodes in parallel too (its `_as_dataset` maps with AUTOTUNE).
+            return source.map(
+                lambda example: {"image": feature.decode_example(example["image"])},
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+
+        mock = tfds.testing.mock_data(as_dataset_fn=as_dataset)
+    with mock:
+        pipeline = data.input_pipeline(name, "train", batch, resolution=resolution, seed=0)
+        iterator = iter(pipeline)
+        for _ in range(FLAGS.warmup):
+            next(iterator)
+        seconds = []
+        for _ in range(FLAGS.pipeline_repeats):
+            start = time.perf_counter()
+            for _ in range(FLAGS.pipeline_batches):
+                images = next(iterator)
+            float(tf.reduce_sum(images))  # the last batch really produced
+            seconds.append(time.perf_counter() - start)
+    median = float(np.median(seconds))
+    return {
+        "case": f"pipeline:{name}",
+        "source": "real (in memory)"
+        if shape is None
+        else f"mock: {len(encoded)} {image_format} {shape} in memory",
+        "output_shape": list(images.shape),
+        "batch": batch,
+        "batches_per_run": FLAGS.pipeline_batches,
+        "images_per_s": batch * FLAGS.pipeline_batches / median,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def _stand_in_generator(directory):
     """Writes an untrained 64x64 G (m = 128, as gin/wpp_celeba64.gin) and returns its path."""
-    import os
-
     from tfdplc.nets import generator_G
 
     path = os.path.join(directory, "generator.keras")
@@ -335,6 +415,9 @@ def check_flags() -> None:
     for name in FLAGS.cases:
         if name not in CASES:
             raise app.UsageError(f"Unknown case {name!r}; expected one of {sorted(CASES)}.")
+    for name in FLAGS.pipeline_cases:
+        if name not in PIPELINE_CASES:
+            raise app.UsageError(f"Unknown pipeline case {name!r}; expected one of {sorted(PIPELINE_CASES)}.")
     for xla in FLAGS.xla_modes:
         if xla not in ("off", "on"):
             raise app.UsageError(f"Unknown --xla_modes value {xla!r}; expected off or on.")
@@ -388,6 +471,14 @@ def main(argv):
             + (f" ({relative:+.1%})" if relative is not None else "")
             + f", file {result['file_bits']:g} bits (overhead {result['overhead_bits']:g} bits, "
             f"{result['overhead_share_of_file']:.1%} of the file)",
+            flush=True,
+        )
+    for name in FLAGS.pipeline_cases:
+        result = _time_pipeline_case(name)
+        results.append(result)
+        print(
+            f"{result['case']:22s} batch={result['batch']:4d} -> {tuple(result['output_shape'][1:])}  "
+            f"{result['images_per_s']:8.1f} images/s  ({result['source']})",
             flush=True,
         )
     if FLAGS.output:
