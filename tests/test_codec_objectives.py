@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdplc import codec, layers, nets
+from tfdplc import codec, layers, metrics, nets
 from tfdplc.codec import container as fmt
 from tfdplc.codec.interface import ENCODER_DITHER
 from tfdplc.layers.quantizers import ScalarQuantizer
@@ -343,3 +343,20 @@ def test_exported_models_decode_what_the_models_in_memory_write(name, g2, shift_
     if name == "g2":  # fixed-rate codes: the whole container path is core TF ops (stock TF Serving)
         assert {"compress", "decompress", "decompress_seeded"} <= stock
         np.testing.assert_array_equal(loaded.decompress(files, seeds=5), memory.decompress(files, seeds=5))
+
+
+def test_estimated_rate_is_the_per_image_prior_bits_and_the_strings_hold_about_that(shift_vr):
+    # tfdplc.metrics.estimated_rate_metrics (tools/evaluate.py): the entropy model's bits of each test image
+    # in inference mode, averaged over images of several batches, against the range coder's strings.
+    images = _floats(_uint8_images(7, LIU_SHAPE, seed=4))
+    dataset = tf.data.Dataset.from_tensor_slices((images, images)).batch(3)  # batches of 3, 3, 1
+    rate = metrics.estimated_rate_metrics(shift_vr, dataset)
+    latents = shift_vr.encoder(images, training=False) * shift_vr.code_scale
+    _, per_image = shift_vr.quantizer(latents, training=False)  # -log2 p(code) of each image
+    np.testing.assert_allclose(rate["estimated_bits"], np.mean(per_image), rtol=1e-5)
+    assert rate["estimated_bits_min"] == pytest.approx(float(np.min(per_image)), rel=1e-5)
+    real = 8.0 * tf.strings.length(shift_vr.compress(images)).numpy()
+    assert abs(real.mean() - rate["estimated_bits"]) <= 16.0  # whole bytes and the coder's own overhead
+    with pytest.raises(ValueError, match="fixed rate"):
+        fixed = _tiny_shift(layers.UniversalQuantizer(levels=4, common_randomness=False, seed=1))
+        metrics.estimated_rate_metrics(fixed, dataset)

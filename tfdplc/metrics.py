@@ -30,6 +30,7 @@ __all__ = [
     "decomposition_metrics",
     "distribution_distances",
     "error_metrics",
+    "estimated_rate_metrics",
     "extract_features",
     "informative_for_theorem2",
     "noise_decode_fn",
@@ -597,6 +598,41 @@ def codec_metrics(model, dataset: tf.data.Dataset, seed: int = 0) -> Dict[str, f
             real_bits=float(bits.mean()), real_bits_min=float(bits.min()), real_bits_max=float(bits.max())
         )
     return result
+
+
+def estimated_rate_metrics(model, dataset: tf.data.Dataset) -> Dict[str, float]:
+    """The entropy model's estimate of the bits per image over a paired test set (variable-rate objectives).
+
+    What training minimises (`rate_weight` * bits) in inference mode: the code quantized as the codec
+    quantizes it, its bits -log2 p(code) under the learned prior, per image. Compared with the strings'
+    lengths (`codec_metrics`' real_bits), it shows what the range coder adds (whole bytes, its own overhead).
+
+    Args:
+      model: an objective with `transform(sources, training=False)` returning (outputs, bits per example)
+        and `source(degraded)` (`tfdplc.objectives.ShiftCompression` with an entropy bottleneck).
+      dataset: finite dataset of (degraded, clean) batches.
+
+    Returns:
+      {"estimated_bits": mean, "estimated_bits_min", "estimated_bits_max"} over the test images.
+
+    Raises:
+      ValueError: if the dataset is empty, or the model estimates no bits (a fixed-rate code).
+    """
+    bits = []
+    for batch in dataset:
+        degraded, _ = _pairs(batch, "estimated_rate_metrics")
+        _, estimate = model.transform(model.source(degraded), training=False)
+        if estimate is None:
+            raise ValueError(f"{type(model).__name__} estimates no bits: its code has a fixed rate.")
+        bits.append(np.asarray(estimate, np.float64).reshape(-1))
+    if not bits:
+        raise ValueError("The evaluation dataset is empty.")
+    bits = np.concatenate(bits)
+    return {
+        "estimated_bits": float(bits.mean()),
+        "estimated_bits_min": float(bits.min()),
+        "estimated_bits_max": float(bits.max()),
+    }
 
 
 def decomposition_metrics(model, dataset: tf.data.Dataset, seed: int = 0) -> Dict[str, float]:

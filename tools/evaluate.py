@@ -38,8 +38,9 @@ gets its own metrics.json and grid; --output (required then) receives all record
 
 Objectives trained on (degraded, clean) pairs (`paired_data`, the shift-compression objectives of Liu et al.
 2022) are evaluated on the pairs of their gin-configured degradation: `mse` / `psnr` against the degraded
-input X, `mse_gt` / `psnr_gt` against the ground truth, the codec round trip (and the real bits of
-variable-rate string codes), the decomposition terms of eq. 18 for the two-branch model, and fd/kd between
+input X, `mse_gt` / `psnr_gt` against the ground truth, the codec round trip (and for variable-rate string
+codes the real bits next to the entropy model's estimate, `estimated_bits`, and `real_vs_estimated_bits`
+= real / estimated - 1), the decomposition terms of eq. 18 for the two-branch model, and fd/kd between
 the clean test images and the outputs. Their randomness (dithers) is drawn from --seed, so the evaluation is
 reproducible; the grid rows are degraded inputs, outputs, ground truth.
 
@@ -466,6 +467,10 @@ def _evaluate_paired(model, dataset, features, workdir):
                 record["rate_bits"] = codec["real_bits"]
                 record["bpp"] = record["real_bpp"]
                 record["rate_source"] = "bitstream"
+    if getattr(model, "estimates_bits", False):
+        record.update(metrics.estimated_rate_metrics(model, dataset))
+        if record.get("real_bits") is not None:
+            record["real_vs_estimated_bits"] = record["real_bits"] / record["estimated_bits"] - 1.0
     if hasattr(model, "decomposition_terms"):
         record.update(metrics.decomposition_metrics(model, dataset, seed))
     if features is not None:

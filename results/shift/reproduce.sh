@@ -15,13 +15,17 @@
 #               claim, cr vs ncr, compares these with the ncr runs of stage "seeds" at the same K).
 #   baseline    seed 0 only: the restoration U-Net (App. B.5, eq. 70) and the separate baseline's
 #               compression of R(X) (eq. 71) with and without common randomness at BASELINE_KS.
+#   vr          seed 0 only: the VARIABLE-rate end-to-end system (gin/shift_sr_mnist5k_vr.gin: tfc entropy model
+#               with a learned prior, universal quantization, K = 16 symbols) at each rate weight in VR_WEIGHTS
+#               (methods shift-vr-W); its rate is the mean length of the test set's range-coded strings,
+#               evaluated next to the entropy model's estimate.
 #   tables      results/shift/{sr_mnist5k,decomposition}/results.json (one record per run, with `seed`),
 #               the plots, and results/shift/tables.md (mean +- sd over seeds, next to the paper's numbers).
 # K code symbols with L = 4 levels are 2K bits: K = 2, 5, 10, 15 are the 4, 10, 20, 30 bits of Tables 1, 2, 11.
 #
 # Knobs: STEPS (every training; the configs' schedules are 3000 steps, the measured CPU-scale runs used 1000;
 # the learning-rate drops move with it: 60% of the run for end-to-end, 50% for the decomposition), SEEDS,
-# DECOMPOSITION_KS, CR_KS, BASELINE_KS, WORKDIRS (the workdirs folder), STAGES.
+# DECOMPOSITION_KS, CR_KS, BASELINE_KS, VR_WEIGHTS, WORKDIRS (the workdirs folder), STAGES.
 # Seed S binds train.seed = S (weights, data order) and UniversalQuantizer.seed = S + 1 (training dithers);
 # evaluation always uses seed 0 for its dithers.
 # Run from anywhere. Wall times measured here: results/shift/README.md.
@@ -38,7 +42,8 @@ SEEDS=${SEEDS:-0,1,2}
 DECOMPOSITION_KS=${DECOMPOSITION_KS:-2,5,10,15}
 CR_KS=${CR_KS:-2,5,15}
 BASELINE_KS=${BASELINE_KS:-2,8,15}
-STAGES=${STAGES:-seeds contrast cr baseline tables}
+read -r -a VR_WEIGHTS <<< "${VR_WEIGHTS:-1e-4 1e-3 1e-2}"
+STAGES=${STAGES:-seeds contrast cr baseline vr tables}
 E2E_SCHEDULE=("STEPS = $STEPS" "step_decay.boundaries = ($((STEPS * 6 / 10)),)")
 DECOMPOSITION_SCHEDULE=("STEPS = $STEPS" "step_decay.boundaries = ($((STEPS / 2)),)")
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -92,6 +97,16 @@ if has_stage baseline; then
     --methods=baseline-cr:gin/shift_baseline_sr_mnist5k.gin,baseline-ncr:gin/shift_baseline_sr_mnist5k.gin \
     --common_bindings="$QUIET" "${E2E_SCHEDULE[@]/#/--common_bindings=}" --common_bindings="$RESTORATION" \
     --bindings="baseline-ncr:COMMON_RANDOMNESS = False"
+fi
+if has_stage vr; then
+  methods="" weights=()
+  for weight in "${VR_WEIGHTS[@]}"; do
+    methods+="${methods:+,}shift-vr-$weight:gin/shift_sr_mnist5k_vr.gin"
+    weights+=(--bindings="shift-vr-$weight:RATE_WEIGHT = $weight")
+  done
+  timed python tools/sweep.py --workdir_root="$WORKDIRS/seed0" --output="$WORKDIRS/sweeps/shift-vr-seed0" --ks=16 \
+    --methods="$methods" "${weights[@]}" \
+    --common_bindings="$QUIET" "${E2E_SCHEDULE[@]/#/--common_bindings=}"
 fi
 if has_stage tables; then
   timed python results/shift/tables.py --sweeps="$WORKDIRS/sweeps" --output="$OUT"

@@ -37,7 +37,8 @@ PAPER = {
         30: (0.0122, 0.0172, 0.0015, 0.0309, 0.0308),
     },
 }
-END_TO_END = ("shift-cr", "shift-ncr", "baseline-cr", "baseline-ncr")
+END_TO_END = ("shift-cr", "shift-ncr", "baseline-cr", "baseline-ncr", "shift-vr")
+VARIABLE_RATE_PREFIX = "shift-vr-"  # sweep methods shift-vr-<rate weight>, one curve "shift-vr" in the plots
 DECOMPOSITIONS = (
     ("decomposition-own", "the paper: g1 on (a), g2 on (b), code only"),
     ("decomposition-joint", "all of eq. 18, code only"),
@@ -102,6 +103,40 @@ def headline_table(records):
     for metric, (better, total) in counts.items():
         lines.append(
             f"- {metric}: cr below ncr by more than one sd at {better} of the {total} rates with several runs of both."
+        )
+    return lines + [""]
+
+
+def as_variable_rate(record):
+    """A sweep record of method shift-vr-<w> as one point of the "shift-vr" curve, with `rate_weight` = w."""
+    if not record["method"].startswith(VARIABLE_RATE_PREFIX):
+        return record
+    weight = float(record["method"][len(VARIABLE_RATE_PREFIX) :])
+    return dict(record, method="shift-vr", rate_weight=weight)
+
+
+def variable_rate_table(records):
+    """The variable-rate model per rate weight: estimated vs real bits of the test set, MSE, mse_gt, FD."""
+    runs = sorted(
+        (r for r in records if r["method"] == "shift-vr"), key=lambda r: (r["rate_weight"], r["seed"])
+    )
+    if not runs:
+        return []
+    lines = [
+        "## Variable rate (tfc entropy model with a learned prior, universal quantization)",
+        "",
+        "Rate = mean length of the range-coded strings of the 500 test images (`real_bits`), next to the entropy",
+        "model's estimate (`estimated_bits`) of the same images.",
+        "",
+        "| rate weight | seed | estimated bits | real bits | real / estimated - 1 | mse | mse_gt | fd |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        gap = r.get("real_vs_estimated_bits")
+        lines.append(
+            f"| {r['rate_weight']:g} | {r['seed']} | {r.get('estimated_bits', float('nan')):.2f} | "
+            f"{r['real_bits']:.2f} | {'-' if gap is None else f'{100 * gap:+.1f}%'} | {r['mse']:.4f} | "
+            f"{r['mse_gt']:.4f} | {r.get('fd', float('nan')):.1f} |"
         )
     return lines + [""]
 
@@ -174,7 +209,7 @@ def main():
     parser.add_argument("--output", default="results/shift", help="results/shift")
     args = parser.parse_args()
 
-    records = results.load_seeded_sweeps(args.sweeps)
+    records = [as_variable_rate(r) for r in results.load_seeded_sweeps(args.sweeps)]
     if not records:
         raise SystemExit(f"No SWEEPS/<method>-seed<S>/results.json under {args.sweeps!r}.")
     workdirs = os.path.dirname(os.path.abspath(args.sweeps))
@@ -201,7 +236,7 @@ def main():
         for path in plots.rate_plots(subset, folder, metrics=metrics):
             print(f"[tables] wrote {path}")
     if end_to_end:
-        lines += headline_table(end_to_end)
+        lines += headline_table(end_to_end) + variable_rate_table(end_to_end)
     if decomposition:
         lines += decomposition_table(decomposition) + contrast_table(decomposition)
     with open(os.path.join(args.output, "tables.md"), "w") as f:
