@@ -302,3 +302,23 @@ def test_critic_steps_use_the_configured_gradient_penalty(objective):
     assert float(model.penalty_tracker.result()) == pytest.approx(7.0)
     loss = float(model.critic_loss_tracker.result())
     assert loss == pytest.approx(-float(model.wasserstein_tracker.result()) + 10.0 * 7.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_repeat_critic_updates_runs_each_index_once_in_order(n_critic):
+    from tfdplc.objectives.wgan_gp import repeat_critic_updates
+
+    # In a traced step (a graph loop for n_critic > 1) and eagerly: every index 0 .. n_critic - 1, in order.
+    seen = tf.Variable(tf.zeros([4], tf.int32))
+    count = tf.Variable(0)
+
+    def update(t):
+        seen.scatter_nd_update([[count]], [t + 1])
+        count.assign_add(1)
+
+    tf.function(lambda: repeat_critic_updates(n_critic, update))()
+    expected = list(range(1, n_critic + 1)) + [0] * (4 - n_critic)
+    assert seen.numpy().tolist() == expected and int(count) == n_critic
+    eager = []
+    repeat_critic_updates(n_critic, lambda t: eager.append(int(t)))
+    assert eager == list(range(n_critic))

@@ -18,7 +18,7 @@ from tfdplc import losses
 from tfdplc.codec.interface import CodecSpec, quantized_code_spec
 from tfdplc.objectives.base import Objective
 from tfdplc.objectives.perceptual import code_map, code_vector
-from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
+from tfdplc.objectives.wgan_gp import critic_update, repeat_critic_updates, split_critic_batches
 
 __all__ = ["DAL"]
 
@@ -217,7 +217,7 @@ class DAL(Objective):
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         batches = split_critic_batches(_images(data), self.n_critic)
 
-        def body(t):
+        def critic_iteration(t):
             real = tf.gather(batches, t)
             loss, wasserstein, penalty = critic_update(
                 self.image_critic,
@@ -230,9 +230,8 @@ class DAL(Objective):
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)
             self.penalty_tracker.update_state(penalty)
-            return (t + 1,)
 
-        tf.while_loop(lambda t: t < self.n_critic, body, (tf.constant(0),), parallel_iterations=1)
+        repeat_critic_updates(self.n_critic, critic_iteration)
         real = batches[-1]
         with tf.GradientTape() as tape:
             terms = self.losses_of(real, training=True)

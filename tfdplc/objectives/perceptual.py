@@ -38,7 +38,7 @@ from tfdplc.codec.interface import (
 )
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import ENCODER_FILE, Objective
-from tfdplc.objectives.wgan_gp import critic_update, split_critic_batches
+from tfdplc.objectives.wgan_gp import critic_update, repeat_critic_updates, split_critic_batches
 
 __all__ = [
     "DECODER_FILE",
@@ -660,12 +660,10 @@ class PerceptualG2(Objective):
         self.penalty_tracker.update_state(penalty)
 
     def _critic_loop(self, batches: tf.Tensor, codes: tf.Tensor, pretraining: bool) -> None:
-        def body(t):
-            self._critic_iteration(tf.gather(batches, t), tf.gather(codes, t), pretraining)
-            return (t + 1,)
-
-        # A graph loop: one traced copy of the double-backprop critic step, not n_critic.
-        tf.while_loop(lambda t: t < self.n_critic, body, (tf.constant(0),), parallel_iterations=1)
+        repeat_critic_updates(
+            self.n_critic,
+            lambda t: self._critic_iteration(tf.gather(batches, t), tf.gather(codes, t), pretraining),
+        )
 
     def _adversarial_step(self, batches: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
         self._critic_loop(batches, codes, pretraining=False)

@@ -46,7 +46,7 @@ from tfdplc.codec.interface import (
 from tfdplc.layers.bottlenecks import EntropyBottleneck, UniversalBottleneck
 from tfdplc.layers.quantizers import UniversalQuantizer
 from tfdplc.objectives.base import ENCODER_FILE, Objective
-from tfdplc.objectives.wgan_gp import critic_update
+from tfdplc.objectives.wgan_gp import critic_update, repeat_critic_updates
 
 __all__ = [
     "CODEC_FILE",
@@ -325,16 +325,9 @@ class UnpairedWassersteinObjective(Objective):
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         degraded, clean = unpack_pairs(data, type(self).__name__)
         sources, targets = split_unpaired(degraded, clean, self.n_critic)
-        if self.n_critic == 1:
-            self._critic_iteration(sources[0], targets[0])
-        else:
-
-            def body(t):
-                self._critic_iteration(tf.gather(sources, t), tf.gather(targets, t))
-                return (t + 1,)
-
-            # One graph loop instead of n_critic unrolled double-backprop steps.
-            tf.while_loop(lambda t: t < self.n_critic, body, (tf.constant(0),), parallel_iterations=1)
+        repeat_critic_updates(
+            self.n_critic, lambda t: self._critic_iteration(tf.gather(sources, t), tf.gather(targets, t))
+        )
         x = self.source(sources[-1])
         with tf.GradientTape() as tape:
             terms = self.losses_of(x, training=True)

@@ -11,7 +11,13 @@ import tensorflow as tf
 from tfdplc import losses
 from tfdplc.objectives.base import GeneratorObjective, Objective
 
-__all__ = ["WGANGP", "critic_update", "objective_critic_update", "split_critic_batches"]
+__all__ = [
+    "WGANGP",
+    "critic_update",
+    "objective_critic_update",
+    "repeat_critic_updates",
+    "split_critic_batches",
+]
 
 
 def split_critic_batches(images: tf.Tensor, n_critic: int) -> tf.Tensor:
@@ -44,6 +50,28 @@ def split_critic_batches(images: tf.Tensor, n_critic: int) -> tf.Tensor:
     with tf.control_dependencies([tf.debugging.assert_equal(dynamic % n_critic, 0, message=message)]):
         shape = tf.concat([[n_critic, dynamic // n_critic], tf.shape(images)[1:]], axis=0)
         return tf.reshape(images, shape)
+
+
+def repeat_critic_updates(n_critic: int, update: Callable[[tf.Tensor], None]) -> None:
+    """Runs `update(t)` for t = 0, ..., n_critic - 1 inside a training step: the critic loop of WGAN-GP.
+
+    With n_critic = 1 `update(tf.constant(0))` is called once, with no graph loop around it. Otherwise one
+    `tf.while_loop` holds one traced copy of the (double-backprop) update: unrolling n_critic copies took
+    minutes to trace and optimise on CPU. `update` may not create variables (build optimizers first).
+
+    Args:
+      n_critic: the number of critic updates (a positive Python int).
+      update: one critic update; gets the update's index t as a scalar int32 tensor.
+    """
+
+    def body(t):
+        update(t)
+        return (t + 1,)
+
+    if n_critic == 1:
+        update(tf.constant(0))
+    else:
+        tf.while_loop(lambda t: t < n_critic, body, (tf.constant(0),), parallel_iterations=1)
 
 
 def critic_update(
