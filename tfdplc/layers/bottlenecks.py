@@ -28,6 +28,8 @@ import gin
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tfdplc.layers.quantizers import as_float_dtype
+
 __all__ = ["EntropyBottleneck", "UniversalBottleneck"]
 
 
@@ -218,7 +220,7 @@ class _PriorBottleneck(tf.keras.layers.Layer):
           tf.errors.InvalidArgumentError: (at run time) if `update_tables()` was never called.
         """
         self._require_built("compress")
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         return self._coder(*self._checked_tables()).compress(inputs)
 
     def decompress(self, strings: tf.Tensor, spatial_shape) -> tf.Tensor:
@@ -256,7 +258,7 @@ class _PriorBottleneck(tf.keras.layers.Layer):
           `(outputs, bits)`: `outputs` has the input's shape; `bits` has the batch shape (by default (B,)):
           the estimated bits per coding unit (per example), summed over all its elements.
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         return _select(
             training,
             lambda: self._entropy_model(training=True)(inputs, training=True),

@@ -59,6 +59,19 @@ def _hard_forward(hard: tf.Tensor, surrogate: tf.Tensor) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="tfdplc")
+def as_float_dtype(inputs, dtype: tf.DType) -> tf.Tensor:
+    """`inputs` as a tensor of a layer's float `dtype`, cast from another float precision.
+
+    Keras casts the inputs of a float32 layer's `call` under a mixed-precision policy, but not those of its
+    other methods: `indices`, `compress` and the like get a bfloat16 / float16 network's output as it is
+    (and `tf.convert_to_tensor(x, dtype=tf.float32)` refuses it). Other inputs are converted as before.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.dtype.is_floating and inputs.dtype != dtype:
+        return tf.cast(inputs, dtype)
+    return tf.convert_to_tensor(inputs, dtype=dtype)
+
+
 @gin.configurable(module="tfdplc.layers")
 class ScalarQuantizer(tf.keras.layers.Layer):
     """Element-wise nearest-centre quantizer with a straight-through or soft-to-hard gradient.
@@ -164,7 +177,7 @@ class ScalarQuantizer(tf.keras.layers.Layer):
         Returns:
           An int32 tensor of the same shape, values in [0, L).
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         centers = self._centers_tensor(inputs.dtype)
         # The centres are sorted, so the nearest one is found by counting the midpoints below x.
         midpoints = (centers[1:] + centers[:-1]) / 2
@@ -191,7 +204,7 @@ class ScalarQuantizer(tf.keras.layers.Layer):
         Returns:
           The soft-quantized tensor, same shape as `inputs`.
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         centers = self._centers_tensor(inputs.dtype)
         logits = -self.temperature * tf.square(tf.expand_dims(inputs, -1) - centers)
         return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * centers, axis=-1)
@@ -397,7 +410,7 @@ class UniversalQuantizer(tf.keras.layers.Layer):
           An int32 tensor of the same shape: codeword indices in [0, L) (L-level mode; codeword i is
           `-1 + i * step`), or the integers k of the grid points `k * step` (unit-step mode).
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         dithered = inputs + self.encoder_dither(tf.shape(inputs), seed)
         if self.bounded:
             index = tf.clip_by_value(tf.round((dithered + 1.0) / self.delta), 0.0, float(self.levels - 1))
@@ -440,7 +453,7 @@ class UniversalQuantizer(tf.keras.layers.Layer):
         Returns:
           The decoder output `z - u_dec`, same shape as `inputs`.
         """
-        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        inputs = as_float_dtype(inputs, self.compute_dtype)
         if seed is None:
             seed = self.next_seed()
         outputs = self.decode(self.encode(inputs, seed), seed)
