@@ -159,6 +159,24 @@ def main(argv):
     return 0
 
 
+def _test_pipeline(paired):
+    """The evaluated split in order, every image once, through the workdir's (parsed) input pipeline.
+
+    Paired objectives keep the config's degradation: they are evaluated on (degraded, clean) pairs.
+    """
+    from tfdplc import data
+
+    return data.input_pipeline(
+        split=FLAGS.split,
+        batch_size=FLAGS.batch_size,
+        data_dir=FLAGS.data_dir,
+        shuffle=False,
+        repeat=False,
+        drop_remainder=False,
+        **({} if paired else {"degradation": None}),
+    )
+
+
 def _realism_weights():
     """--realism as a list of floats in [0, 1], or None.
 
@@ -215,15 +233,7 @@ def _evaluate_realism(workdir, alphas):
     tf.keras.backend.clear_session()
     try:
         load_workdir_config(workdir)
-        dataset = data.input_pipeline(
-            split=FLAGS.split,
-            batch_size=FLAGS.batch_size,
-            data_dir=FLAGS.data_dir,
-            shuffle=False,
-            repeat=False,
-            drop_remainder=False,
-            degradation=None,
-        )
+        dataset = _test_pipeline(paired=False)
         model = restore_objective(workdir, next(iter(dataset)))
         if not hasattr(model, "decode_realism"):
             raise _ConfigError(
@@ -275,16 +285,7 @@ def _evaluate_workdir(workdir):
     try:
         load_workdir_config(workdir)
         paired = _paired_objective()
-        dataset = data.input_pipeline(
-            split=FLAGS.split,
-            batch_size=FLAGS.batch_size,
-            data_dir=FLAGS.data_dir,
-            shuffle=False,
-            repeat=False,
-            drop_remainder=False,
-            # Paired objectives keep the config's degradation: they are evaluated on (degraded, clean).
-            **({} if paired else {"degradation": None}),
-        )
+        dataset = _test_pipeline(paired)
         first = next(iter(dataset))
         if paired and not isinstance(first, tuple):
             raise _ConfigError(
