@@ -21,7 +21,7 @@ from tfdplc import losses
 from tfdplc.codec.interface import CodecSpec, noise_layer_draw, quantized_code_spec
 from tfdplc.layers.noise import WithNoiseInput
 from tfdplc.objectives.base import Objective
-from tfdplc.objectives.wgan_gp import objective_critic_update, split_critic_batches
+from tfdplc.objectives.wgan_gp import objective_critic_update, repeat_critic_updates, split_critic_batches
 
 __all__ = ["GC"]
 
@@ -226,12 +226,8 @@ class GC(Objective):
         # The optimizers' slots must exist before the loop below (no variable creation inside a while loop).
         self.optimizer_critic.build(self.critic.trainable_variables)
 
-        # n_critic critic updates, Algorithm 1 lines 3-14, as one loop (traced once, not n_critic times).
-        def body(t):
-            self.critic_step(tf.gather(chunks, t))
-            return (t + 1,)
-
-        tf.while_loop(lambda t: t < self.n_critic, body, (tf.constant(0),), parallel_iterations=1)
+        # n_critic critic updates, Algorithm 1 lines 3-14.
+        repeat_critic_updates(self.n_critic, lambda t: self.critic_step(tf.gather(chunks, t)))
         real = chunks[-1]
         with tf.GradientTape() as tape:
             terms = self.generator_losses(real, training=True)

@@ -239,11 +239,8 @@ class WGANGP(GeneratorObjective):
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)
             self.penalty_tracker.update_state(penalty)
-            return (t + 1,)
 
-        # A graph loop, not n_critic unrolled copies of the double-backprop critic step (tracing and
-        # optimising the unrolled graph took minutes on CPU).
-        tf.while_loop(lambda t: t < self.n_critic, critic_iteration, (tf.constant(0),))
+        repeat_critic_updates(self.n_critic, critic_iteration)
 
         z = self.sample_prior(tf.shape(batches)[1])
         with tf.GradientTape() as tape:
