@@ -58,7 +58,6 @@ def _hard_forward(hard: tf.Tensor, surrogate: tf.Tensor) -> tf.Tensor:
     return tf.stop_gradient(hard) + (surrogate - tf.stop_gradient(surrogate))
 
 
-@tf.keras.utils.register_keras_serializable(package="tfdplc")
 def as_float_dtype(inputs, dtype: tf.DType) -> tf.Tensor:
     """`inputs` as a tensor of a layer's float `dtype`, cast from another float precision.
 
@@ -72,6 +71,7 @@ def as_float_dtype(inputs, dtype: tf.DType) -> tf.Tensor:
     return tf.convert_to_tensor(inputs, dtype=dtype)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfdplc")
 @gin.configurable(module="tfdplc.layers")
 class ScalarQuantizer(tf.keras.layers.Layer):
     """Element-wise nearest-centre quantizer with a straight-through or soft-to-hard gradient.
