@@ -331,19 +331,6 @@ def objective_pixel_variance(
     )
 
 
-class _FixedRealism:
-    """`encode` / `decode(code)` of a model decoding with one realism weight (the PV interface)."""
-
-    def __init__(self, model, realism: float):
-        self.model, self.realism = model, realism
-
-    def encode(self, images):
-        return self.model.encode(images)
-
-    def decode(self, code):
-        return self.model.decode_realism(code, self.realism)
-
-
 def realism_curve(
     model,
     images: np.ndarray,
@@ -383,6 +370,9 @@ def realism_curve(
         batch = tf.constant(images[start : start + batch_size])
         codes.append(model.encode(batch))
         noises.append(model.codec_noise(tf.range(start, start + len(batch), dtype=tf.int64)))
+    if pv_images is not None:  # encoded once, decoded at every weight (as objective_pixel_variance does)
+        pv_images = tf.convert_to_tensor(pv_images, tf.float32)
+        pv_codes = tf.concat([model.encode(pv_images[i : i + 256]) for i in range(0, len(pv_images), 256)], 0)
     records = []
     for realism in realisms:
         outputs = np.concatenate(
@@ -392,8 +382,8 @@ def realism_curve(
         if feature_extractor is not None:
             record.update(distribution_distances(images, outputs, feature_extractor, batch_size))
         if pv_images is not None:
-            fixed = _FixedRealism(model, realism)
-            record["pv"] = objective_pixel_variance(fixed, pv_images, None, num_decodes=pv_decodes)
+            decode = noise_decode_fn(lambda code, weight=realism: model.decode_realism(code, weight), None)
+            record["pv"] = conditional_pixel_variance(decode, pv_codes, pv_decodes)
         records.append(record)
     return records
 

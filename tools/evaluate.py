@@ -177,6 +177,11 @@ def _test_pipeline(paired):
     )
 
 
+def _pv_images(test_images):
+    """The --pv_codes test images whose codes give the PV, spread evenly over the split."""
+    return test_images[np.linspace(0, len(test_images) - 1, FLAGS.pv_codes).round().astype(int)]
+
+
 def _realism_weights():
     """--realism as a list of floats in [0, 1], or None.
 
@@ -199,12 +204,10 @@ def _realism_weights():
 
 
 def _main_realism(workdirs, alphas):
-    """Evaluates the realism slider of each workdir; one record per (workdir, alpha)."""
-    if len(workdirs) > 1 and not FLAGS.output:
-        print(
-            "error: with several --workdir, --output (the JSON of all records) is required.", file=sys.stderr
-        )
-        return 2
+    """Evaluates the realism slider of each workdir; one record per (workdir, alpha).
+
+    Several workdirs come with --output (`main` checked it).
+    """
     records = []
     for workdir in workdirs:
         try:
@@ -234,7 +237,8 @@ def _evaluate_realism(workdir, alphas):
     try:
         load_workdir_config(workdir)
         dataset = _test_pipeline(paired=False)
-        model = restore_objective(workdir, next(iter(dataset)))
+        first = next(iter(dataset))
+        model = restore_objective(workdir, first)
         if not hasattr(model, "decode_realism"):
             raise _ConfigError(
                 f"--realism needs a perceptual stage-2 workdir (PerceptualG2, with G1 and G2); {workdir!r} "
@@ -245,13 +249,13 @@ def _evaluate_realism(workdir, alphas):
                 f"--realism: {workdir!r} finds no stage-1 decoder to blend with (expected "
                 f"{model.mse_decoder_path!r}, the decoder.keras beside the stage-1 encoder)."
             )
-        features = _feature_extractor(next(iter(dataset)).shape[-1])
+        features = _feature_extractor(first.shape[-1])
     except (OSError, data.DatasetNotFoundError) as e:
         raise _ConfigError(str(e)) from e
     test_images = np.concatenate([batch.numpy() for batch in dataset])
     pv_images = None
     if FLAGS.pv_codes:
-        pv_images = test_images[np.linspace(0, len(test_images) - 1, FLAGS.pv_codes).round().astype(int)]
+        pv_images = _pv_images(test_images)
     curve = metrics.realism_curve(
         model, test_images, alphas, features, pv_images, FLAGS.pv_decodes, FLAGS.batch_size
     )
@@ -317,7 +321,7 @@ def _evaluate_workdir(workdir):
     if FLAGS.real_rate and hasattr(model, "codec_spec"):
         record.update(_real_rate(model, test_images, record.get("rate_bits")))
     if hasattr(model, "encode") and hasattr(model, "decode") and FLAGS.pv_codes:
-        pv_images = test_images[np.linspace(0, len(test_images) - 1, FLAGS.pv_codes).round().astype(int)]
+        pv_images = _pv_images(test_images)
         # noise_dim=None: each decode draws fresh noise from the decoder's own (seeded) noise layer.
         record["pv"] = metrics.objective_pixel_variance(model, pv_images, None, num_decodes=FLAGS.pv_decodes)
         record.update(pv_codes=FLAGS.pv_codes, pv_decodes=FLAGS.pv_decodes)
