@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Collects the shift-compression sweeps of results/shift/reproduce.sh into results files and tables.
 
-Reads SWEEPS/<method>-seed<S>/results.json (one tools/sweep.py output per method and seed) and writes
-  OUTPUT/sr_mnist5k/results.json      end-to-end (shift-cr, shift-ncr) and baseline records, with `seed`,
-  OUTPUT/decomposition/results.json   decomposition records (decomposition-own, -joint, -joint-dithered,
-                                      -separate), with `seed`,
-the rate plots (mean ± sd over seeds), and OUTPUT/tables.md: the headline claim (common randomness vs
-none), the decomposition as the paper trains it (L2 / end-to-end - 1 per rate, mean ± sd over seeds, next
-to Tables 1 and 11), and the contrast between training procedures.
+Reads SWEEPS/<method>-seed<S>/results.json (one tools/sweep.py output per method and seed) of one task and
+writes, for --task=sr (x4 super-resolution; --task=denoise writes the names in brackets)
+  OUTPUT/sr_mnist5k/results.json      [denoise_mnist5k/results.json] end-to-end (shift-cr, shift-ncr,
+                                      shift-vr) and baseline records, with `seed`,
+  OUTPUT/decomposition/results.json   [denoise_mnist5k/decomposition/results.json] decomposition records
+                                      (decomposition-own, -joint, -joint-dithered, -separate), with `seed`,
+the rate plots (mean ± sd over seeds), and OUTPUT/tables.md [tables_denoise.md]: the headline claim (common
+randomness vs none), the decomposition as the paper trains it (L2 / end-to-end - 1 per rate, mean ± sd over
+seeds, next to Tables 1 and 11), and the contrast between training procedures.
 """
 
 import argparse
@@ -17,9 +19,11 @@ import os
 
 from tfdplc import plots, results
 
-# The paper's numbers at our rates (bits): Tables 5 / 9 / 7 (full MNIST; the paper's networks trained ~47k
-# steps), Table 11 (decomposition; its L2 and end-to-end columns are Table 1's).
-PAPER = {
+# The paper's numbers at our rates (bits), per task. Super-resolution: Tables 5 / 9 / 7 (full MNIST; the
+# paper's networks trained ~47k steps), Table 11 (decomposition; its L2 and end-to-end columns are Table 1's).
+# Denoising (SVHN, so trends only against our mnist5k digits): Table 6 (MSE to the noisy input, cr / ncr),
+# Table 11's "Image Denoising Using Joint Training" (g1, g2 trained at the same time, each on its own target).
+PAPER_SR = {
     "mse": {
         "shift-cr": {4: 0.0515, 10: 0.0394, 16: 0.0339, 20: 0.0313, 30: 0.0277},
         "shift-ncr": {4: 0.0558, 10: 0.0435, 16: 0.0383, 20: 0.0351, 30: 0.0308},
@@ -35,6 +39,34 @@ PAPER = {
         10: (0.0223, 0.0222, 0.0008, 0.0453, 0.0435),
         20: (0.0136, 0.0191, 0.00013, 0.0349, 0.0351),
         30: (0.0122, 0.0172, 0.0015, 0.0309, 0.0308),
+    },
+}
+PAPER_DENOISE = {
+    "mse": {
+        "shift-cr": {12: 0.0219, 18: 0.0195, 24: 0.0175, 30: 0.01634, 60: 0.0129},
+        "shift-ncr": {12: 0.0230, 18: 0.0208, 24: 0.0189, 30: 0.0175, 60: 0.0140},
+    },
+    "table11": {
+        12: (0.01911, 0.00497, 0.00020, 0.02428, 0.02302),
+        30: (0.01458, 0.00435, 0.00026, 0.01919, 0.01746),
+        60: (0.01168, 0.00378, 0.00032, 0.01578, 0.01401),
+    },
+}
+# Per task: the paper's numbers, the results folders (end-to-end, decomposition), the tables file, its title.
+TASKS = {
+    "sr": {
+        "paper": PAPER_SR,
+        "folders": ("sr_mnist5k", "decomposition"),
+        "tables": "tables.md",
+        "title": "x4 super-resolution",
+        "source": "Liu et al. 2022 on full MNIST (Tables 1, 5, 9, 11)",
+    },
+    "denoise": {
+        "paper": PAPER_DENOISE,
+        "folders": ("denoise_mnist5k", os.path.join("denoise_mnist5k", "decomposition")),
+        "tables": "tables_denoise.md",
+        "title": "denoising (Gaussian noise, std 20 on 0-255)",
+        "source": "Liu et al. 2022 on SVHN (Tables 1, 6, 11)",
     },
 }
 END_TO_END = ("shift-cr", "shift-ncr", "baseline-cr", "baseline-ncr", "shift-vr")
@@ -62,8 +94,16 @@ def fmt(summary, digits=4, percent=False):
     return results.format_mean_sd(summary, digits, percent)
 
 
-def headline_table(records):
-    """Common randomness vs none per rate: mean ± sd of mse, mse_gt, fd; where cr's mean is lower by more than one sd."""
+def headline_table(records, paper_numbers=PAPER_SR):
+    """Common randomness vs none per rate: mean ± sd of mse, mse_gt, fd; where cr's mean is lower by more than one sd.
+
+    Args:
+      records: end-to-end records (shift-cr and shift-ncr are used).
+      paper_numbers: the task's PAPER_* dictionary.
+
+    Returns:
+      The markdown lines.
+    """
     groups = results.group_records(records, ("method", bits))
     rates = sorted({b for (m, b) in groups if m == "shift-cr"} & {b for (m, b) in groups if m == "shift-ncr"})
     lines = [
@@ -89,7 +129,7 @@ def headline_table(records):
                 counts.setdefault(metric, [0, 0])
                 counts[metric][0] += better
                 counts[metric][1] += 1
-            paper = PAPER.get(metric, {})
+            paper = paper_numbers.get(metric, {})
             paper_text = " / ".join(
                 "-" if paper.get(m, {}).get(b) is None else f"{paper[m][b]:.4f}"
                 for m in ("shift-cr", "shift-ncr")
@@ -141,8 +181,16 @@ def variable_rate_table(records):
     return lines + [""]
 
 
-def decomposition_table(records):
-    """The paper's procedure: per rate, mean ± sd of (a), (b), (c), L2, e2e and L2 / e2e - 1, and Table 11."""
+def decomposition_table(records, paper_numbers=PAPER_SR):
+    """The paper's procedure: per rate, mean ± sd of (a), (b), (c), L2, e2e and L2 / e2e - 1, and Table 11.
+
+    Args:
+      records: decomposition records (decomposition-own is used).
+      paper_numbers: the task's PAPER_* dictionary.
+
+    Returns:
+      The markdown lines.
+    """
     own = [r for r in records if r["method"] == "decomposition-own"]
     groups = results.group_records(own, (bits,))
     lines = [
@@ -162,7 +210,7 @@ def decomposition_table(records):
             for k in ("term_a", "term_b", "term_c", "decomposed_loss", "end_to_end_loss")
         ]
         row.append(fmt(results.summarize(runs, relative_gap), 1, percent=True))
-        paper = PAPER["table11"].get(b)
+        paper = paper_numbers["table11"].get(b)
         if paper:
             row += [
                 " / ".join(f"{v:.4f}" for v in paper[:3]),
@@ -207,7 +255,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", required=True, help="Folder of the <method>-seed<S> sweep outputs.")
     parser.add_argument("--output", default="results/shift", help="results/shift")
+    parser.add_argument("--task", default="sr", choices=sorted(TASKS), help="The sweeps' task.")
     args = parser.parse_args()
+    task = TASKS[args.task]
 
     records = [as_variable_rate(r) for r in results.load_seeded_sweeps(args.sweeps)]
     if not records:
@@ -218,28 +268,31 @@ def main():
             record["workdir"] = os.path.relpath(record["workdir"], workdirs)
     end_to_end = [r for r in records if r["method"] in END_TO_END]
     decomposition = [r for r in records if r["method"].startswith("decomposition")]
+    end_to_end_folder, decomposition_folder = task["folders"]
     lines = [
-        "# Shift compression on mnist5k, x4 super-resolution (CPU scale)",
+        f"# Shift compression on mnist5k, {task['title']} (CPU scale)",
         "",
-        "Written by results/shift/tables.py from sr_mnist5k/results.json and decomposition/results.json",
-        "(results/shift/reproduce.sh). Paper: Liu et al. 2022 on full MNIST (Tables 1, 5, 9, 11): trends only.",
+        f"Written by results/shift/tables.py --task={args.task} from {end_to_end_folder}/results.json and",
+        f"{decomposition_folder}/results.json (results/shift/reproduce.sh). Paper: {task['source']}: trends only.",
         "",
     ]
-    for name, subset in (("sr_mnist5k", end_to_end), ("decomposition", decomposition)):
+    for name, subset, metrics in (
+        (end_to_end_folder, end_to_end, ("mse", "mse_gt", "fd")),
+        (decomposition_folder, decomposition, ("decomposed_loss", "end_to_end_loss")),
+    ):
         if not subset:
             continue
         folder = os.path.join(args.output, name)
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(subset, f, indent=2)
-        metrics = ("mse", "mse_gt", "fd") if name == "sr_mnist5k" else ("decomposed_loss", "end_to_end_loss")
         for path in plots.rate_plots(subset, folder, metrics=metrics):
             print(f"[tables] wrote {path}")
     if end_to_end:
-        lines += headline_table(end_to_end) + variable_rate_table(end_to_end)
+        lines += headline_table(end_to_end, task["paper"]) + variable_rate_table(end_to_end)
     if decomposition:
-        lines += decomposition_table(decomposition) + contrast_table(decomposition)
-    with open(os.path.join(args.output, "tables.md"), "w") as f:
+        lines += decomposition_table(decomposition, task["paper"]) + contrast_table(decomposition)
+    with open(os.path.join(args.output, task["tables"]), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
 
