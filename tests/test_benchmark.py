@@ -38,6 +38,7 @@ def test_every_reference_case_has_both_cpus_of_design_md(benchmark):
     expected = {
         "liu_sr": (162.0, 145.0),
         "yan_mnist": (439.0, 364.0),
+        "yan_mnist_joint": (439.0, 364.0),
         "dplc_64": (61.5, 51.1),
         "dplc_64_b256": (47.1, 43.5),
         "wgan_gp_64": (17.4, 15.8),

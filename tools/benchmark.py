@@ -125,6 +125,15 @@ COMPOSITE_CASES = {
     ],
 }
 CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), {_XEON: 439.0, _EPYC: 364.0})
+# The same work in the reference's own loop (tfdplc.objectives.PerceptualJoint): one step updates E and G1 on
+# the MSE, then J (W + GP) and G2 on the codes of that step's forward pass of E, so E runs once per step.
+CASES["yan_mnist_joint"] = (
+    "gin/perceptual_joint_mnist5k.gin",
+    ["K = 4", "PerceptualJoint.pretrain_steps = 0"],
+    128,
+    (32, 32, 1),
+    {_XEON: 439.0, _EPYC: 364.0},
+)
 
 # Cases whose objective trains on (degraded, clean) pairs -> images per step counted in the throughput
 # (the reference's batch: b degraded inputs through f and g, b clean digits into the critic).

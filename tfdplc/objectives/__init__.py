@@ -7,6 +7,7 @@ from tfdplc.objectives.dplc import DPLC, load_generator
 from tfdplc.objectives.gc import GC
 from tfdplc.objectives.lambdas import PAPER_LAMBDAS, read_mse, scaled_lambda
 from tfdplc.objectives.perceptual import PerceptualG1, PerceptualG2
+from tfdplc.objectives.perceptual_joint import PerceptualJoint
 from tfdplc.objectives.restoration import Restoration
 from tfdplc.objectives.shift import ShiftCompression, load_shift_codec
 from tfdplc.objectives.shift_decomposition import ShiftDecomposition
@@ -24,6 +25,7 @@ __all__ = [
     "PAPER_LAMBDAS",
     "PerceptualG1",
     "PerceptualG2",
+    "PerceptualJoint",
     "load_generator",
     "read_mse",
     "Restoration",

@@ -693,6 +693,16 @@ class PerceptualG2(Objective):
         # E is frozen and runs in inference mode, so a code does not depend on its batch: one call of E
         # serves every critic update and the G2 update (which reuses the last mini-batch).
         codes = split_critic_batches(self.encode(images), self.n_critic)
+        self.stage2_step(batches, codes)
+        return {m.name: m.result() for m in self.metrics}
+
+    def stage2_step(self, batches: tf.Tensor, codes: tf.Tensor) -> None:
+        """The critic updates and the G2 update of one step (or J's pre-training while `in_pretraining`).
+
+        Args:
+          batches: (n_critic, b, H, W, C) images, one mini-batch per critic update (`split_critic_batches`).
+          codes: (n_critic, b, d) their codes, with no gradient to E.
+        """
         if self.pretrain_steps:
             tf.cond(
                 self.in_pretraining(),
@@ -701,7 +711,6 @@ class PerceptualG2(Objective):
             )
         else:
             self._adversarial_step(batches, codes)
-        return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:
         """MSE of G2 on held-out images and the critic's estimate of the conditional W (no update)."""
