@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from test_perceptual import ROOT, TINY, WIDTH, D, _images, _sensitive, _snapshot, _tiny_g1
 
-from tfdplc import nets
+from tfdplc import codec, nets
 from tfdplc import train as tr
 from tfdplc.codec.interface import realism_value
 from tfdplc.layers.quantizers import ScalarQuantizer
@@ -159,3 +159,26 @@ def test_config_trains_restores_and_evaluates_g1_and_g2(tmp_path, mnist5k_dir):
     np.testing.assert_array_equal(
         saved(images, training=False).numpy(), model.encoder(images, training=False).numpy()
     )
+
+
+def test_export_decodes_with_g1_g2_and_the_blend(tmp_path):
+    images = _images(4)
+    g1 = _tiny_g1()
+    g1(images[:1])
+    joint = _joint(g1)
+    joint(images[:1])
+    loaded = codec.load(codec.export_model(joint, str(tmp_path / "export")).export_dir)
+    assert loaded.can_decode_realism
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 1), dtype=np.uint8)
+    files = loaded.compress(pixels, seeds=[5, 6])
+    codes, seeds = loaded.decompress_codes(files)
+    code = joint.quantizer.dequantize(tf.reshape(tf.constant(codes), (2, D)))
+    g1_decode = joint.mse_decoder(code, training=False).numpy()
+    g2_decode = joint.decode_codes(tf.constant(codes), tf.constant(seeds)).numpy()
+
+    def uint8(x):
+        return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    for realism, expected in ((0.0, g1_decode), (1.0, g2_decode), (0.5, 0.5 * g1_decode + 0.5 * g2_decode)):
+        diff = np.abs(loaded.decompress(files, realism=realism).astype(int) - uint8(expected).astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (realism, diff.max())
