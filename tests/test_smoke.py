@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # chain a stage-2 run to the stage-1 runs (and the reference CAE's rate, the ncr source).
 ALLOWED = re.compile(
     r"^(train\.(total_steps|steps_per_epoch|eval_steps|verbose|num_grid_images|keep_checkpoints)"
-    r"|input_pipeline\.batch_size|[\w.]*width|WIDTH|K|COMMON_RANDOMNESS|PerceptualG2\.pretrain_steps"
+    r"|input_pipeline\.batch_size|[\w.]*width|WIDTH|K|COMMON_RANDOMNESS|Perceptual(G2|Joint)\.pretrain_steps"
     r"|GENERATOR_PATH|ENCODER_PATH|SOURCE|RESTORATION|CAE_METRICS|CAE_REFERENCE_METRICS) = "
 )
 

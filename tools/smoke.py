@@ -2,7 +2,7 @@
 """Paper-scale smoke run: every paper-scale gin config through the binaries on tfds mock data.
 
 Each paper-scale config (CelebA / LSUN bedrooms 64x64, SVHN, MNIST: DPLC stage 1 (WAE, WGAN-GP,
-Wasserstein++), stage 2 (DPLC), GC, CAE, the perceptual decoder (G1, G2, DAL), shift compression,
+Wasserstein++), stage 2 (DPLC), GC, CAE, the perceptual decoder (G1, G2, the joint loop, DAL), shift compression,
 restoration, decomposition and the separate baseline) is trained for a few steps with tools/train.py on
 `tfds.testing.mock_data` (random examples of the data set's real features: the same decoding, cropping and
 resizing as the real data), then evaluated with tools/evaluate.py, exported with tools/export.py and, where
@@ -111,6 +111,13 @@ def plan(smoke_dir):
         {
             "perceptual_g1_mnist": ("perceptual_g1_mnist.gin", YAN + _batch(4), True, True, 1),
             "dal_mnist": ("dal_mnist.gin", YAN + _batch(4), True, True, 1),
+            "perceptual_joint_mnist": (
+                "perceptual_joint_mnist.gin",
+                YAN + _batch(4) + ["yan_generator.width = 4", "PerceptualJoint.pretrain_steps = 1"],
+                True,
+                True,
+                1,
+            ),
             "perceptual_g2_mnist": (
                 "perceptual_g2_mnist.gin",
                 # One pre-training step of J, then an adversarial step: both code paths run.
