@@ -9,7 +9,7 @@
 #   seeds       for each seed S in SEEDS: the end-to-end system WITHOUT common randomness at NCR_KS (eq. 16),
 #               then its two-branch decomposition as the paper trains it (Section 3.2, mode
 #               "own_targets": frozen f, g1 on (a) against X, g2 on (b) against Y~, both fed the code
-#               index only, (c) measured) at DECOMPOSITION_KS (a subset of NCR_KS).
+#               index only, (c) measured) at DECOMPOSITION_KS (a subset of NCR_KS; empty: none).
 #   contrast    seed 0 only: the same decompositions trained on the whole of eq. 18 ("joint"), with the code
 #               index and with the dithered decoder input (how this project trained them before), and the
 #               separate variant (fresh f1, g1 and f2, g2, Table 2).
@@ -51,13 +51,13 @@ case "$TASK" in
   sr)
     ROOT=$WORKDIRS
     NCR_KS=${NCR_KS:-${DECOMPOSITION_KS:-2,5,10,15}}
-    DECOMPOSITION_KS=${DECOMPOSITION_KS:-2,5,10,15}
+    DECOMPOSITION_KS=${DECOMPOSITION_KS-2,5,10,15}
     CR_KS=${CR_KS:-2,5,15}
     BASELINE_KS=${BASELINE_KS:-2,8,15} ;;
   denoise)
     ROOT=$WORKDIRS/denoise
     NCR_KS=${NCR_KS:-2,4,10,20}
-    DECOMPOSITION_KS=${DECOMPOSITION_KS:-4,20}
+    DECOMPOSITION_KS=${DECOMPOSITION_KS-4,20}
     CR_KS=${CR_KS:-2,4,10,20}
     BASELINE_KS=${BASELINE_KS:-4,20} ;;
   *) echo "[reproduce] error: TASK must be sr or denoise, not '$TASK'" >&2; exit 2 ;;
@@ -99,7 +99,9 @@ IFS=, read -r -a seed_list <<< "$SEEDS"
 if has_stage seeds; then
   for seed in "${seed_list[@]}"; do
     end_to_end "$seed" shift-ncr "$NCR_KS"
-    decomposition "$seed" decomposition-own "$DECOMPOSITION_KS" "MODE = 'own_targets'"
+    if [ -n "$DECOMPOSITION_KS" ]; then
+      decomposition "$seed" decomposition-own "$DECOMPOSITION_KS" "MODE = 'own_targets'"
+    fi
   done
 fi
 if has_stage contrast; then
