@@ -119,3 +119,39 @@ def test_a_point_is_reused_only_for_the_same_request_and_config_text(tmp_path, m
         assert sweep.run_point("m", str(config), 2)["mse"] == 6 and len(runs) == 6
     finally:
         sweep.FLAGS.unparse_flags()
+
+
+def test_a_sweep_on_a_subset_keeps_the_other_points_of_its_output(tmp_path, monkeypatch):
+    sweep = load_tool("sweep")
+    config = tmp_path / "m.gin"
+    config.write_text("K = 0\n")
+    earlier = [
+        {"method": "m", "k": 1, "mse": 0.1, "bpp": 0.1},
+        {"method": "m", "k": 2, "mse": 0.2, "bpp": 0.2},
+        {"method": "other", "k": 2, "mse": 0.3, "bpp": 0.2},
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(
+        sweep, "run_point", lambda name, config, k: {"method": name, "k": int(k), "mse": 0.5, "bpp": 0.2}
+    )
+    sweep.FLAGS(
+        [
+            "sweep.py",
+            f"--methods=m:{config}",
+            "--ks=2,4",
+            f"--workdir_root={tmp_path}",
+            f"--output={tmp_path}",
+        ]
+    )
+    try:
+        assert sweep.main([]) == 0
+    finally:
+        sweep.FLAGS.unparse_flags()
+    records = json.loads((tmp_path / "results.json").read_text())
+    # (m, 1) and (other, 2) were not run: kept; (m, 2) was run again: replaced, not duplicated; (m, 4) added.
+    assert sorted((r["method"], r["k"], r["mse"]) for r in records) == [
+        ("m", 1, 0.1),
+        ("m", 2, 0.5),
+        ("m", 4, 0.5),
+        ("other", 2, 0.3),
+    ]

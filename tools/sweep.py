@@ -4,7 +4,8 @@
 Each method is `NAME:CONFIG.gin`; each rate is a value of the config's gin macro `K` (code channels; the
 configs document how K maps to bits). For every (method, K) the sweep trains into
 `WORKDIR_ROOT/NAME-kK` (resuming if it already holds checkpoints), runs tools/evaluate.py there, and
-collects the records into `OUTPUT/results.json` (default workdirs/sweep/results, untracked); then it writes the plots `OUTPUT/rate_mse.png`,
+collects the records into `OUTPUT/results.json` (default workdirs/sweep/results, untracked; records of
+points this call does not run, left by earlier calls, are kept); then it writes the plots `OUTPUT/rate_mse.png`,
 `OUTPUT/rate_fd.png`, `OUTPUT/rate_pv.png` (one line per method, as DPLC Figure 3) and, when the
 evaluations saved stochastic decodes, `OUTPUT/decodes.png` (as DPLC Figure 1: one test image, several
 decodes per rate, per method).
@@ -184,6 +185,27 @@ def _perceptual_plots(records):
     return [path for path in written if path]
 
 
+def _earlier_records(results_path, rates):
+    """The records of an existing OUTPUT/results.json for points this call does not run.
+
+    So a sweep run again on a subset of its points (other rates or methods, into the same output) keeps
+    the rest; a point this call runs replaces its old record.
+    """
+    if not os.path.exists(results_path):
+        return []
+    planned = {
+        (item.split(":", 1)[0], int(k))
+        for item in FLAGS.methods
+        for k in rates.get(item.split(":", 1)[0], FLAGS.ks)
+    }
+    with open(results_path) as f:
+        earlier = json.load(f)
+    kept = [r for r in earlier if (r.get("method"), r.get("k")) not in planned]
+    if kept:
+        print(f"[sweep] keeps {len(kept)} record(s) of earlier calls in {results_path} (points not run now)")
+    return kept
+
+
 def main(argv):
     del argv
     from tfdplc import plots
@@ -192,7 +214,7 @@ def main(argv):
     results_path = os.path.join(FLAGS.output, "results.json")
     if not FLAGS.plot_only:
         rates = _method_ks([item.split(":", 1)[0] for item in FLAGS.methods])
-        records = []
+        records = _earlier_records(results_path, rates)
         for item in FLAGS.methods:
             if ":" not in item:
                 raise app.UsageError(f"--methods entries are NAME:CONFIG.gin, got {item!r}.")
