@@ -252,7 +252,7 @@ def test_every_objective_takes_a_finite_step_under_every_policy(name, policy, fi
         logs = model.train_on_batch(*batch, return_dict=True)
     assert logs and all(np.isfinite(value) for value in logs.values()), logs
     trained = _network_compute_dtypes(model)
-    # The networks the objective trains compute in the policy's dtype (frozen stage-1 files stay float32).
+    # The networks the objective trains compute in the policy's dtype (so do frozen stage-1 files, below).
     assert COMPUTE_DTYPE[policy] in trained, trained
     for layer in model._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
         if isinstance(layer, precision.FLOAT32_LAYERS):
@@ -396,3 +396,38 @@ def test_a_mixed_precision_run_writes_float32_checkpoints_artifacts_and_exports(
     np.testing.assert_array_equal(decoded, outputs["float32"])
     # The bfloat16 decoder gives other pixels: the comparison above tells the two apart.
     assert np.any(outputs["mixed_bfloat16"] != outputs["float32"])
+
+
+@pytest.mark.parametrize("policy", MIXED)
+def test_a_frozen_network_from_a_float32_file_computes_in_the_policys_dtype(policy, files, tmp_path):
+    # DPLC's G* is a float32 stage-1 file: under a mixed policy it runs in the policy's dtype like the
+    # networks the objective trains (its variables stay float32), and what the objective computes with
+    # it stays float32.
+    tf.keras.utils.set_random_seed(0)
+    with precision.policy(policy):
+        model, (images,) = CASES["dplc"](files)
+        assert {layer.compute_dtype for layer in model.generator.layers[1:]} == {"float32"}  # as loaded
+        precision.prepare_objective(model, policy)
+        model(images[:1])
+    computing = [
+        layer for layer in model.generator.layers if not isinstance(layer, tf.keras.layers.InputLayer)
+    ]
+    assert {layer.compute_dtype for layer in computing} == {COMPUTE_DTYPE[policy]}
+    assert all(v.dtype == tf.float32 for v in model.generator.variables)
+    assert model.decode(model.encode(images[:2])).dtype == tf.float32
+    assert (
+        isinstance(model.quantizer, precision.FLOAT32_LAYERS) and model.quantizer.compute_dtype == "float32"
+    )
+    # Its checkpoint restores into a float32 objective, every variable matched, G* included.
+    for variable in model.generator.variables + model.encoder.variables:
+        variable.assign(variable + 0.5)  # weights the float32 twin does not start with
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    tf.keras.utils.set_random_seed(0)
+    twin, _ = CASES["dplc"](files)
+    twin(images[:1])
+    tf.train.Checkpoint(model=twin).restore(path).assert_existing_objects_matched()
+    pairs = zip(
+        model.generator.variables + model.encoder.variables, twin.generator.variables + twin.encoder.variables
+    )
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -21,7 +21,14 @@ import tensorflow as tf
 
 from tfdplc.layers import bottlenecks, quantizers
 
-__all__ = ["FLOAT32_LAYERS", "PRECISIONS", "check_precision", "policy", "prepare_objective"]
+__all__ = [
+    "FLOAT32_LAYERS",
+    "PRECISIONS",
+    "check_precision",
+    "in_global_policy",
+    "policy",
+    "prepare_objective",
+]
 
 #: The precisions `train.precision` accepts (Keras policy names).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -64,10 +71,50 @@ def policy(precision: str) -> Iterator[None]:
         tf.keras.mixed_precision.set_global_policy(previous)
 
 
+def _computing_layers(model: tf.keras.Model):
+    return [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
+
+
+def _frozen_float32_network(value) -> bool:
+    """Whether `value` is a frozen functional network whose layers all compute in float32."""
+    if not isinstance(value, tf.keras.Model) or value.trainable or not hasattr(value, "get_config"):
+        return False
+    layers = _computing_layers(value)
+    return bool(layers) and all(layer.compute_dtype == "float32" for layer in layers)
+
+
+def in_global_policy(model: tf.keras.Model) -> tf.keras.Model:
+    """A copy of a functional or sequential `model` whose layers compute in Keras' global policy.
+
+    A model loaded from a file keeps the float32 policy it was saved with, and Keras casts variables to the
+    compute dtype only if they were created under a mixed policy; so the model is rebuilt from its config
+    with every layer's dtype set to the global policy, and given the same (float32) weights.
+
+    Args:
+      model: a built functional or sequential Keras model.
+
+    Returns:
+      `model` itself under the float32 policy, otherwise the copy (with `model`'s `trainable`).
+    """
+    policy_name = tf.keras.mixed_precision.global_policy().name
+    if policy_name == "float32":
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer":
+            layer["config"]["dtype"] = policy_name
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    copy.trainable = model.trainable
+    return copy
+
+
 def prepare_objective(objective: tf.keras.Model, precision: str) -> tf.keras.Model:
     """Adapts an objective built under `policy(precision)` before its first call and `compile`.
 
-    Sets the numerically sensitive layers (`FLOAT32_LAYERS`) to float32 and, under `mixed_float16`,
+    Rebuilds the frozen networks it holds as attributes that were loaded from float32 files in the
+    policy's dtype (`in_global_policy`), sets the numerically sensitive layers (`FLOAT32_LAYERS`) to
+    float32 and, under `mixed_float16`,
     wraps each optimizer the objective holds as an attribute in a `LossScaleOptimizer` (one wrapper per
     optimizer object, so an optimizer shared by two attributes stays shared).
 
@@ -81,6 +128,12 @@ def prepare_objective(objective: tf.keras.Model, precision: str) -> tf.keras.Mod
     check_precision(precision)
     if precision == "float32":
         return objective
+    for name, value in list(vars(objective).items()):
+        if _frozen_float32_network(value):
+            # A frozen network loaded from a float32 stage-1 file (DPLC's G*, the separate baseline's
+            # restoration network, the decomposition's f and g) computes in the policy's dtype like the
+            # networks built under it; its outputs are cast to float32 where used (`Objective.float32`).
+            setattr(objective, name, in_global_policy(value))
     for layer in objective._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
         if isinstance(layer, FLOAT32_LAYERS):
             # Keras' layer constructors set the policy the same way; the layer's variables are float32
