@@ -42,6 +42,16 @@ def _joint(g1, pretrain_steps=0, seed=0, centers=(-1.0, 1.0)):
     )
 
 
+def _built(n, g1_lr=1e-3, **joint_args):
+    """n test images, a built stage-1 `PerceptualG1` and a built joint model that starts from its E and G1."""
+    images = _images(n)
+    g1 = _tiny_g1(lr=g1_lr)
+    g1(images[:1])
+    joint = _joint(g1, **joint_args)
+    joint(images[:1])
+    return images, g1, joint
+
+
 def _assert_same_weights(a, b):
     assert len(a.variables) == len(b.variables)
     for x, y in zip(a.variables, b.variables):
@@ -49,11 +59,7 @@ def _assert_same_weights(a, b):
 
 
 def test_e_and_g1_take_exactly_the_stage_one_update_and_g2_and_j_train_too():
-    images = _images(8)
-    g1 = _tiny_g1(lr=1e-3)
-    g1(images[:1])
-    joint = _joint(g1)
-    joint(images[:1])
+    images, g1, joint = _built(8)
     before = _snapshot(joint.generator.trainable_variables + joint.critic.trainable_variables)
     for _ in range(2):  # the second step also checks the optimizer state carried between steps
         g1.train_step(images)
@@ -72,12 +78,8 @@ def test_e_and_g1_take_exactly_the_stage_one_update_and_g2_and_j_train_too():
 
 
 def test_g2_and_j_see_the_codes_of_this_steps_encoder_in_training_mode(monkeypatch):
-    images = _images(8)
-    g1 = _tiny_g1(lr=1e-1)  # a large step: codes of E after its update would differ
-    g1(images[:1])
     # 65 centres: binary codes hardly tell E's modes (and E before / after its update) apart.
-    joint = _joint(g1, centers=tuple(np.linspace(-1.0, 1.0, 65)))
-    joint(images[:1])
+    images, _, joint = _built(8, centers=tuple(np.linspace(-1.0, 1.0, 65)))
     reference = tf.keras.models.clone_model(joint.encoder)
     reference.set_weights(joint.encoder.get_weights())
     expected = joint.quantizer(reference(images, training=True))
@@ -94,11 +96,7 @@ def test_g2_and_j_see_the_codes_of_this_steps_encoder_in_training_mode(monkeypat
 
 
 def test_joint_model_is_a_slider_model_and_writes_a_stage_one_workdir(tmp_path):
-    images = _images(4)
-    g1 = _tiny_g1()
-    g1(images[:1])
-    joint = _joint(g1)
-    joint(images[:1])
+    images, _, joint = _built(4)
     assert joint.has_mse_decoder() and joint.stage1_decoder() is joint.mse_decoder
     codes = code_map(joint.quantizer.indices(joint.encoder(images, training=False)))
     seeds = tf.constant([1, 2, 3, 4], tf.int64)
@@ -162,11 +160,7 @@ def test_config_trains_restores_and_evaluates_g1_and_g2(tmp_path, mnist5k_dir):
 
 
 def test_export_decodes_with_g1_g2_and_the_blend(tmp_path):
-    images = _images(4)
-    g1 = _tiny_g1()
-    g1(images[:1])
-    joint = _joint(g1)
-    joint(images[:1])
+    images, _, joint = _built(4)
     loaded = codec.load(codec.export_model(joint, str(tmp_path / "export")).export_dir)
     assert loaded.can_decode_realism
     pixels = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 1), dtype=np.uint8)
