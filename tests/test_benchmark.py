@@ -41,6 +41,7 @@ def test_every_reference_case_has_both_cpus_of_design_md(benchmark):
         "yan_mnist_joint": (439.0, 364.0),
         "dplc_64": (61.5, 51.1),
         "dplc_64_b256": (47.1, 43.5),
+        "dplc_64_frozen_in_policy": (61.5, 51.1),
         "wgan_gp_64": (17.4, 15.8),
     }
     with_reference = {name: case[4] for name, case in benchmark.CASES.items() if case[4]}

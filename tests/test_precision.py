@@ -407,7 +407,9 @@ def test_a_frozen_network_from_a_float32_file_computes_in_the_policys_dtype(poli
     with precision.policy(policy):
         model, (images,) = CASES["dplc"](files)
         assert {layer.compute_dtype for layer in model.generator.layers[1:]} == {"float32"}  # as loaded
-        precision.prepare_objective(model, policy)
+        precision.prepare_objective(model, policy)  # by default it stays so
+        assert {layer.compute_dtype for layer in model.generator.layers[1:]} == {"float32"}
+        precision.prepare_objective(model, policy, frozen_in_policy=True)
         model(images[:1])
     computing = [
         layer for layer in model.generator.layers if not isinstance(layer, tf.keras.layers.InputLayer)

@@ -95,6 +95,15 @@ CASES = {
     # E (k=8, {-1,1} codes at 4x4) + B (2 residual blocks, 512 channels) + frozen G (m=128), MMD + distortion.
     "dplc_64": ("gin/dplc_celeba64.gin", _DPLC_64, 64, (64, 64, 3), {_XEON: 61.5, _EPYC: 51.1}),
     "dplc_64_b256": ("gin/dplc_celeba64.gin", _DPLC_64, 256, (64, 64, 3), {_XEON: 47.1, _EPYC: 43.5}),
+    # The same with G* computing in the training precision (`prepare_objective.frozen_in_policy`; the
+    # same as dplc_64 in float32).
+    "dplc_64_frozen_in_policy": (
+        "gin/dplc_celeba64.gin",
+        _DPLC_64 + ["prepare_objective.frozen_in_policy = True"],
+        64,
+        (64, 64, 3),
+        {_XEON: 61.5, _EPYC: 51.1},
+    ),
     # The reference times 1 critic step with GP + 1 generator step; ours does n_critic critic steps per
     # train step, so n_critic = 1 here (the batch read per step is then b = 64).
     "wgan_gp_64": (

@@ -8,6 +8,8 @@ policy, and where:
   - every network output an objective computes with (`Objective.float32`): the distortions, MMD kernel
     sums, gradient penalties (interpolates and input gradients), critic scores, losses and metrics of the
     objectives are float32 tensors;
+  - frozen networks loaded from float32 stage-1 files (DPLC's G*, ...), unless
+    `prepare_objective.frozen_in_policy` is set (faster, and it changes results; see `prepare_objective`);
   - under `mixed_float16`, each optimizer is a `tf.keras.mixed_precision.LossScaleOptimizer` (dynamic loss
     scaling, `Objective.gradients`), so small float16 gradients do not underflow.
 The policy is global in Keras: `policy` sets it for the models built inside and restores the previous one
@@ -17,6 +19,7 @@ on exit, so nothing leaks into the rest of the process.
 import contextlib
 from typing import Iterator
 
+import gin
 import tensorflow as tf
 
 from tfdplc.layers import bottlenecks, quantizers
@@ -109,18 +112,29 @@ def in_global_policy(model: tf.keras.Model) -> tf.keras.Model:
     return copy
 
 
-def prepare_objective(objective: tf.keras.Model, precision: str) -> tf.keras.Model:
+@gin.configurable(module="tfdplc.train", denylist=["objective", "precision"])
+def prepare_objective(
+    objective: tf.keras.Model, precision: str, frozen_in_policy: bool = False
+) -> tf.keras.Model:
     """Adapts an objective built under `policy(precision)` before its first call and `compile`.
 
-    Rebuilds the frozen networks it holds as attributes that were loaded from float32 files in the
-    policy's dtype (`in_global_policy`), sets the numerically sensitive layers (`FLOAT32_LAYERS`) to
-    float32 and, under `mixed_float16`,
-    wraps each optimizer the objective holds as an attribute in a `LossScaleOptimizer` (one wrapper per
-    optimizer object, so an optimizer shared by two attributes stays shared).
+    Sets the numerically sensitive layers (`FLOAT32_LAYERS`) to float32 and, under `mixed_float16`, wraps
+    each optimizer the objective holds as an attribute in a `LossScaleOptimizer` (one wrapper per optimizer
+    object, so an optimizer shared by two attributes stays shared). With `frozen_in_policy`, it also
+    rebuilds the frozen networks it holds as attributes that were loaded from float32 files (DPLC's G*,
+    the separate baseline's restoration network, the decomposition's f and g) in the policy's dtype
+    (`in_global_policy`); by default they compute in float32, as saved.
+
+    `frozen_in_policy` is off by default because it changes results, not only speed: on 1000-step mnist5k
+    DPLC runs (K = 2, seeds 0 and 1) under mixed_bfloat16, G* in bfloat16 ended with FD 183 / 177 against
+    223-242 for float32 and 219-251 for mixed_bfloat16 with G* in float32, at the same MSE (within 2%);
+    it makes DPLC stage 2 1.57x faster than float32 instead of 1.16x (results/precision/README.md).
 
     Args:
       objective: the objective, built but not yet called.
       precision: one of `PRECISIONS`.
+      frozen_in_policy: whether frozen networks loaded from float32 files compute in the policy's dtype
+        (gin: `prepare_objective.frozen_in_policy = True`).
 
     Returns:
       The same objective.
@@ -129,7 +143,7 @@ def prepare_objective(objective: tf.keras.Model, precision: str) -> tf.keras.Mod
     if precision == "float32":
         return objective
     for name, value in list(vars(objective).items()):
-        if _frozen_float32_network(value):
+        if frozen_in_policy and _frozen_float32_network(value):
             # A frozen network loaded from a float32 stage-1 file (DPLC's G*, the separate baseline's
             # restoration network, the decomposition's f and g) computes in the policy's dtype like the
             # networks built under it; its outputs are cast to float32 where used (`Objective.float32`).
