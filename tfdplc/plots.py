@@ -27,6 +27,7 @@ __all__ = [
     "rate_plots",
     "read_epoch_curve",
     "reconstruction_grid",
+    "save_figure",
 ]
 
 METRIC_LABELS = {
@@ -36,6 +37,23 @@ METRIC_LABELS = {
     "pv": "conditional pixel variance (PV)",
     "psnr": "PSNR (dB)",
 }
+
+
+def save_figure(fig, path: str, dpi: int = 120) -> str:
+    """Lays out `fig`, writes it to `path` as an image and closes it (frees its memory).
+
+    Args:
+      fig: a Matplotlib figure.
+      path: the output file (its extension picks the format).
+      dpi: resolution.
+
+    Returns:
+      `path`.
+    """
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def _by_method(records: Sequence[dict]) -> Dict[str, List[dict]]:
@@ -83,11 +101,7 @@ def rate_plots(
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = os.path.join(directory, f"rate_{metric}.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, os.path.join(directory, f"rate_{metric}.png")))
     return written
 
 
@@ -125,10 +139,7 @@ def rate_distortion_perception_plot(
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def decode_grid(records: Sequence[dict], path: str) -> Optional[str]:
@@ -165,10 +176,7 @@ def decode_grid(records: Sequence[dict], path: str) -> Optional[str]:
         ax.set_xticklabels([f"{r['bpp']:.3g}" for r in group], fontsize=7)
         ax.set_xlabel("bpp")
         ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -258,10 +266,7 @@ def perceptual_rate_plot(
     ax.set_ylabel("test MSE")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def epoch_curve_plot(
@@ -301,10 +306,7 @@ def epoch_curve_plot(
     labels = {"validation_mse": "test MSE", "train_mse": "training-batch MSE"}
     axes[0][0].set_ylabel(labels.get(curve, curve.replace("_", " ")))
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _grid_halves(png: str):
@@ -362,10 +364,7 @@ def reconstruction_grid(records: Sequence[dict], path: str, methods: Sequence[st
     ax.set_yticks([(i + 0.5) * height for i in range(len(rows))])
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def comparison_plot(
@@ -395,7 +394,4 @@ def comparison_plot(
         ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{rate_bits:g} bits per image", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from tfdplc import theory  # noqa: E402
+from tfdplc import plots, theory  # noqa: E402
 
 flags.DEFINE_string("output", "results/shift/theory", "Folder for the PNGs and theory.json.")
 flags.DEFINE_integer("num_rates", 81, "Rate points per curve.", lower_bound=2)
@@ -102,9 +102,7 @@ def binary_figure(records, path):
     fig.suptitle(
         "Binary sources (Liu et al. 2022, Fig. 3 / Theorem 4); dotted: min{H_b(q_X), H_b(q_Y)}", fontsize=10
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    plots.save_figure(fig, path, dpi=130)
 
 
 def uniform_figure(records, path):
@@ -134,9 +132,7 @@ def uniform_figure(records, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"Uniform sources a={a:g}, b={b:g} (Liu et al. 2022, Fig. 7 / App. A.6)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    plots.save_figure(fig, path, dpi=130)
 
 
 def gaussian_figure(records, path):
@@ -197,9 +193,7 @@ def gaussian_figure(records, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Gaussian sources, asymptotic (Liu et al. 2022, Fig. 8 / Theorem 8)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    plots.save_figure(fig, path, dpi=130)
 
 
 def main(argv):

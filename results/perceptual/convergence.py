@@ -98,10 +98,7 @@ def plot(runs, path, floor):
     axes[0][0].set_ylabel("critic's W estimate (test)")
     axes[1][0].set_ylabel("G2 test MSE (dashed: 2 x G1)")
     axes[1][0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plots.save_figure(fig, path)
 
 
 def main():

@@ -27,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tfdplc import metrics, results  # noqa: E402
+from tfdplc import metrics, plots, results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RATIO_RANGE = (1.7, 2.3)  # issue 13: the mean ratio at the informative rates
@@ -180,10 +180,7 @@ def tradeoff_plot(records, realism, bits, path):
     ax.set_title(f"{bits:g} bits", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plots.save_figure(fig, path)
 
 
 def main():
