@@ -8,7 +8,7 @@ policy, and where:
   - every network output an objective computes with (`Objective.float32`): the distortions, MMD kernel
     sums, gradient penalties (interpolates and input gradients), critic scores, losses and metrics of the
     objectives are float32 tensors;
-  - frozen networks loaded from float32 stage-1 files (DPLC's G*, ...), unless
+  - frozen networks loaded from float32 stage-1 files (DPLC's G*, PerceptualG2's E, ...), unless
     `prepare_objective.frozen_in_policy` is set (faster, and it changes results; see `prepare_objective`);
   - under `mixed_float16`, each optimizer is a `tf.keras.mixed_precision.LossScaleOptimizer` (dynamic loss
     scaling, `Objective.gradients`), so small float16 gradients do not underflow.
@@ -121,9 +121,10 @@ def prepare_objective(
     Sets the numerically sensitive layers (`FLOAT32_LAYERS`) to float32 and, under `mixed_float16`, wraps
     each optimizer the objective holds as an attribute in a `LossScaleOptimizer` (one wrapper per optimizer
     object, so an optimizer shared by two attributes stays shared). With `frozen_in_policy`, it also
-    rebuilds the frozen networks it holds as attributes that were loaded from float32 files (DPLC's G*,
-    the separate baseline's restoration network, the decomposition's f and g) in the policy's dtype
-    (`in_global_policy`); by default they compute in float32, as saved.
+    rebuilds the frozen networks it holds as attributes that were loaded from float32 files (DPLC's G*) in
+    the policy's dtype (`in_global_policy`); by default they compute in float32, as saved. Networks an
+    objective loads only at their first use (PerceptualG2's E, the separate baseline's restoration network,
+    the decomposition's source f and g) are not there yet, and stay float32 either way.
 
     `frozen_in_policy` is off by default because it changes results, not only speed: on 1000-step mnist5k
     DPLC runs (K = 2, seeds 0 and 1) under mixed_bfloat16, G* in bfloat16 ended with FD 183 / 177 against
@@ -144,9 +145,9 @@ def prepare_objective(
         return objective
     for name, value in list(vars(objective).items()):
         if frozen_in_policy and _frozen_float32_network(value):
-            # A frozen network loaded from a float32 stage-1 file (DPLC's G*, the separate baseline's
-            # restoration network, the decomposition's f and g) computes in the policy's dtype like the
-            # networks built under it; its outputs are cast to float32 where used (`Objective.float32`).
+            # A frozen network loaded from a float32 stage-1 file (DPLC's G*) computes in the policy's
+            # dtype like the networks built under it; its outputs are cast to float32 where used
+            # (`Objective.float32`).
             setattr(objective, name, in_global_policy(value))
     for layer in objective._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001
         if isinstance(layer, FLOAT32_LAYERS):
