@@ -113,3 +113,36 @@ def test_denoise_task_writes_its_own_files_with_the_denoising_paper_numbers(tmp_
     row = next(line for line in table.splitlines() if line.startswith("| 12 | 0.0100"))
     assert "0.0191 / 0.0050 / 0.0002" in row and "0.0243 / 0.0230" in row and "+5.5%" in row
     assert "+10.0%" in row
+
+
+def test_baseline_table_puts_each_method_at_its_rate_next_to_the_restoration_alone():
+    tables = _tables()
+
+    def record(method, rate, mse, seed=0):
+        return {
+            "method": method,
+            "rate_bits": rate,
+            "seed": seed,
+            "mse": mse,
+            "mse_gt": mse / 2,
+            "fd": 100 * mse,
+        }
+
+    records = [
+        record("shift-cr", 12.0, 0.02),
+        record("shift-cr", 12.0, 0.04, seed=1),
+        record("baseline-ncr", 12.0, 0.05),
+        record("baseline-cr", 60.0, 0.03),
+        record("shift-ncr", 30.0, 0.09),  # no baseline at 30 bits: not in the table
+    ]
+    lines = tables.baseline_table(records, {"mse": 0.048, "mse_gt": 0.018, "fd": 7.6})
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| bits")]
+    assert rows == [
+        "| 12 | shift-cr | 0.0300 ± 0.0141 (2) | 0.0150 ± 0.0071 (2) | 3.0 ± 1.4 (2) |",
+        "| 12 | baseline-ncr | 0.0500 | 0.0250 | 5.0 |",
+        "| 60 | baseline-cr | 0.0300 | 0.0150 | 3.0 |",
+    ]
+    assert (
+        lines[-2] == "The restoration network alone (no rate constraint): mse 0.0480, mse_gt 0.0180, fd 7.6."
+    )
+    assert tables.baseline_table(records[:1]) == []

@@ -8,7 +8,8 @@ writes, for --task=sr (x4 super-resolution; --task=denoise writes the names in b
   OUTPUT/decomposition/results.json   [denoise_mnist5k/decomposition/results.json] decomposition records
                                       (decomposition-own, -joint, -joint-dithered, -separate), with `seed`,
 the rate plots (mean ± sd over seeds), and OUTPUT/tables.md [tables_denoise.md]: the headline claim (common
-randomness vs none), the decomposition as the paper trains it (L2 / end-to-end - 1 per rate, mean ± sd over
+randomness vs none), the variable-rate runs, the separate baseline (with SWEEPS/restoration_metrics.json,
+the restoration network's own evaluation, when present), the decomposition as the paper trains it (L2 / end-to-end - 1 per rate, mean ± sd over
 seeds, next to Tables 1 and 11), and the contrast between training procedures.
 """
 
@@ -144,6 +145,45 @@ def headline_table(records, paper_numbers=PAPER_SR):
         lines.append(
             f"- {metric}: cr below ncr by more than one sd at {better} of the {total} rates with several runs of both."
         )
+    return lines + [""]
+
+
+def baseline_table(records, restoration=None):
+    """The separate baseline (App. B.5) against the end-to-end system at the baseline's rates.
+
+    Args:
+      records: end-to-end records (shift-cr, shift-ncr, baseline-cr, baseline-ncr are used).
+      restoration: the restoration network's own evaluation record (no rate constraint), or None.
+
+    Returns:
+      The markdown lines (none without baseline records).
+    """
+    methods = ("shift-cr", "shift-ncr", "baseline-cr", "baseline-ncr")
+    groups = results.group_records(records, ("method", bits))
+    rates = sorted({b for (m, b) in groups if m.startswith("baseline")})
+    if not rates:
+        return []
+    lines = [
+        "## The separate baseline (App. B.5: restoration R, then compression of R(X)) vs end to end",
+        "",
+        "mse is to the degraded input X (Tables 7, 8), mse_gt to the clean image; mean ± sd over seeds (runs).",
+        "",
+        "| bits | method | mse | mse_gt | fd |",
+        "|---|---|---|---|---|",
+    ]
+    for b in rates:
+        for method in methods:
+            runs = groups.get((method, b))
+            if runs:
+                cells = [fmt(results.summarize(runs, "mse")), fmt(results.summarize(runs, "mse_gt"))]
+                cells.append(fmt(results.summarize(runs, "fd"), 1))
+                lines.append(f"| {b} | {method} | " + " | ".join(cells) + " |")
+    if restoration is not None:
+        lines += [
+            "",
+            f"The restoration network alone (no rate constraint): mse {restoration['mse']:.4f}, mse_gt "
+            f"{restoration['mse_gt']:.4f}, fd {restoration['fd']:.1f}.",
+        ]
     return lines + [""]
 
 
@@ -288,8 +328,14 @@ def main():
             json.dump(subset, f, indent=2)
         for path in plots.rate_plots(subset, folder, metrics=metrics):
             print(f"[tables] wrote {path}")
+    restoration = None
+    restoration_path = os.path.join(args.sweeps, "restoration_metrics.json")
+    if os.path.exists(restoration_path):
+        with open(restoration_path) as f:
+            (restoration,) = json.load(f)
     if end_to_end:
         lines += headline_table(end_to_end, task["paper"]) + variable_rate_table(end_to_end)
+        lines += baseline_table(end_to_end, restoration)
     if decomposition:
         lines += decomposition_table(decomposition, task["paper"]) + contrast_table(decomposition)
     with open(os.path.join(args.output, task["tables"]), "w") as f:
