@@ -616,7 +616,9 @@ def test_every_shift_config_builds_and_runs_on_one_batch(path, tmp_path):
             encoder=nets.liu_encoder(k, task, width=2),
             decoder=nets.liu_decoder(k, task),
             critic=nets.liu_critic(task, width=2),
-            quantizer=layers.UniversalQuantizer(levels=8 if "denoise" in path else 4, common_randomness=False),
+            quantizer=layers.UniversalQuantizer(
+                levels=8 if "denoise" in path else 4, common_randomness=False
+            ),
             optimizer=_adam(),
             critic_optimizer=_adam(),
         )
