@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from absl import app
 from inprocess_tools import load_tool
 
 from tfdplc import plots
@@ -148,6 +150,16 @@ def test_a_sweep_on_a_subset_keeps_the_other_points_of_its_output(tmp_path, monk
     finally:
         sweep.FLAGS.unparse_flags()
     records = json.loads((tmp_path / "results.json").read_text())
+    # A damaged records file is named, and left as it is, before anything runs.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text('[{"method": "m", "k"')
+    sweep.FLAGS(["sweep.py", f"--methods=m:{config}", "--ks=2", f"--output={tmp_path / 'bad'}"])
+    try:
+        with pytest.raises(app.UsageError, match="bad/results.json is not a records file"):
+            sweep.main([])
+    finally:
+        sweep.FLAGS.unparse_flags()
+    assert (tmp_path / "bad" / "results.json").read_text() == '[{"method": "m", "k"'
     # (m, 1) and (other, 2) were not run: kept; (m, 2) was run again: replaced, not duplicated; (m, 4) added.
     assert sorted((r["method"], r["k"], r["mse"]) for r in records) == [
         ("m", 1, 0.1),

@@ -198,8 +198,13 @@ def _earlier_records(results_path, rates):
         for item in FLAGS.methods
         for k in rates.get(item.split(":", 1)[0], FLAGS.ks)
     }
-    with open(results_path) as f:
-        earlier = json.load(f)
+    try:
+        with open(results_path) as f:
+            earlier = json.load(f)
+    except json.JSONDecodeError as e:
+        raise app.UsageError(
+            f"{results_path} is not a records file ({e}): move it away (or pass another --output) and run again."
+        ) from e
     kept = [r for r in earlier if (r.get("method"), r.get("k")) not in planned]
     if kept:
         print(f"[sweep] keeps {len(kept)} record(s) of earlier calls in {results_path} (points not run now)")
