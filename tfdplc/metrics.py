@@ -296,6 +296,14 @@ def noise_decode_fn(
     return decode_fn
 
 
+def _encode_in_batches(model, images, batch_size: int) -> tf.Tensor:
+    """`model.encode` of float32 `images`, `batch_size` at a time, concatenated."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    return tf.concat(
+        [model.encode(images[i : i + batch_size]) for i in range(0, int(images.shape[0]), batch_size)], 0
+    )
+
+
 def objective_pixel_variance(
     model,
     images,
@@ -322,10 +330,7 @@ def objective_pixel_variance(
     Returns:
       PV as a Python float.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
-    codes = tf.concat(
-        [model.encode(images[i : i + batch_size]) for i in range(0, int(images.shape[0]), batch_size)], 0
-    )
+    codes = _encode_in_batches(model, images, batch_size)
     return conditional_pixel_variance(
         noise_decode_fn(model.decode, noise_dim, distribution), codes, num_decodes, seed, batch_size
     )
@@ -371,8 +376,7 @@ def realism_curve(
         codes.append(model.encode(batch))
         noises.append(model.codec_noise(tf.range(start, start + len(batch), dtype=tf.int64)))
     if pv_images is not None:  # encoded once, decoded at every weight (as objective_pixel_variance does)
-        pv_images = tf.convert_to_tensor(pv_images, tf.float32)
-        pv_codes = tf.concat([model.encode(pv_images[i : i + 256]) for i in range(0, len(pv_images), 256)], 0)
+        pv_codes = _encode_in_batches(model, pv_images, 256)
     records = []
     for realism in realisms:
         outputs = np.concatenate(

@@ -74,15 +74,11 @@ def policy(precision: str) -> Iterator[None]:
         tf.keras.mixed_precision.set_global_policy(previous)
 
 
-def _computing_layers(model: tf.keras.Model):
-    return [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
-
-
 def _frozen_float32_network(value) -> bool:
-    """Whether `value` is a frozen functional network whose layers all compute in float32."""
-    if not isinstance(value, tf.keras.Model) or value.trainable or not hasattr(value, "get_config"):
+    """Whether `value` is a frozen network whose layers (inputs aside) all compute in float32."""
+    if not isinstance(value, tf.keras.Model) or value.trainable:
         return False
-    layers = _computing_layers(value)
+    layers = [layer for layer in value.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
     return bool(layers) and all(layer.compute_dtype == "float32" for layer in layers)
 
 
