@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import app
 from inprocess_tools import load_tool
 
@@ -55,7 +56,7 @@ def test_sweep_trains_and_evaluates_a_point(tmp_path, mnist5k_dir):
             f"--workdir_root={tmp_path / 'runs'}",
             f"--output={tmp_path / 'out'}",
             f"--data_dir={mnist5k_dir}",
-            "--evaluate_args=--num_decodes=2",
+            "--evaluate_args=--num_decodes=2,--pv_codes=8,--pv_decodes=2",
             *[f"--common_bindings={b}" for b in tiny],
         ],
         cwd=ROOT,
@@ -78,7 +79,13 @@ def test_sweep_trains_and_evaluates_a_point(tmp_path, mnist5k_dir):
     ]
     records = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(r["method"], r["k"], r["rate_bits"]) for r in records] == [("cae", 2, 8.0)]
-    assert 0 < records[0]["mse"] < 1 and records[0]["num_images"] == 500
+    (record,) = records
+    # tools/evaluate.py's record of the trained point: the whole test split, bpp and PSNR consistent.
+    assert 0 < record["mse"] < 1 and record["num_images"] == 500 and record["bpp"] == 8.0 / 32**2
+    np.testing.assert_allclose(record["psnr_of_mean_mse"], 10 * np.log10(1 / record["mse"]), rtol=1e-6)
+    assert record["real_bits"] == 8.0 and np.isfinite(record["fd"])
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "runs" / "cae-k2" / "reconstructions.png")))
+    assert png.shape[0] == 2 * 34 and png.shape[1] == 16 * 34  # test images over reconstructions
     assert np.load(records[0]["decodes_file"])["decodes"].shape == (2, 32, 32, 1)
     for name in ("rate_mse.png", "decodes.png"):
         assert (tmp_path / "out" / name).exists()

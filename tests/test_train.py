@@ -105,16 +105,7 @@ def test_cae_short_run_loss_goes_down(tmp_path, mnist5k_dir):
         assert (tmp_path / name).read_text().strip()
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-60")
     assert any(name.startswith("events") for _, _, files in os.walk(tmp_path / "logs") for name in files)
-
-    result = _run_tool(["tools/evaluate.py", f"--workdir={tmp_path}", f"--data_dir={mnist5k_dir}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    (record,) = json.loads((tmp_path / "metrics.json").read_text())
-    assert record["method"] == "cae" and record["rate_bits"] == 16.0 and record["bpp"] == 16.0 / 32**2
-    assert record["num_images"] == 500
-    np.testing.assert_allclose(record["psnr_of_mean_mse"], 10 * np.log10(1 / record["mse"]), rtol=1e-6)
-    assert record["mse"] < 0.2
-    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "reconstructions.png")))
-    assert png.shape[0] == 2 * 34 and png.shape[1] == 16 * 34
+    # tools/evaluate.py on a trained CAE (record fields, PSNR, the grid): tests/test_sweep.py runs it.
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_workdir(tmp_path):
