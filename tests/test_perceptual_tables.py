@@ -75,3 +75,33 @@ def test_slider_rows_and_files(tmp_path):
         tables.results.load_seeded_sweeps(str(tmp_path / "sweeps")), loaded, 16.0, str(tmp_path / "t.png")
     )
     assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_spread_table_splits_the_ratio_into_spread_and_offset_per_seed():
+    tables = _tables()
+    records = [
+        {"method": "g1", "rate_bits": 16.0, "seed": 0, "mse": 0.02},
+        {"method": "g1", "rate_bits": 16.0, "seed": 1, "mse": 0.04},
+        # seed 0: ratio 2.5 = 1 + 0.5 (PV 0.01 / 0.02) + 1.0; seed 1: a posterior sample, 2 = 1 + 1 + 0.
+        {"method": "g2", "rate_bits": 16.0, "seed": 0, "mse": 0.05, "pv": 0.01},
+        {"method": "g2", "rate_bits": 16.0, "seed": 1, "mse": 0.08, "pv": 0.04},
+        # 8 bits: no PV recorded, so no row.
+        {"method": "g1", "rate_bits": 8.0, "seed": 0, "mse": 0.03},
+        {"method": "g2", "rate_bits": 8.0, "seed": 0, "mse": 0.06},
+    ]
+    rows = _rows(tables.spread_table(records))
+    assert len(rows) == 1
+    bits, seeds, ratio, spread, offset = (cell.strip("| ") for cell in rows[0])
+    assert (bits, seeds) == ("16", "2")
+    assert ratio.startswith("2.25 ± 0.35")
+    assert spread.startswith("0.75 ± 0.35")
+    assert offset.startswith("0.50 ± 0.71")
+
+
+def test_load_realism_reads_only_seed_folders(tmp_path):
+    tables = _tables()
+    record = [{"rate_bits": 16.0, "realism": 0.0, "mse": 0.02, "fd": 100.0, "pv": 0.0}]
+    for folder in ("seed3", "seed2-extended"):
+        (tmp_path / folder / "g2-k16").mkdir(parents=True)
+        (tmp_path / folder / "g2-k16" / "metrics_realism.json").write_text(json.dumps(record))
+    assert [r["seed"] for r in tables.load_realism(str(tmp_path))] == [3]
