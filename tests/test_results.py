@@ -34,6 +34,23 @@ def test_load_seeded_sweeps_tags_each_record_with_its_folders_seed(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "path, seed",
+    [
+        ("runs/seed0", 0),
+        ("runs/seed12/", 12),
+        ("sweeps/g1g2-seed2", 2),
+        ("sweeps/dplc-gc-seed3", 3),
+        ("runs/seed2-extended", None),
+        ("sweeps/cae-seed1b", None),
+        ("runs/seeds", None),
+        ("runs/myseed1", None),
+    ],
+)
+def test_folder_seed_reads_only_seed_folders(path, seed):
+    assert results.folder_seed(path) == seed
+
+
 def test_group_and_summarize_match_numpy():
     groups = results.group_records(RECORDS, ("method", "rate_bits"))
     assert list(groups) == [("a", 4.0), ("a", 8.0), ("b", 4.0)]

@@ -15,7 +15,15 @@ from typing import Callable, Dict, Hashable, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-__all__ = ["Summary", "format_mean_sd", "group_records", "load_seeded_sweeps", "plateau_epoch", "summarize"]
+__all__ = [
+    "Summary",
+    "folder_seed",
+    "format_mean_sd",
+    "group_records",
+    "load_seeded_sweeps",
+    "plateau_epoch",
+    "summarize",
+]
 
 Key = Union[str, Callable[[dict], Hashable]]
 
@@ -26,6 +34,19 @@ class Summary(NamedTuple):
     mean: float
     sd: float
     n: int
+
+
+def folder_seed(path: str) -> Optional[int]:
+    """The seed S of a seed folder: one named "seed<S>" or "<name>-seed<S>" (a trailing "/" is ignored).
+
+    Args:
+      path: a folder path, e.g. "WORKDIRS/seed2" or "WORKDIRS/sweeps/g1g2-seed2".
+
+    Returns:
+      S, or None for any other name (e.g. "seed2-extended", "x-seed1b"): not a seed folder.
+    """
+    match = re.fullmatch(r"(?:.+-)?seed(\d+)", os.path.basename(os.path.normpath(path)))
+    return int(match.group(1)) if match else None
 
 
 def load_seeded_sweeps(directory: str) -> List[dict]:
@@ -40,11 +61,11 @@ def load_seeded_sweeps(directory: str) -> List[dict]:
     """
     records = []
     for path in sorted(glob.glob(os.path.join(directory, "*-seed*", "results.json"))):
-        match = re.search(r"-seed(\d+)$", os.path.dirname(path))
-        if match is None:  # e.g. "x-seed1b": not a seed folder
+        seed = folder_seed(os.path.dirname(path))
+        if seed is None:  # e.g. "x-seed1b": not a seed folder
             continue
         with open(path) as f:
-            records.extend(dict(record, seed=int(match.group(1))) for record in json.load(f))
+            records.extend(dict(record, seed=seed) for record in json.load(f))
     return records
 
 

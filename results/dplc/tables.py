@@ -14,7 +14,6 @@ import argparse
 import glob
 import json
 import os
-import re
 
 from tfdplc import plots, results
 
@@ -29,7 +28,9 @@ def load_stage1(workdirs):
         generator = os.path.basename(os.path.dirname(path))[: -len("_mnist5k")]
         if generator not in GENERATORS:
             continue
-        seed = int(re.search(r"seed(\d+)$", os.path.dirname(os.path.dirname(path))).group(1))
+        seed = results.folder_seed(os.path.dirname(os.path.dirname(path)))
+        if seed is None:  # not a seed folder
+            continue
         with open(path) as f:
             (record,) = json.load(f)
         records.append(dict(record, generator=generator, seed=seed))

@@ -39,7 +39,9 @@ def load_runs(root):
     """{(rate, seed): {"g2_mse", "g2_w", "g1_mse"}} from ROOT/seed<S>/g{1,2}-k<R>/logs/validation."""
     runs = {}
     for workdir in sorted(glob.glob(os.path.join(root, "seed*", "g2-k*"))):
-        seed = int(re.search(r"seed(\d+)$", os.path.dirname(workdir)).group(1))
+        seed = results.folder_seed(os.path.dirname(workdir))
+        if seed is None:  # e.g. a diagnostic copy such as seed2-extended/
+            continue
         rate = int(re.search(r"g2-k(\d+)$", workdir).group(1))
         logs = os.path.join(workdir, "logs", "validation")
         if not glob.glob(os.path.join(logs, "events.out.tfevents.*")):

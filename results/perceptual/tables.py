@@ -21,7 +21,6 @@ import argparse
 import glob
 import json
 import os
-import re
 
 import matplotlib
 
@@ -38,10 +37,9 @@ def load_realism(workdirs):
     """The slider records of WORKDIRS/seed<S>/g2-k<R>/metrics_realism.json, with `seed`."""
     records = []
     for path in sorted(glob.glob(os.path.join(workdirs, "seed*", "g2-k*", "metrics_realism.json"))):
-        match = re.fullmatch(r"seed(\d+)", os.path.basename(os.path.dirname(os.path.dirname(path))))
-        if not match:  # e.g. a diagnostic copy such as seed2-extended/
+        seed = results.folder_seed(os.path.dirname(os.path.dirname(path)))
+        if seed is None:  # e.g. a diagnostic copy such as seed2-extended/
             continue
-        seed = int(match.group(1))
         with open(path) as f:
             records.extend(dict(record, seed=seed) for record in json.load(f))
     return records
