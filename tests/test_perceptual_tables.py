@@ -105,3 +105,32 @@ def test_load_realism_reads_only_seed_folders(tmp_path):
         (tmp_path / folder / "g2-k16").mkdir(parents=True)
         (tmp_path / folder / "g2-k16" / "metrics_realism.json").write_text(json.dumps(record))
     assert [r["seed"] for r in tables.load_realism(str(tmp_path))] == [3]
+
+
+def test_run_times_per_kind(tmp_path):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tables = _tables()
+    # Training spans of 60 s, 120 s (g2, two seeds) and 600 s (g1); a diagnostic copy is not counted.
+    for folder, run, span in (
+        ("seed0", "g2-k16", 60.0),
+        ("seed1", "g2-k16", 120.0),
+        ("seed0", "g1-k16", 600.0),
+        ("seed2-extended", "g2-k16", 60.0),
+    ):
+        log_dir = tmp_path / folder / run / "logs" / "train"
+        log_dir.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(log_dir / "events.out.tfevents.1.host")) as writer:
+            for step in range(11):
+                event = event_pb2.Event(wall_time=1000.0 + step * span / 10, step=step)
+                writer.write(event.SerializeToString())
+    run_times = tables.load_run_times(str(tmp_path))
+    assert sorted((r["run"], r["seed"], round(r["minutes"], 6)) for r in run_times) == [
+        ("g1-k16", 0, 10.0),
+        ("g2-k16", 0, 1.0),
+        ("g2-k16", 1, 2.0),
+    ]
+    cells = [[cell.strip("| ") for cell in row] for row in _rows(tables.run_time_table(run_times))]
+    rows = {row[0]: row[1:] for row in cells if row[0] != "runs"}
+    assert rows == {"g1": ["1", "10.0", "0.2"], "g2": ["2", "1.5 ± 0.7 (2)", "0.1"], "all": ["3", "-", "0.2"]}

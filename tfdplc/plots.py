@@ -26,6 +26,7 @@ __all__ = [
     "rate_distortion_perception_plot",
     "rate_plots",
     "read_epoch_curve",
+    "read_training_seconds",
     "reconstruction_grid",
     "save_figure",
 ]
@@ -183,6 +184,23 @@ def decode_grid(records: Sequence[dict], path: str) -> Optional[str]:
 # Perceptual decoder (Yan et al. 2021).
 
 
+def _log_events(log_dir: str):
+    """Yields (event file path, Event) for every event of every TensorBoard file in `log_dir`, in order.
+
+    Raises:
+      FileNotFoundError: if `log_dir` holds no event file.
+    """
+    import tensorflow as tf  # only the log readers need TensorFlow
+    from tensorflow.core.util import event_pb2
+
+    files = sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.out.tfevents.*")))
+    if not files:
+        raise FileNotFoundError(f"No TensorBoard event file in {log_dir!r}.")
+    for path in files:
+        for raw in tf.data.TFRecordDataset(path):
+            yield path, event_pb2.Event.FromString(raw.numpy())
+
+
 def read_epoch_curve(log_dir: str, metric: str) -> List[float]:
     """Per-epoch values of a metric from the TensorBoard logs the trainer writes (Keras' callback).
 
@@ -201,24 +219,44 @@ def read_epoch_curve(log_dir: str, metric: str) -> List[float]:
       FileNotFoundError: if `log_dir` holds no event file.
       ValueError: if no event file has the tag.
     """
-    import tensorflow as tf  # only this reader needs TensorFlow
-    from tensorflow.core.util import event_pb2
+    import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.out.tfevents.*")))
-    if not files:
-        raise FileNotFoundError(f"No TensorBoard event file in {log_dir!r}.")
     tag = f"epoch_{metric}"
     values, tags = {}, set()
-    for path in files:
-        for raw in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                tags.add(value.tag)
-                if value.tag == tag:
-                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    for _, event in _log_events(log_dir):
+        for value in event.summary.value:
+            tags.add(value.tag)
+            if value.tag == tag:
+                values[event.step] = float(tf.make_ndarray(value.tensor))
     if not values:
         raise ValueError(f"No scalar {tag!r} in {log_dir!r}; tags found: {sorted(tags)}.")
     return [values[step] for step in sorted(values)]
+
+
+def read_training_seconds(log_dir: str, max_gap: float = 300.0) -> float:
+    """The wall time a run spent training, from the event times of its TensorBoard logs.
+
+    Each event file (one per start of the trainer; a resumed run appends one) spans from its first event,
+    written when training starts, to its last. Gaps of more than `max_gap` seconds between consecutive
+    events are left out: the trainer logs every few seconds, so such a gap is a paused process (SIGSTOP),
+    not training. Set-up before the first event and the final save and evaluation are not counted.
+
+    Args:
+      log_dir: e.g. "WORKDIR/logs/train".
+      max_gap: the longest gap between two events still counted as training, in seconds.
+
+    Returns:
+      The seconds of training summed over the event files.
+
+    Raises:
+      FileNotFoundError: if `log_dir` holds no event file.
+    """
+    seconds, last = 0.0, {}
+    for path, event in _log_events(log_dir):
+        if path in last and 0.0 <= event.wall_time - last[path] <= max_gap:
+            seconds += event.wall_time - last[path]
+        last[path] = max(event.wall_time, last.get(path, event.wall_time))
+    return seconds
 
 
 def _by_rate(records: Sequence[dict], method: str) -> Dict[float, dict]:

@@ -10,6 +10,8 @@ OUTPUT:
                        the code-ignoring floor (floor.json), FD of G1 and G2, where the ratio comes from
                        (G2's spread and the offset of its mean), DAL per lambda, and the slider against
                        (1 + a^2) MSE(G1);
+  run_times.json       one record per run folder: its training wall time (TensorBoard event times), for the
+                       README's wall time of reproduce.sh;
   tradeoff_k<R>.png    per slider rate: the (MSE, FD) points of G1, G2, DAL (at its rate) and the slider
                        curve (Yan et al. Fig. 5, with the slider added).
 
@@ -43,6 +45,43 @@ def load_realism(workdirs):
         with open(path) as f:
             records.extend(dict(record, seed=seed) for record in json.load(f))
     return records
+
+
+def load_run_times(workdirs):
+    """One record per run folder WORKDIRS/seed<S>/<kind>-...: `run`, `kind` (g1, g2, dal), `seed`, `minutes`.
+
+    `minutes` is the training wall time read from the run's TensorBoard events
+    (`tfdplc.plots.read_training_seconds`, pauses left out); runs without logs are skipped.
+    """
+    records = []
+    for log_dir in sorted(glob.glob(os.path.join(workdirs, "seed*", "*", "logs", "train"))):
+        workdir = os.path.dirname(os.path.dirname(log_dir))
+        seed = results.folder_seed(os.path.dirname(workdir))
+        if seed is None or not glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+            continue
+        run = os.path.basename(workdir)
+        records.append(
+            {
+                "run": run,
+                "kind": run.split("-")[0],
+                "seed": seed,
+                "minutes": plots.read_training_seconds(log_dir) / 60.0,
+            }
+        )
+    return records
+
+
+def run_time_table(run_times):
+    """Markdown lines: training minutes per run kind (mean ± sd over runs) and the hours they add up to."""
+    lines = ["| runs | count | minutes per run | hours in all |", "|---|---|---|---|"]
+    total = 0.0
+    for (kind,), runs in sorted(results.group_records(run_times, ("kind",)).items()):
+        minutes = results.summarize(runs, "minutes")
+        hours = sum(r["minutes"] for r in runs) / 60.0
+        total += hours
+        lines.append(f"| {kind} | {len(runs)} | {_cell(minutes, 1)} | {hours:.1f} |")
+    lines.append(f"| all | {len(run_times)} | - | {total:.1f} |")
+    return lines
 
 
 def _cell(summary, digits=4):
@@ -234,9 +273,14 @@ def main():
     if not records:
         raise SystemExit(f"error: no sweep records under {os.path.join(args.workdirs, 'sweeps')!r}.")
     realism = load_realism(args.workdirs)
+    run_times = load_run_times(args.workdirs)
     with open(os.path.join(HERE, "floor.json")) as f:
         floor = json.load(f)["code_ignoring_mse"]
-    for name, content in (("results_seeds.json", records), ("realism.json", realism)):
+    for name, content in (
+        ("results_seeds.json", records),
+        ("realism.json", realism),
+        ("run_times.json", run_times),
+    ):
         with open(os.path.join(args.output, name), "w") as f:
             json.dump(content, f, indent=2)
     lines = ["# Perceptual decoder: seeded runs (written by tables.py)", "", "## G2 against G1", ""]
@@ -244,6 +288,8 @@ def main():
     lines += ["", "## Where the ratio comes from", ""] + spread_table(records)
     lines += ["", "## DAL", ""] + dal_table(records)
     lines += ["", "## Decode-time realism slider", ""] + slider_table(records, realism)
+    lines += ["", "## Training wall time (TensorBoard event times; evaluation not included)", ""]
+    lines += run_time_table(run_times)
     with open(os.path.join(args.output, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     for bits in sorted({r["rate_bits"] for r in realism}):
