@@ -134,3 +134,23 @@ def test_run_times_per_kind(tmp_path):
     cells = [[cell.strip("| ") for cell in row] for row in _rows(tables.run_time_table(run_times))]
     rows = {row[0]: row[1:] for row in cells if row[0] != "runs"}
     assert rows == {"g1": ["1", "10.0", "0.2"], "g2": ["2", "1.5 ± 0.7 (2)", "0.1"], "all": ["3", "-", "0.2"]}
+
+
+def test_main_keeps_only_the_chosen_seeds(tmp_path, monkeypatch):
+    tables = _tables()
+    for seed, ratio in ((0, 2.0), (3, 4.0)):
+        folder = tmp_path / "sweeps" / f"g1g2-seed{seed}"
+        folder.mkdir(parents=True)
+        records = [
+            {"method": "g1", "rate_bits": 16.0, "mse": 0.02, "fd": 100.0, "kd": 1.0},
+            {"method": "g2", "rate_bits": 16.0, "mse": 0.02 * ratio, "fd": 40.0, "kd": 1.0},
+        ]
+        (folder / "results.json").write_text(json.dumps(records))
+    output = tmp_path / "out"
+    output.mkdir()
+    argv = ["tables.py", f"--workdirs={tmp_path}", f"--output={output}", "--seeds=0"]
+    monkeypatch.setattr("sys.argv", argv)
+    tables.main()
+    assert {r["seed"] for r in json.loads((output / "results_seeds.json").read_text())} == {0}
+    (row,) = [row for row in _rows((output / "tables.md").read_text().splitlines()) if row[0] == "| 16"]
+    assert row[1] == "1" and row[4].startswith("2.00")

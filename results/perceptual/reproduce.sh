@@ -11,7 +11,8 @@
 #            DAL_SEEDS; WORKDIRS/seedS/dal-LAMBDA-kR.
 #   slider   tools/evaluate.py --realism=REALISMS on every G2 at SLIDER_RATES: the blend
 #            (1 - a) G1(c) + a G2(c, n) (WORKDIRS/seedS/g2-kR/metrics_realism.json).
-#   tables   results/perceptual/tables.py (results_seeds.json, realism.json, tables.md, tradeoff_kR.png) and
+#   tables   results/perceptual/tables.py over the runs of SEEDS (results_seeds.json, realism.json,
+#            run_times.json, tables.md, tradeoff_kR.png) and
 #            results/perceptual/convergence.py (G2's curves and the stopping rule: convergence.json/.png).
 # Seed S binds train.seed = S (weights, data order) and yan_generator.seed = S + 1 (G2's noise layer; the
 # config's 1 for seed 0). Every run is evaluated by tools/evaluate.py (test MSE, PSNR, Fréchet / kernel
@@ -86,6 +87,6 @@ if has_stage slider; then
 fi
 
 if has_stage tables; then
-  python results/perceptual/tables.py --workdirs="$WORKDIRS"
+  python results/perceptual/tables.py --workdirs="$WORKDIRS" --seeds="$SEEDS"
   python results/perceptual/convergence.py --workdir_root="$WORKDIRS"
 fi

@@ -261,6 +261,10 @@ def tradeoff_plot(records, realism, bits, path):
     return plots.save_figure(fig, path)
 
 
+def _of_seeds(records, seeds):
+    return records if seeds is None else [r for r in records if r["seed"] in seeds]
+
+
 def main():
     """Reads the sweeps and slider records, writes the JSON files, tables.md and the trade-off figures."""
     parser = argparse.ArgumentParser(
@@ -268,12 +272,18 @@ def main():
     )
     parser.add_argument("--workdirs", required=True, help="WORKDIRS of results/perceptual/reproduce.sh.")
     parser.add_argument("--output", default=HERE)
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="Comma-separated seeds whose runs the tables and records use (default: every seed folder).",
+    )
     args = parser.parse_args()
-    records = results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps"))
+    seeds = None if args.seeds is None else {int(seed) for seed in args.seeds.split(",")}
+    records = _of_seeds(results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps")), seeds)
     if not records:
         raise SystemExit(f"error: no sweep records under {os.path.join(args.workdirs, 'sweeps')!r}.")
-    realism = load_realism(args.workdirs)
-    run_times = load_run_times(args.workdirs)
+    realism = _of_seeds(load_realism(args.workdirs), seeds)
+    run_times = _of_seeds(load_run_times(args.workdirs), seeds)
     with open(os.path.join(HERE, "floor.json")) as f:
         floor = json.load(f)["code_ignoring_mse"]
     for name, content in (
