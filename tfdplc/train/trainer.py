@@ -264,7 +264,6 @@ def train(
             clock,
             *([cb.StepProgbar(clock)] if verbose and chief else []),  # Keras adds its own otherwise (silent)
             guard,
-            cb.GoodCheckpoint(manager, step, guard, clock),
             cb.Scalars(
                 os.path.join(outdir, LOG_DIR),
                 clock,
@@ -279,6 +278,9 @@ def train(
             callbacks.append(
                 cb.ImageGrid(grid_images, os.path.join(outdir, LOG_DIR, "images"), clock, num_grid_decodes)
             )
+        # Last: the grid draws from stochastic decoders' noise generators, whose state is checkpointed; saved
+        # before it, a resumed run would miss those draws and continue on another noise stream.
+        callbacks.append(cb.GoodCheckpoint(manager, step, guard, clock))
         timing_filter = cb.KerasTimingFilter()
         tf.get_logger().addFilter(timing_filter)
         try:
