@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tfdplc import plots, results  # noqa: E402
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 MSE_TOLERANCE = 0.03
 W_TOLERANCE = 0.10
 STEPS_PER_EPOCH = 70
@@ -109,7 +110,7 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir_root", required=True)
-    parser.add_argument("--output", default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--output", default=HERE)
     args = parser.parse_args()
     runs = load_runs(args.workdir_root)
     if not runs:
@@ -117,7 +118,7 @@ def main():
     records = records_of(runs)
     with open(os.path.join(args.output, "convergence.json"), "w") as f:
         json.dump(records, f, indent=2)
-    floor_path = os.path.join(args.output, "floor.json")
+    floor_path = os.path.join(HERE, "floor.json")  # results/perceptual/floor.py writes it
     floor = None
     if os.path.exists(floor_path):
         with open(floor_path) as f:
