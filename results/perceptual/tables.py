@@ -261,6 +261,13 @@ def tradeoff_plot(records, realism, bits, path):
     return plots.save_figure(fig, path)
 
 
+def _seed_set(text):
+    try:
+        return {int(seed) for seed in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _of_seeds(records, seeds):
     return records if seeds is None else [r for r in records if r["seed"] in seeds]
 
@@ -274,11 +281,12 @@ def main():
     parser.add_argument("--output", default=HERE)
     parser.add_argument(
         "--seeds",
+        type=_seed_set,
         default=None,
         help="Comma-separated seeds whose runs the tables and records use (default: every seed folder).",
     )
     args = parser.parse_args()
-    seeds = None if args.seeds is None else {int(seed) for seed in args.seeds.split(",")}
+    seeds = args.seeds
     records = _of_seeds(results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps")), seeds)
     if not records:
         raise SystemExit(f"error: no sweep records under {os.path.join(args.workdirs, 'sweeps')!r}.")
