@@ -286,12 +286,11 @@ def main():
         help="Comma-separated seeds whose runs the tables and records use (default: every seed folder).",
     )
     args = parser.parse_args()
-    seeds = args.seeds
-    records = _of_seeds(results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps")), seeds)
+    records = _of_seeds(results.load_seeded_sweeps(os.path.join(args.workdirs, "sweeps")), args.seeds)
     if not records:
         raise SystemExit(f"error: no sweep records under {os.path.join(args.workdirs, 'sweeps')!r}.")
-    realism = _of_seeds(load_realism(args.workdirs), seeds)
-    run_times = _of_seeds(load_run_times(args.workdirs), seeds)
+    realism = _of_seeds(load_realism(args.workdirs), args.seeds)
+    run_times = _of_seeds(load_run_times(args.workdirs), args.seeds)
     with open(os.path.join(HERE, "floor.json")) as f:
         floor = json.load(f)["code_ignoring_mse"]
     for name, content in (
