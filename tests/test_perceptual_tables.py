@@ -4,6 +4,8 @@ import importlib.util
 import json
 import os
 
+from event_files import write_events
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLOOR = 0.1068
 
@@ -108,9 +110,6 @@ def test_load_realism_reads_only_seed_folders(tmp_path):
 
 
 def test_run_times_per_kind(tmp_path):
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
-
     tables = _tables()
     # Training spans of 60 s, 120 s (g2, two seeds) and 600 s (g1); a diagnostic copy is not counted.
     for folder, run, span in (
@@ -121,10 +120,9 @@ def test_run_times_per_kind(tmp_path):
     ):
         log_dir = tmp_path / folder / run / "logs" / "train"
         log_dir.mkdir(parents=True)
-        with tf.io.TFRecordWriter(str(log_dir / "events.out.tfevents.1.host")) as writer:
-            for step in range(11):
-                event = event_pb2.Event(wall_time=1000.0 + step * span / 10, step=step)
-                writer.write(event.SerializeToString())
+        write_events(
+            log_dir / "events.out.tfevents.1.host", [1000.0 + step * span / 10 for step in range(11)]
+        )
     run_times = tables.load_run_times(str(tmp_path))
     assert sorted((r["run"], r["seed"], round(r["minutes"], 6)) for r in run_times) == [
         ("g1-k16", 0, 10.0),

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from event_files import write_events
 
 from tfdplc import plots, results
 
@@ -141,20 +142,11 @@ def test_plateau_epoch_is_the_first_checked_epoch_where_every_curve_is_flat():
         results.plateau_epoch([falling, falling[:50]], [0.1, 0.1])
 
 
-def _write_events(path, wall_times):
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
-
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for step, wall_time in enumerate(wall_times):
-            writer.write(event_pb2.Event(wall_time=wall_time, step=step).SerializeToString())
-
-
 def test_read_training_seconds_sums_each_file_and_leaves_out_pauses(tmp_path):
     # First start: 10 s, 10 s, a 880 s pause (SIGSTOP), 10 s. Resumed: 5 s. The 990 s between the two files
     # (the process was not running) is not counted either.
-    _write_events(tmp_path / "events.out.tfevents.1.host", [100.0, 110.0, 120.0, 1000.0, 1010.0])
-    _write_events(tmp_path / "events.out.tfevents.2.host", [2000.0, 2005.0])
+    write_events(tmp_path / "events.out.tfevents.1.host", [100.0, 110.0, 120.0, 1000.0, 1010.0])
+    write_events(tmp_path / "events.out.tfevents.2.host", [2000.0, 2005.0])
     assert plots.read_training_seconds(str(tmp_path)) == pytest.approx(35.0)
     assert plots.read_training_seconds(str(tmp_path), max_gap=1000.0) == pytest.approx(915.0)
     with pytest.raises(FileNotFoundError, match="No TensorBoard event file"):
