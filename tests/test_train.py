@@ -276,6 +276,24 @@ def test_failed_resume_leaves_the_workdir_as_it_was(tmp_path, mnist5k_dir):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-7")
 
 
+def test_allowing_one_changed_parameter_still_refuses_the_other(tmp_path, mnist5k_dir):
+    # Two independent parameters change; --allow_config_change names one. The other must still be refused
+    # (a resume check that let every change through once any name is allowed would pass the test above).
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
+    tr.train(str(tmp_path), mnist5k_dir)
+    before = _files(tmp_path)
+
+    gin.clear_config()
+    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["encoder_E.width = 8", "generator_G.width = 8"])
+    with pytest.raises(tr.ConfigChangeError) as info:
+        tr.train(str(tmp_path), mnist5k_dir, allow_config_change=["encoder_E.width"])
+    message = str(info.value)
+    assert "generator_G.width: 16 -> 8" in message, message
+    assert "--allow_config_change=generator_G.width " in message, message
+    assert "encoder_E.width" not in message, message
+    assert _files(tmp_path) == before
+
+
 def test_checkpoint_of_the_epoch_format_resumes_at_its_step(tmp_path, mnist5k_dir):
     # Workdirs trained before checkpoints held the global step count finished epochs instead.
     tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 7"])
