@@ -377,6 +377,135 @@ def test_downsample_upsample_rejects_bad_arguments():
         data.SuperResolution(method="area")
 
 
+def _torch_bicubic_reference(image, out_h, out_w, a=-0.75):
+    """torch's upsample_bicubic2d (align_corners=False) written pixel by pixel in float64.
+
+    For each output pixel: source coordinates s = (o + 0.5) * in / out - 0.5 per axis, the 4x4 neighbours
+    of floor(s) read with their indices clamped to the image (border replication), weighted by the Keys
+    cubic with coefficient a. Independent of `interpolation_matrix` (no matrices, no separability).
+    """
+
+    def weight(d):
+        d = abs(d)
+        if d <= 1:
+            return ((a + 2) * d - (a + 3)) * d * d + 1
+        if d < 2:
+            return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        return 0.0
+
+    in_h, in_w = image.shape[:2]
+    out = np.zeros((out_h, out_w) + image.shape[2:])
+    for oy in range(out_h):
+        sy = (oy + 0.5) * in_h / out_h - 0.5
+        for ox in range(out_w):
+            sx = (ox + 0.5) * in_w / out_w - 0.5
+            total = 0.0
+            for iy in range(int(np.floor(sy)) - 1, int(np.floor(sy)) + 3):
+                for ix in range(int(np.floor(sx)) - 1, int(np.floor(sx)) + 3):
+                    pixel = image[min(max(iy, 0), in_h - 1), min(max(ix, 0), in_w - 1)]
+                    total = total + weight(sy - iy) * weight(sx - ix) * pixel
+            out[oy, ox] = total
+    return out
+
+
+def test_authors_preset_is_torch_bicubic_without_antialiasing_or_clip():
+    # Random images (the 28x28 task and a non-square 2-channel one): 4 taps per axis per stage, |values| < 2,
+    # so float32 rounding stays below ~1e-6; 1e-5 leaves room. a = -0.5, TF's dropped border taps or a clip
+    # would differ by > 1e-2 here.
+    # A digit-like stroke on black (sharp edges: bicubic overshoots) and a random non-square 2-channel image.
+    stroke = np.zeros((28, 28, 1))
+    stroke[6:22, 11:16] = 1.0
+    stroke[6:10, 8:20] = 0.8
+    random = np.random.default_rng(0).uniform(size=(32, 24, 2))
+    for x in (stroke, random):
+        h, w = x.shape[:2]
+        expected = _torch_bicubic_reference(_torch_bicubic_reference(x, h // 4, w // 4), h, w)
+        out = data.SuperResolution(preset="authors")(x.astype(np.float32)).numpy()
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    stroke_out = data.SuperResolution(preset="authors")(stroke.astype(np.float32)).numpy()
+    assert stroke_out.min() < -0.01 or stroke_out.max() > 1.01  # overshoot, not clipped
+    # TF's own bicubic without antialiasing is NOT the authors' operation (a = -0.5, border taps dropped).
+    tf_bicubic = tf.image.resize(tf.image.resize(x, (8, 6), "bicubic"), (32, 24), "bicubic").numpy()
+    assert np.abs(tf_bicubic - expected).max() > 0.05
+
+
+def test_paper_text_preset_is_plain_bilinear_interpolation():
+    # TF's bilinear resize without antialiasing (half-pixel centres) is an independent implementation of
+    # torch's F.interpolate(mode="bilinear", align_corners=False).
+    x = tf.random.stateless_uniform((3, 28, 20, 1), seed=[3, 4])
+    expected = tf.image.resize(tf.image.resize(x, (7, 5), "bilinear"), (28, 20), "bilinear")
+    out = data.SuperResolution(preset="paper_text")(x)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    antialiased = data.SuperResolution()(x)
+    assert float(tf.reduce_max(tf.abs(antialiased - expected))) > 0.05
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+def test_antialiased_preset_matches_pil_resize(method):
+    from PIL import Image
+
+    # PIL widens its bilinear / bicubic (a = -0.5) filter by the reduction factor and renormalises at the
+    # borders, as tf.image.resize(antialias=True) does; float32 images ("F" mode) both ways.
+    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+    x = np.random.default_rng(1).uniform(size=(32, 24)).astype(np.float32)
+    small = Image.fromarray(x).resize((6, 8), filters[method])
+    expected = np.asarray(small.resize((24, 32), filters[method]))
+    out = data.downsample_upsample(x[:, :, None], 4, method, antialias=True, clip=False).numpy()[..., 0]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_super_resolution_default_and_presets_and_their_errors():
+    default = data.SuperResolution()
+    assert (default.method, default.antialias, default.clip) == ("bilinear", True, True)
+    x = tf.random.stateless_uniform((2, 28, 28, 1), seed=[5, 6])
+    np.testing.assert_array_equal(default(x), data.SuperResolution(preset="antialiased")(x))
+    authors = data.SuperResolution(preset="authors")
+    assert (authors.method, authors.antialias, authors.clip) == ("bicubic", False, False)
+    # A preset may be repeated by explicit choices, not contradicted.
+    data.SuperResolution(preset="authors", method="bicubic", antialias=False)
+    with pytest.raises(ValueError, match="preset 'authors'"):
+        data.SuperResolution(preset="authors", method="bilinear")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        data.SuperResolution(preset="torch")
+    with pytest.raises(ValueError, match="antialias must be True or False"):
+        data.SuperResolution(antialias="no")
+    with pytest.raises(ValueError, match="static image size"):
+        tf.function(lambda im: data.downsample_upsample(im, 4, antialias=False))(
+            tf.TensorSpec((None, None, None, 1), tf.float32)
+        )
+
+
+def test_preset_per_pixel_variance_on_mnist5k_test_digits(mnist5k_dir):
+    # The statistic documented in degradations.PRESETS: mean over pixels of the variance over the 500 test
+    # digits, on [0, 1] (results/shift/degradation_variance.py). Float32 images, float64 statistic: the
+    # figures are exact to ~1e-6; the presets differ by > 0.008 from each other and from the clipped
+    # authors' variant (0.0445).
+    (digits,) = [
+        b for b in data.load_images("mnist5k", "test", data_dir=mnist5k_dir).batch(500).as_numpy_iterator()
+    ]
+    expected = {"antialiased": 0.0111, "paper_text": 0.0251, "authors": 0.0531}
+    for preset, variance in expected.items():
+        degraded = data.SuperResolution(preset=preset)(digits).numpy().astype(np.float64)
+        assert degraded.reshape(500, -1).var(axis=0).mean() == pytest.approx(variance, abs=6e-5), preset
+
+
+def test_super_resolution_preset_from_gin(mnist5k_dir):
+    try:
+        gin.parse_config(
+            [
+                "tfdplc.data.input_pipeline.degradation = @tfdplc.data.SuperResolution()",
+                "tfdplc.data.SuperResolution.preset = 'authors'",
+            ]
+        )
+        ds = data.input_pipeline("mnist5k", "test", 8, data_dir=mnist5k_dir, shuffle=False)
+        degraded, clean = _batches(ds, 1)[0]
+    finally:
+        gin.clear_config()
+    np.testing.assert_allclose(
+        degraded, data.downsample_upsample(clean, 4, "bicubic", antialias=False, clip=False), atol=1e-6
+    )
+
+
 def test_gaussian_noise_std_and_seed():
     x = tf.fill((16, 32, 32, 3), 0.5)
     y = data.add_gaussian_noise(x, sigma=20.0, seed=7)
