@@ -2,21 +2,28 @@
 """Collects the shift-compression sweeps of results/shift/reproduce.sh into results files and tables.
 
 Reads SWEEPS/<method>-seed<S>/results.json (one tools/sweep.py output per method and seed) of one task and
-writes, for --task=sr (x4 super-resolution; --task=denoise writes the names in brackets)
-  OUTPUT/sr_mnist5k/results.json      [denoise_mnist5k/results.json] end-to-end (shift-cr, shift-ncr,
-                                      shift-vr) and baseline records, with `seed`,
-  OUTPUT/decomposition/results.json   [denoise_mnist5k/decomposition/results.json] decomposition records
-                                      (decomposition-own, -joint, -joint-dithered, -separate), with `seed`,
-the rate plots (mean ± sd over seeds), and OUTPUT/tables.md [tables_denoise.md]: the headline claim (common
-randomness vs none), the variable-rate runs, the separate baseline (with SWEEPS/restoration_metrics.json,
-the restoration network's own evaluation, when present), the decomposition as the paper trains it (L2 / end-to-end - 1 per rate, mean ± sd over
-seeds, next to Tables 1 and 11), and the contrast between training procedures.
+writes, for --task=sr (x4 super-resolution; --task=denoise, --task=sr_authors (the authors' degradation)
+write denoise_mnist5k/, tables_denoise.md and sr_authors_mnist5k/, tables_authors.md instead)
+  OUTPUT/sr_mnist5k/results.json      end-to-end (shift-cr, shift-ncr, shift-vr) and baseline records, with
+                                      `seed` (and the restoration network's restoration_metrics.json),
+  OUTPUT/decomposition/results.json   decomposition records (decomposition-own, -joint, -joint-dithered,
+                                      -separate), with `seed`,
+the rate plots (mean ± sd over seeds), and OUTPUT/tables.md: the headline claim (common randomness vs
+none, paired by seed, with Student-t intervals of cr - ncr), the variable-rate runs, the separate baseline,
+the decomposition under both readings of Section 3.2 (own targets, joint; with the transport term T and
+Table 11 under each reading), and the contrast between training procedures.
+
+--from_results rewrites only the tables file from the results files already in OUTPUT (e.g. the committed
+ones, after a change to this script).
 """
 
 import argparse
 import json
 import math
 import os
+from typing import NamedTuple, Tuple
+
+from scipy import stats
 
 from tfdplc import plots, results
 
@@ -62,6 +69,13 @@ TASKS = {
         "title": "x4 super-resolution",
         "source": "Liu et al. 2022 on full MNIST (Tables 1, 5, 9, 11)",
     },
+    "sr_authors": {
+        "paper": PAPER_SR,
+        "folders": ("sr_authors_mnist5k", os.path.join("sr_authors_mnist5k", "decomposition")),
+        "tables": "tables_authors.md",
+        "title": "x4 super-resolution with the authors' degradation (torch bicubic, no antialiasing)",
+        "source": "Liu et al. 2022 on full MNIST (Tables 1, 5, 9, 11)",
+    },
     "denoise": {
         "paper": PAPER_DENOISE,
         "folders": ("denoise_mnist5k", os.path.join("denoise_mnist5k", "decomposition")),
@@ -70,11 +84,13 @@ TASKS = {
         "source": "Liu et al. 2022 on SVHN (Tables 1, 6, 11)",
     },
 }
+#: The restoration network's own evaluation (tools/evaluate.py output), in SWEEPS and beside the results.
+RESTORATION_METRICS = "restoration_metrics.json"
 END_TO_END = ("shift-cr", "shift-ncr", "baseline-cr", "baseline-ncr", "shift-vr")
 VARIABLE_RATE_PREFIX = "shift-vr-"  # sweep methods shift-vr-<rate weight>, one curve "shift-vr" in the plots
 DECOMPOSITIONS = (
-    ("decomposition-own", "the paper: g1 on (a), g2 on (b), code only"),
-    ("decomposition-joint", "all of eq. 18, code only"),
+    ("decomposition-own", "own targets: g1 on (a), g2 on (b), code only"),
+    ("decomposition-joint", "joint: all of eq. 18, code only"),
     ("decomposition-joint-dithered", "all of eq. 18, dithered decoder input"),
     ("decomposition-separate", "separate f1, g1 / f2, g2 (Table 2)"),
 )
@@ -95,56 +111,140 @@ def fmt(summary, digits=4, percent=False):
     return results.format_mean_sd(summary, digits, percent)
 
 
+class PairedDifference(NamedTuple):
+    """The cr - ncr of one metric at one rate over the seeds where both ran (paired by `seed`)."""
+
+    seeds: Tuple[int, ...]
+    differences: Tuple[float, ...]
+    mean: float
+    sd: float  # sample sd (ddof = 1); 0 for one seed
+    low: float  # 95% t-interval of the mean difference; nan for one seed
+    high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the 95% interval lies wholly on one side of 0 (False for one seed)."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_difference(cr_runs, ncr_runs, metric, confidence=0.95):
+    """The per-seed cr - ncr of one metric: mean, sd and Student-t interval (`scipy.stats.t`, n - 1 dof).
+
+    The runs of a seed share `train.seed` (weights, data order) and the training dithers' seed, so the
+    per-seed difference removes the seed's own effect: the interval is mean ± t_{(1+c)/2, n-1} sd / sqrt(n).
+
+    Args:
+      cr_runs: the shift-cr records of one rate.
+      ncr_runs: the shift-ncr records of the same rate.
+      metric: the record key.
+      confidence: the interval's coverage.
+
+    Returns:
+      A `PairedDifference`, or None if no seed has the metric in both.
+
+    Raises:
+      ValueError: if a seed has two runs of one method (the pairing would be ambiguous).
+    """
+    by_seed = []
+    for runs in (cr_runs, ncr_runs):
+        values = {}
+        for r in runs:
+            if r.get(metric) is None:
+                continue
+            if r["seed"] in values:
+                raise ValueError(f"Two {r['method']} runs of seed {r['seed']} at {bits(r)} bits.")
+            values[r["seed"]] = float(r[metric])
+        by_seed.append(values)
+    seeds = tuple(sorted(set(by_seed[0]) & set(by_seed[1])))
+    if not seeds:
+        return None
+    differences = tuple(by_seed[0][s] - by_seed[1][s] for s in seeds)
+    n = len(differences)
+    mean = sum(differences) / n
+    if n == 1:
+        return PairedDifference(seeds, differences, mean, 0.0, math.nan, math.nan)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+    return PairedDifference(seeds, differences, mean, sd, mean - half, mean + half)
+
+
+def _signed(value, digits):
+    return f"{value:+.{digits}f}"
+
+
 def headline_table(records, paper_numbers=PAPER_SR):
-    """Common randomness vs none per rate: mean ± sd of mse, mse_gt, fd; where cr's mean is lower by more than one sd.
+    """Common randomness vs none per rate: mean ± sd of mse, mse_gt, fd and the seed-paired cr - ncr.
 
     Args:
       records: end-to-end records (shift-cr and shift-ncr are used).
       paper_numbers: the task's PAPER_* dictionary.
 
     Returns:
-      The markdown lines.
+      The markdown lines: the table, the per-seed differences, and per metric the number of rates (with
+      at least two paired seeds) whose 95% interval of cr - ncr lies below 0 and above 0.
     """
     groups = results.group_records(records, ("method", bits))
     rates = sorted({b for (m, b) in groups if m == "shift-cr"} & {b for (m, b) in groups if m == "shift-ncr"})
     lines = [
-        "## Common randomness vs none (eq. 14 vs 16), mean ± sd over seeds (runs)",
+        "## Common randomness vs none (eq. 14 vs 16), mean ± sd over seeds (runs), paired by seed",
         "",
-        "`cr < ncr by > 1 sd`: the cr mean is below the ncr mean by more than the pooled sd",
-        "sqrt((sd_cr^2 + sd_ncr^2) / 2) of the two.",
+        "cr and ncr runs of one seed share `train.seed` (weights, data order) and the dithers' seed, so they are",
+        "compared seed by seed: `cr - ncr` is the mean ± sd of the per-seed differences (seeds), `95% CI` its",
+        "Student-t interval (n - 1 degrees of freedom), `excludes 0` whether that interval lies below (cr",
+        "lower) or above 0.",
         "",
-        "| bits | metric | cr | ncr | cr < ncr by > 1 sd | paper cr / ncr |",
-        "|---|---|---|---|---|---|",
+        "| bits | metric | cr | ncr | cr - ncr (paired) | 95% CI | excludes 0 | paper cr / ncr |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     counts = {}
+    per_seed = []
     for b in rates:
         for metric in ("mse", "mse_gt", "fd"):
-            cr = results.summarize(groups[("shift-cr", b)], metric)
-            ncr = results.summarize(groups[("shift-ncr", b)], metric)
+            cr_runs, ncr_runs = groups[("shift-cr", b)], groups[("shift-ncr", b)]
+            cr = results.summarize(cr_runs, metric)
+            ncr = results.summarize(ncr_runs, metric)
             if cr is None or ncr is None:
                 continue
-            pooled = math.sqrt((cr.sd**2 + ncr.sd**2) / 2)
-            seeded = cr.n > 1 and ncr.n > 1
-            better = seeded and ncr.mean - cr.mean > pooled
-            if seeded:  # the count covers only rates with several runs of both
-                counts.setdefault(metric, [0, 0])
-                counts[metric][0] += better
-                counts[metric][1] += 1
+            digits = 1 if metric == "fd" else 4
+            paired = paired_difference(cr_runs, ncr_runs, metric)
+            if paired is None or len(paired.seeds) < 2:
+                difference = "-" if paired is None else f"{_signed(paired.mean, digits)} (1)"
+                interval, verdict = "-", "- (one seed)"
+            else:
+                difference = f"{_signed(paired.mean, digits)} ± {paired.sd:.{digits}f} ({len(paired.seeds)})"
+                interval = f"[{_signed(paired.low, digits)}, {_signed(paired.high, digits)}]"
+                below, above = paired.high < 0, paired.low > 0
+                verdict = "yes, cr lower" if below else "yes, cr higher" if above else "no"
+                count = counts.setdefault(metric, [0, 0, 0])
+                count[0] += below
+                count[1] += above
+                count[2] += 1
+            if paired is not None:
+                per_seed.append(
+                    f"| {b} | {metric} | "
+                    + ", ".join(
+                        f"{s}: {_signed(d, digits)}" for s, d in zip(paired.seeds, paired.differences)
+                    )
+                    + " |"
+                )
             paper = paper_numbers.get(metric, {})
             paper_text = " / ".join(
                 "-" if paper.get(m, {}).get(b) is None else f"{paper[m][b]:.4f}"
                 for m in ("shift-cr", "shift-ncr")
             )
-            digits = 1 if metric == "fd" else 4
             lines.append(
-                f"| {b} | {metric} | {fmt(cr, digits)} | {fmt(ncr, digits)} | "
-                f"{('yes' if better else 'no') if seeded else '- (one run)'} | {paper_text} |"
+                f"| {b} | {metric} | {fmt(cr, digits)} | {fmt(ncr, digits)} | {difference} | {interval} | "
+                f"{verdict} | {paper_text} |"
             )
     lines.append("")
-    for metric, (better, total) in counts.items():
+    for metric, (below, above, total) in counts.items():
         lines.append(
-            f"- {metric}: cr below ncr by more than one sd at {better} of the {total} rates with several runs of both."
+            f"- {metric}: the 95% interval of cr - ncr lies below 0 at {below} of the {total} rates with at "
+            f"least two paired seeds (above 0 at {above})."
         )
+    if per_seed:
+        lines += ["", "cr - ncr per seed:", "", "| bits | metric | seed: cr - ncr |", "|---|---|---|"]
+        lines += per_seed
     return lines + [""]
 
 
@@ -221,45 +321,92 @@ def variable_rate_table(records):
     return lines + [""]
 
 
+def transport_estimate(record):
+    """T = E||E[X|V] - E[Y~|V]||^2 from one decomposition record, assuming its branches reached their optimum.
+
+    Own targets (g1 on (a), g2 on (b)): Y^1 = E[X|V], Y^2 = E[Y~|V], so (c) = T. Joint (all of eq. 18):
+    Y^1 - Y^2 = (E[X|V] - E[Y~|V]) / 3 and L2 = end-to-end - (2/3) T, so T = (3/2)(end-to-end - L2).
+    Other modes: None.
+    """
+    if record["method"] == "decomposition-own":
+        return record["term_c"]
+    if record["method"] == "decomposition-joint":
+        return 1.5 * (record["end_to_end_loss"] - record["decomposed_loss"])
+    return None
+
+
+def joint_gap_predicted(record):
+    """-(2/3) T / end-to-end: the joint optimum's L2 / e2e - 1 with T estimated by an own-targets record."""
+    if record["method"] != "decomposition-own":
+        return None
+    return -2 / 3 * record["term_c"] / record["end_to_end_loss"]
+
+
+DECOMPOSITION_READINGS = (
+    ("decomposition-own", "own targets"),
+    ("decomposition-joint", "joint (eq. 18)"),
+)
+
+
 def decomposition_table(records, paper_numbers=PAPER_SR):
-    """The paper's procedure: per rate, mean ± sd of (a), (b), (c), L2, e2e and L2 / e2e - 1, and Table 11.
+    """Both readings of Section 3.2 per rate (mean ± sd over seeds), with T, and Table 11 under each reading.
 
     Args:
-      records: decomposition records (decomposition-own is used).
+      records: decomposition records (decomposition-own and decomposition-joint are used).
       paper_numbers: the task's PAPER_* dictionary.
 
     Returns:
       The markdown lines.
     """
-    own = [r for r in records if r["method"] == "decomposition-own"]
-    groups = results.group_records(own, (bits,))
+    groups = results.group_records(records, ("method", bits))
+    rates = sorted({b for (m, b) in groups if m in dict(DECOMPOSITION_READINGS)})
     lines = [
-        "## Two-branch decomposition as the paper trains it (Section 3.2, eq. 18), mean ± sd over seeds",
+        "## Two-branch decomposition (Section 3.2, eq. 18) under both readings, mean ± sd over seeds",
         "",
-        "Frozen f, g of the end-to-end runs WITHOUT common randomness of the same seed; g1 trained on (a) against",
-        "X and g2 on (b) against Y~, both fed the code index only; (c) measured. Per-pixel MSEs, 500 test digits.",
+        "Frozen f, g of the end-to-end runs WITHOUT common randomness of the same seed; both branches fed the",
+        "code V (the codewords of the transmitted index); per-pixel MSEs, 500 test digits. Own targets: g1 on",
+        "(a) against X, g2 on (b) against Y~, (c) measured; joint: g1, g2 on (a) + (b) + (c). At the optimum",
+        "(X and Y~ independent given V), own targets give L2 = end-to-end exactly and (c) = T =",
+        "E||E[X|V] - E[Y~|V]||^2, joint gives L2 = end-to-end - (2/3) T. `T` is (c) for own targets and",
+        "(3/2)(e2e - L2) for joint (equal at the optimum); `joint optimum` is -(2/3) T / e2e with T = (c) of the",
+        "own-targets runs.",
         "",
-        "| bits | (a) | (b) | (c) | L2 | end-to-end | L2 / e2e - 1 | paper (a) / (b) / (c) | paper L2 / e2e | paper L2 / e2e - 1 |",
+        "| bits | reading | (a) | (b) | (c) | L2 | end-to-end | L2 / e2e - 1 | T | joint optimum |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (b,) in sorted(groups):
-        runs = groups[(b,)]
-        row = [str(b)]
-        row += [
-            fmt(results.summarize(runs, k))
-            for k in ("term_a", "term_b", "term_c", "decomposed_loss", "end_to_end_loss")
-        ]
-        row.append(fmt(results.summarize(runs, relative_gap), 1, percent=True))
-        paper = paper_numbers["table11"].get(b)
-        if paper:
+    for b in rates:
+        for method, reading in DECOMPOSITION_READINGS:
+            runs = groups.get((method, b))
+            if not runs:
+                continue
+            row = [str(b), reading]
             row += [
-                " / ".join(f"{v:.4f}" for v in paper[:3]),
-                f"{paper[3]:.4f} / {paper[4]:.4f}",
-                f"{100 * (paper[3] / paper[4] - 1):+.1f}%",
+                fmt(results.summarize(runs, k))
+                for k in ("term_a", "term_b", "term_c", "decomposed_loss", "end_to_end_loss")
             ]
-        else:
-            row += ["-", "-", "-"]
-        lines.append("| " + " | ".join(row) + " |")
+            row.append(fmt(results.summarize(runs, relative_gap), 1, percent=True))
+            row.append(fmt(results.summarize(runs, transport_estimate)))
+            predicted = results.summarize(runs, joint_gap_predicted)
+            row.append(fmt(predicted, 1, percent=True) if predicted else "-")
+            lines.append("| " + " | ".join(row) + " |")
+    paper_rates = [b for b in sorted(paper_numbers["table11"]) if b in rates] or sorted(
+        paper_numbers["table11"]
+    )
+    lines += [
+        "",
+        "Table 11 under each reading: own targets read its (c) as T; joint reads it as T / 9, so T = 9 (c) and",
+        "the joint optimum would put L2 at end-to-end - 6 (c).",
+        "",
+        "| bits | paper (a) / (b) / (c) | paper L2 / e2e | paper L2 / e2e - 1 | T, own reading | T, joint reading | "
+        "joint optimum L2 / e2e - 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b in paper_rates:
+        a_, b_, c_, l2, e2e = paper_numbers["table11"][b]
+        lines.append(
+            f"| {b} | {a_:.4f} / {b_:.4f} / {c_:.4f} | {l2:.4f} / {e2e:.4f} | {100 * (l2 / e2e - 1):+.1f}% | "
+            f"{c_:.4f} | {9 * c_:.4f} | {100 * (-6 * c_ / e2e):+.1f}% |"
+        )
     return lines + [""]
 
 
@@ -290,25 +437,55 @@ def contrast_table(records):
     return lines + [""]
 
 
+def _load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _records_from_sweeps(sweeps):
+    """The records of SWEEPS/<method>-seed<S>/results.json, workdirs relative to the workdirs folder."""
+    records = [as_variable_rate(r) for r in results.load_seeded_sweeps(sweeps)]
+    if not records:
+        raise SystemExit(f"No SWEEPS/<method>-seed<S>/results.json under {sweeps!r}.")
+    workdirs = os.path.dirname(os.path.abspath(sweeps))
+    for record in records:  # paths relative to the workdirs folder, not this machine's layout
+        if os.path.abspath(record["workdir"]).startswith(workdirs + os.sep):
+            record["workdir"] = os.path.relpath(record["workdir"], workdirs)
+    return records
+
+
 def main():
-    """Merges the sweeps, writes the results files, plots and tables.md."""
+    """Merges the sweeps (or reads the committed results files), writes the tables (and results, plots)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweeps", required=True, help="Folder of the <method>-seed<S> sweep outputs.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sweeps", help="Folder of the <method>-seed<S> sweep outputs.")
+    source.add_argument(
+        "--from_results",
+        action="store_true",
+        help="Rewrite only the tables file from OUTPUT's committed results.json files (and the restoration "
+        "network's restoration_metrics.json beside the end-to-end one); results files and plots are kept.",
+    )
     parser.add_argument("--output", default="results/shift", help="results/shift")
     parser.add_argument("--task", default="sr", choices=sorted(TASKS), help="The sweeps' task.")
     args = parser.parse_args()
     task = TASKS[args.task]
+    end_to_end_folder, decomposition_folder = task["folders"]
+    restoration_file = os.path.join(args.output, end_to_end_folder, RESTORATION_METRICS)
 
-    records = [as_variable_rate(r) for r in results.load_seeded_sweeps(args.sweeps)]
-    if not records:
-        raise SystemExit(f"No SWEEPS/<method>-seed<S>/results.json under {args.sweeps!r}.")
-    workdirs = os.path.dirname(os.path.abspath(args.sweeps))
-    for record in records:  # paths relative to the workdirs folder, not this machine's layout
-        if os.path.abspath(record["workdir"]).startswith(workdirs + os.sep):
-            record["workdir"] = os.path.relpath(record["workdir"], workdirs)
+    if args.from_results:
+        records = []
+        for name in task["folders"]:
+            path = os.path.join(args.output, name, "results.json")
+            if os.path.exists(path):
+                records += _load_json(path)
+        if not records:
+            raise SystemExit(f"No results.json in {args.output!r}'s {' or '.join(task['folders'])}.")
+        restoration_path = restoration_file
+    else:
+        records = _records_from_sweeps(args.sweeps)
+        restoration_path = os.path.join(args.sweeps, RESTORATION_METRICS)
     end_to_end = [r for r in records if r["method"] in END_TO_END]
     decomposition = [r for r in records if r["method"].startswith("decomposition")]
-    end_to_end_folder, decomposition_folder = task["folders"]
     lines = [
         f"# Shift compression on mnist5k, {task['title']} (CPU scale)",
         "",
@@ -316,28 +493,32 @@ def main():
         f"{decomposition_folder}/results.json (results/shift/reproduce.sh). Paper: {task['source']}: trends only.",
         "",
     ]
-    for name, subset, metrics in (
-        (end_to_end_folder, end_to_end, ("mse", "mse_gt", "fd")),
-        (decomposition_folder, decomposition, ("decomposed_loss", "end_to_end_loss")),
-    ):
-        if not subset:
-            continue
-        folder = os.path.join(args.output, name)
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "results.json"), "w") as f:
-            json.dump(subset, f, indent=2)
-        for path in plots.rate_plots(subset, folder, metrics=metrics):
-            print(f"[tables] wrote {path}")
+    if not args.from_results:
+        for name, subset, metrics in (
+            (end_to_end_folder, end_to_end, ("mse", "mse_gt", "fd")),
+            (decomposition_folder, decomposition, ("decomposed_loss", "end_to_end_loss")),
+        ):
+            if not subset:
+                continue
+            folder = os.path.join(args.output, name)
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "results.json"), "w") as f:
+                json.dump(subset, f, indent=2)
+            for path in plots.rate_plots(subset, folder, metrics=metrics):
+                print(f"[tables] wrote {path}")
     restoration = None
-    restoration_path = os.path.join(args.sweeps, "restoration_metrics.json")
     if os.path.exists(restoration_path):
-        with open(restoration_path) as f:
-            (restoration,) = json.load(f)
+        (restoration,) = _load_json(restoration_path)
+        if not args.from_results:  # kept beside the end-to-end results, for --from_results
+            os.makedirs(os.path.dirname(restoration_file), exist_ok=True)
+            with open(restoration_file, "w") as f:
+                json.dump([restoration], f, indent=2)
     if end_to_end:
         lines += headline_table(end_to_end, task["paper"]) + variable_rate_table(end_to_end)
         lines += baseline_table(end_to_end, restoration)
     if decomposition:
         lines += decomposition_table(decomposition, task["paper"]) + contrast_table(decomposition)
+    os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, task["tables"]), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
