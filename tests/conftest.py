@@ -4,6 +4,13 @@ import os
 
 import pytest
 
+from tfdplc import cpu
+
+# The suite runs on the kernels the binaries choose (oneDNN where tfdplc measured it faster), chosen before
+# any test module imports TensorFlow; the user's TF_ENABLE_ONEDNN_OPTS wins, which is how .ci/run also
+# runs the numerically sensitive files on TensorFlow's other kernels (Eigen).
+cpu.prefer_onednn()
+
 
 @pytest.fixture(scope="session")
 def mnist5k_dir(tmp_path_factory):

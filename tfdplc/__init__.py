@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 #: Submodules loaded on first attribute access.
 SUBMODULES = (
     "codec",
+    "cpu",
     "data",
     "features",
     "layers",

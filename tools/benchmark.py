@@ -4,9 +4,11 @@
 Training cases (--cases): each builds the objective of a gin config, feeds random [0, 1] images of the
 config's shape from an in-memory, prefetched tf.data pipeline, and times single `train_step` calls (after
 warm-up), XLA off and on, in each --precision (`train.precision`: float32, mixed_bfloat16,
-mixed_float16; the objective is built under that Keras policy exactly as the trainer builds it); it prints the CPU model, the median images/s and, where DESIGN.md gives one
-measured on the same CPU model, the ratio to the papers' PyTorch reference (none on another CPU: TF's
-speed differs between CPU models far more than torch's). Paired cases (liu_sr) feed (degraded, clean) pairs;
+mixed_float16; the objective is built under that Keras policy exactly as the trainer builds it); it prints the CPU's identity (vendor, family, model, ISA features:
+`tfdplc.cpu`), whether TensorFlow runs its oneDNN kernels and why, the median images/s, the achieved
+GFLOP/s (FLOPs per step from tools/flops.py) with its fraction of the CPU's float32 FMA peak, and, where
+DESIGN.md gives one measured on a CPU of the same identity, the ratio to the papers' PyTorch reference
+(none on another CPU: TF's speed differs between CPU generations far more than torch's). Paired cases (liu_sr) feed (degraded, clean) pairs;
 composite cases (yan_mnist) time one step of each of several objectives together (COMPOSITE_CASES).
 
 Codec cases (--codec_cases, none by default): each builds a freshly initialised model of a gin config
@@ -35,14 +37,19 @@ Example:
   python tools/benchmark.py --cases= --pipeline_cases=celeb_a,lsun/bedroom,svhn_cropped,mnist5k
 """
 
+import collections
 import json
 import os
 import time
 
+from tfdplc import cpu, quiet
+
 # TF must be imported before absl's app.run: imported inside main, Keras functional models fail to build
-# ('SymbolicTensor' object has no attribute 'node') on TF 2.14.
-import tensorflow as tf  # noqa: F401
-from absl import app, flags
+# ('SymbolicTensor' object has no attribute 'node') on TF 2.14. `import_tensorflow` first turns oneDNN on
+# where tfdplc measured it faster (`tfdplc.cpu.prefer_onednn`; the user's TF_ENABLE_ONEDNN_OPTS wins).
+ONEDNN_CHOICE = cpu.prefer_onednn()  # before TensorFlow loads; kept to print which setting ran
+tf = quiet.import_tensorflow()
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_list("cases", ["cae_64", "cae_mnist"], "Benchmark cases to run (see CASES).")
 flags.DEFINE_integer("steps", 10, "Timed steps per case.")
@@ -54,6 +61,12 @@ flags.DEFINE_list(
     "Training precisions to time (train.precision): float32, mixed_bfloat16, mixed_float16.",
 )
 flags.DEFINE_string("output", None, "Optional JSON file for the measurements.")
+flags.DEFINE_bool(
+    "flops",
+    True,
+    "Count each training case's FLOPs per step (tools/flops.py) and print GFLOP/s and the fraction of the "
+    "CPU's float32 FMA peak.",
+)
 flags.DEFINE_list(
     "codec_cases", [], "Codec throughput cases to run (see CODEC_CASES); --cases= for only these."
 )
@@ -82,19 +95,31 @@ _DPLC_32 = [
     "CAE_REFERENCE_METRICS = None",
 ]
 
-# The papers' PyTorch code (torch 2.13.0+cpu, 2 threads) per CPU model, images/s (DESIGN.md "Speed
-# targets"). TF's speed differs between these CPUs far more than torch's, so a ratio is printed only against
-# the reference measured on the same CPU model (`reference_for`).
-_XEON, _EPYC = "Intel Xeon", "AMD EPYC"
+# The papers' PyTorch code (torch 2.13.0+cpu, 2 threads) per CPU, images/s (DESIGN.md "Speed targets"). TF's
+# speed differs between CPU generations far more than torch's (and "AMD EPYC" names both EPYCs below), so a
+# ratio is printed only against the reference measured on a CPU of the same `tfdplc.cpu.CpuIdentity`:
+# vendor, family, model and ISA features (`reference_for`). The Intel Xeon of 2026-11-22 is left out:
+# its family, model and flags were not recorded, so no CPU can be matched to it (its figures stay in
+# DESIGN.md).
+ReferenceCpu = collections.namedtuple("ReferenceCpu", "label vendor family model features")
+_ZEN4 = ReferenceCpu(
+    "AMD EPYC Zen 4, 2026-11-30",
+    "AuthenticAMD",
+    25,
+    17,
+    frozenset({"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}),
+)
+_ZEN3 = ReferenceCpu("AMD EPYC Zen 3, 2026-12-07", "AuthenticAMD", 25, 1, frozenset({"avx", "avx2", "fma"}))
+REFERENCE_CPUS = (_ZEN4, _ZEN3)
 
-# name -> (gin config, extra bindings, batch size, image shape, {CPU model: reference images/s} or None).
+# name -> (gin config, extra bindings, batch size, image shape, {ReferenceCpu: reference images/s} or None).
 # The cases with a reference use the same networks, update rule and batch as the papers' code.
 CASES = {
     "cae_64": ("gin/cae_celeba64.gin", [], 64, (64, 64, 3), None),
     "cae_mnist": ("gin/cae_mnist5k.gin", [], 64, (32, 32, 1), None),
     # E (k=8, {-1,1} codes at 4x4) + B (2 residual blocks, 512 channels) + frozen G (m=128), MMD + distortion.
-    "dplc_64": ("gin/dplc_celeba64.gin", _DPLC_64, 64, (64, 64, 3), {_XEON: 61.5, _EPYC: 51.1}),
-    "dplc_64_b256": ("gin/dplc_celeba64.gin", _DPLC_64, 256, (64, 64, 3), {_XEON: 47.1, _EPYC: 43.5}),
+    "dplc_64": ("gin/dplc_celeba64.gin", _DPLC_64, 64, (64, 64, 3), {_ZEN4: 51.1, _ZEN3: 21.3}),
+    "dplc_64_b256": ("gin/dplc_celeba64.gin", _DPLC_64, 256, (64, 64, 3), {_ZEN4: 43.5, _ZEN3: 19.3}),
     # The same with G* computing in the training precision (`prepare_objective.frozen_in_policy`; the
     # same as dplc_64 in float32).
     "dplc_64_frozen_in_policy": (
@@ -102,7 +127,7 @@ CASES = {
         _DPLC_64 + ["prepare_objective.frozen_in_policy = True"],
         64,
         (64, 64, 3),
-        {_XEON: 61.5, _EPYC: 51.1},
+        {_ZEN4: 51.1, _ZEN3: 21.3},
     ),
     # The reference times 1 critic step with GP + 1 generator step; ours does n_critic critic steps per
     # train step, so n_critic = 1 here (the batch read per step is then b = 64).
@@ -111,13 +136,13 @@ CASES = {
         ["WGANGP.n_critic = 1"],
         64,
         (64, 64, 3),
-        {_XEON: 17.4, _EPYC: 15.8},
+        {_ZEN4: 15.8, _ZEN3: 6.6},
     ),
     # Liu et al. SR: 1 critic step with GP + 1 encoder/decoder step, latent 4, L = 4 (K = 4 here). The
     # objective reads 2b (degraded, clean) pairs per step and uses b degraded inputs and b OTHER clean digits
     # (unpaired critic), so b = 64 as the reference's batch means 128 pairs read per step (see PAIRED_CASES).
     # Our digits are 28x28 (the authors resize MNIST to 32x32).
-    "liu_sr": ("gin/shift_sr_mnist5k.gin", ["K = 4"], 128, (28, 28, 1), {_XEON: 162.0, _EPYC: 145.0}),
+    "liu_sr": ("gin/shift_sr_mnist5k.gin", ["K = 4"], 128, (28, 28, 1), {_ZEN4: 145.0, _ZEN3: 65.4}),
 }
 
 STAND_IN_ENCODER_YAN = "{stand_in_encoder_yan}"
@@ -133,7 +158,7 @@ COMPOSITE_CASES = {
         ),
     ],
 }
-CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), {_XEON: 439.0, _EPYC: 364.0})
+CASES["yan_mnist"] = (None, [], 128, (32, 32, 1), {_ZEN4: 364.0, _ZEN3: 149.3})
 # The same work in the reference's own loop (tfdplc.objectives.PerceptualJoint): one step updates E and G1 on
 # the MSE, then J (W + GP) and G2 on the codes of that step's forward pass of E, so E runs once per step.
 CASES["yan_mnist_joint"] = (
@@ -141,7 +166,7 @@ CASES["yan_mnist_joint"] = (
     ["K = 4", "PerceptualJoint.pretrain_steps = 0"],
     128,
     (32, 32, 1),
-    {_XEON: 439.0, _EPYC: 364.0},
+    {_ZEN4: 364.0, _ZEN3: 149.3},
 )
 
 # Cases whose objective trains on (degraded, clean) pairs -> images per step counted in the throughput
@@ -310,7 +335,7 @@ def _time_pipeline_case(name):
         "batch": batch,
         "batches_per_run": FLAGS.pipeline_batches,
         "images_per_s": batch * FLAGS.pipeline_batches / median,
-        "cpu": cpu_model(),
+        **cpu.cpu_identity().as_dict(),
         "cpu_count": os.cpu_count(),
     }
 
@@ -356,9 +381,8 @@ def _time_case(name, xla, scratch, precision="float32"):
 
     config, bindings, batch, shape, reference = CASES[name]
     parts = COMPOSITE_CASES.get(name, [(config, bindings)])
-    steps = [
-        build_case(c, b, batch, shape, name in PAIRED_CASES, xla, scratch, precision)[1:] for c, b in parts
-    ]
+    built = [build_case(c, b, batch, shape, name in PAIRED_CASES, xla, scratch, precision) for c, b in parts]
+    steps = [(step, iterator) for _, step, iterator in built]
     for _ in range(FLAGS.warmup):
         for step, iterator in steps:
             step(iterator)
@@ -380,45 +404,79 @@ def _time_case(name, xla, scratch, precision="float32"):
         "median_step_s": seconds,
         "images_per_s": images_per_step / seconds,
     }
-    result["cpu"] = cpu_model()
-    matched = reference_for(reference, result["cpu"])
+    identity = cpu.cpu_identity()
+    result.update(
+        identity.as_dict(), onednn=cpu.onednn_enabled(), onednn_isa=os.environ.get("ONEDNN_MAX_CPU_ISA")
+    )
+    matched = reference_for(reference, identity)
     if matched:
         result["reference_cpu"], result["reference_images_per_s"] = matched
         result["ratio_to_reference"] = result["images_per_s"] / matched[1]
+    if FLAGS.flops:
+        flops_per_step = sum(_step_flops(model, iterator) for model, _, iterator in built)
+        result["flops_per_step"] = flops_per_step
+        result["gflops_per_s"] = flops_per_step / seconds / 1e9
+        peak = cpu.fma_peak_gflops(identity)
+        if peak:
+            result["peak_gflops"], result["peak_how"] = peak["gflops"], peak["how"]
+            result["fraction_of_peak"] = result["gflops_per_s"] / peak["gflops"]
     return result
 
 
-def cpu_model() -> str:
-    """This machine's CPU model name (Linux /proc/cpuinfo, as lscpu's "Model name"), else platform's."""
-    import platform
+def _flops_tool():
+    """tools/flops.py as a module (loaded by path: tools/ is not a package, nor on sys.path in-process)."""
+    import importlib.util
+    import sys
 
+    name = "tfdplc_tools_flops"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(__file__), "flops.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _step_flops(model, iterator) -> int:
+    """FLOPs of one `train_step` of `model` on a batch like `iterator`'s (tools/flops.py, static count)."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    flops = _flops_tool()
+
+    # The profiler behind the count warns about its own TF1 APIs on every graph: not news to the user.
+    level, verbosity = logging.getLogger("tensorflow").level, absl_logging.get_verbosity()
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return flops.step_flops(model, next(iterator)).flops
+    finally:
+        logging.getLogger("tensorflow").setLevel(level)
+        absl_logging.set_verbosity(verbosity)
 
 
-def reference_for(references, cpu: str):
-    """The (CPU model, images/s) reference measured on this CPU model, or None (then no ratio is printed).
+def reference_for(references, identity: cpu.CpuIdentity):
+    """The (label, images/s) reference measured on a CPU of this identity, or None (then no ratio).
 
     Args:
-      references: {CPU model prefix: images/s} of a case, or None.
-      cpu: `cpu_model()`.
+      references: {ReferenceCpu: images/s} of a case, or None.
+      identity: this machine's `tfdplc.cpu.CpuIdentity`.
 
     Returns:
-      (model, images/s) of the reference whose model's words all occur in the CPU name ("(R)" and "(TM)"
-      ignored, so "Intel(R) Xeon(R) CPU @ 2.20GHz" is an "Intel Xeon"), or None.
+      (the reference CPU's label, images/s) if vendor, family, model and the ISA features
+      (`tfdplc.cpu.ISA_FEATURES`) all agree, else None.
     """
-    import re
-
-    words = set(re.sub(r"\((r|tm)\)", " ", cpu.lower()).split())
-    for model, images_per_s in (references or {}).items():
-        if set(model.lower().split()) <= words:
-            return model, images_per_s
+    for reference, images_per_s in (references or {}).items():
+        if (reference.vendor, reference.family, reference.model, reference.features) == (
+            identity.vendor,
+            identity.family,
+            identity.model,
+            identity.features,
+        ):
+            return reference.label, images_per_s
     return None
 
 
@@ -452,11 +510,22 @@ def main(argv):
 
     results = []
     scratch = tempfile.mkdtemp(prefix="tfdplc_benchmark_")
-    cpu = cpu_model()
-    known = sorted({model for case in CASES.values() for model in (case[4] or {})})
+    identity = cpu.cpu_identity()
+    peak = cpu.fma_peak_gflops(identity)
+    matched = reference_for(dict.fromkeys(REFERENCE_CPUS, 0.0), identity)
     print(
-        f"CPU: {cpu}; PyTorch references measured on: {', '.join(known)}"
-        + ("" if reference_for(dict.fromkeys(known, 0.0), cpu) else " (none on this CPU: no ratios printed)"),
+        f"CPU: {identity.describe()}\n"
+        f"oneDNN: {'on' if cpu.onednn_enabled() else 'off'} ({ONEDNN_CHOICE})"
+        + (
+            f", ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}"
+            if "ONEDNN_MAX_CPU_ISA" in os.environ
+            else ""
+        )
+        + "\nfloat32 FMA peak: "
+        + (f"{peak['gflops']:.0f} GFLOP/s = {peak['how']}" if peak else "unknown")
+        + "\n"
+        f"PyTorch references measured on: {'; '.join(r.label for r in REFERENCE_CPUS)} "
+        + (f"(this CPU is the {matched[0]} one)" if matched else "(none on this CPU: no ratios printed)"),
         flush=True,
     )
     check_flags()
@@ -470,10 +539,16 @@ def main(argv):
                     if "ratio_to_reference" in result
                     else ""
                 )
+                compute = (
+                    f"  {result['gflops_per_s']:.1f} GFLOP/s"
+                    + (f" ({result['fraction_of_peak']:.1%} of peak)" if "fraction_of_peak" in result else "")
+                    if "gflops_per_s" in result
+                    else ""
+                )
                 print(
                     f"{name:12s} xla={xla:3s} {precision:14s} batch={result['batch']:4d}  "
                     f"{result['images_per_s']:8.1f} images/s  ({result['median_step_s'] * 1e3:.1f} ms/step)"
-                    f"{ratio}",
+                    f"{compute}{ratio}",
                     flush=True,
                 )
     for name in FLAGS.codec_cases:

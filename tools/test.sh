@@ -9,4 +9,11 @@ ruff check tfdplc tools tests
 export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-1}" TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
 # --dist loadfile: a file's tests share one worker, so its module-scoped fixtures (exports, trained
 # workdirs) are built once, not once per worker.
-python -m pytest -n 2 --dist loadfile -q --durations=15 tests "$@"  # the 15 slowest, to keep it under 8 min
+# TensorFlow's kernels: oneDNN on every x86-64 CPU unless TF_ENABLE_ONEDNN_OPTS is set (tests/conftest.py,
+# tfdplc.cpu.prefer_onednn); .ci/run also runs the numerically sensitive files with it set to 0.
+# Test files given as arguments (tests/...) replace the whole suite; other arguments go to pytest.
+paths=(tests)
+for arg in "$@"; do
+  case "$arg" in tests/*) paths=() ;; esac
+done
+python -m pytest -n 2 --dist loadfile -q --durations=15 "${paths[@]}" "$@"  # the 15 slowest, to keep it under 8 min

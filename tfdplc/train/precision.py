@@ -22,6 +22,7 @@ from typing import Iterator
 import gin
 import tensorflow as tf
 
+from tfdplc import cpu
 from tfdplc.layers import bottlenecks, quantizers
 
 __all__ = [
@@ -62,10 +63,15 @@ def check_precision(precision: str) -> str:
 def policy(precision: str) -> Iterator[None]:
     """Sets Keras' global dtype policy to `precision` inside the block, then restores the previous one.
 
+    Warns once per process if `precision` is mixed_bfloat16 on a CPU without bfloat16 instructions, where
+    TensorFlow emulates it (`tfdplc.cpu.warn_if_bf16_emulated`).
+
     Raises:
       ValueError: if `precision` is not one of `PRECISIONS`.
     """
     check_precision(precision)
+    if precision == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU"):
+        cpu.warn_if_bf16_emulated()  # once per process, on CPUs without bfloat16 instructions
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(precision)
     try:
