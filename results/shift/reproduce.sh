@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Reproduces the CPU-scale shift-compression results (Liu et al. 2022) on mnist5k, with several seeds, for
-# one TASK: "sr" (default), x4 super-resolution (28 -> 7 -> 28, bilinear; L = 4 levels, 2K bits), or
-# "denoise", additive Gaussian noise of std 20 on 0-255 (App. B.1; L = 8 levels, 3K bits; workdirs and
-# sweeps under WORKDIRS/denoise). Every run resumes from its last checkpoint and every sweep writes its
+# one TASK: "sr" (default), x4 super-resolution (28 -> 7 -> 28, antialiased bilinear; L = 4 levels, 2K
+# bits), "sr_authors", the same with the authors' degradation (torch bicubic without antialiasing,
+# gin/shift_sr_authors_mnist5k.gin; workdirs and sweeps under WORKDIRS/authors; stages seeds, contrast, cr,
+# tables), or "denoise", additive Gaussian noise of std 20 on 0-255 (App. B.1; L = 8 levels, 3K bits;
+# workdirs and sweeps under WORKDIRS/denoise). Every run resumes from its last checkpoint and every sweep writes its
 # records after each point, so the script can be stopped and started again; a finished run is not retrained.
 #
 # Stages (STAGES picks them, in this order; default all):
 #   seeds       for each seed S in SEEDS: the end-to-end system WITHOUT common randomness at NCR_KS (eq. 16),
-#               then its two-branch decomposition as the paper trains it (Section 3.2, mode
-#               "own_targets": frozen f, g1 on (a) against X, g2 on (b) against Y~, both fed the code
-#               index only, (c) measured) at DECOMPOSITION_KS (a subset of NCR_KS; empty: none).
-#   contrast    seed 0 only: the same decompositions trained on the whole of eq. 18 ("joint"), with the code
-#               index and with the dithered decoder input (how this project trained them before), and the
-#               separate variant (fresh f1, g1 and f2, g2, Table 2).
+#               then its two-branch decomposition under both readings of Section 3.2 at DECOMPOSITION_KS
+#               (a subset of NCR_KS; empty: none): "own_targets" (frozen f, g1 on (a) against X, g2 on (b)
+#               against Y~, (c) measured) and "joint" (g1, g2 on the whole of eq. 18), both fed the code
+#               index only (JOINT=0 skips the joint ones).
+#   contrast    seed 0 only: the joint decomposition with the dithered decoder input (how this project
+#               trained them before) and the separate variant (fresh f1, g1 and f2, g2, Table 2).
 #   cr          for each seed: the end-to-end system WITH common randomness (eq. 14) at CR_KS (the headline
 #               claim, cr vs ncr, compares these with the ncr runs of stage "seeds" at the same K).
 #   baseline    seed 0 only: the restoration U-Net (App. B.5, eq. 70) and the separate baseline's
@@ -28,7 +30,7 @@
 # sr: K code symbols with L = 4 levels are 2K bits: K = 2, 5, 10, 15 are the 4, 10, 20, 30 bits of Tables 1,
 # 2, 11. denoise: L = 8 levels, 3K bits: K = 4, 10, 20 are the 12, 30, 60 bits of Tables 1, 6, 11.
 #
-# Knobs: TASK, STEPS (every training; the configs' schedules are 3000 steps, the measured CPU-scale runs used
+# Knobs: TASK, JOINT, STEPS (every training; the configs' schedules are 3000 steps, the measured CPU-scale runs used
 # 1000; the learning-rate drops move with it: 60% of the run for end-to-end, 50% for the decomposition),
 # SEEDS, NCR_KS, DECOMPOSITION_KS, CR_KS, BASELINE_KS, VR_WEIGHTS, WORKDIRS (the workdirs folder), STAGES.
 # Defaults: sr NCR_KS = DECOMPOSITION_KS = 2,5,10,15, CR_KS = 2,5,15, BASELINE_KS = 2,8,15;
@@ -54,13 +56,19 @@ case "$TASK" in
     DECOMPOSITION_KS=${DECOMPOSITION_KS-2,5,10,15}
     CR_KS=${CR_KS:-2,5,15}
     BASELINE_KS=${BASELINE_KS:-2,8,15} ;;
+  sr_authors)  # the issue-27 headline rates: 4, 10, 20, 30 bits for both cr and ncr
+    ROOT=$WORKDIRS/authors
+    NCR_KS=${NCR_KS:-2,5,10,15}
+    DECOMPOSITION_KS=${DECOMPOSITION_KS-2,5,10,15}
+    CR_KS=${CR_KS:-2,5,10,15}
+    BASELINE_KS=${BASELINE_KS:-} ;;
   denoise)
     ROOT=$WORKDIRS/denoise
     NCR_KS=${NCR_KS:-2,4,10,20}
     DECOMPOSITION_KS=${DECOMPOSITION_KS-4,20}
     CR_KS=${CR_KS:-2,4,10,20}
     BASELINE_KS=${BASELINE_KS:-4,20} ;;
-  *) echo "[reproduce] error: TASK must be sr or denoise, not '$TASK'" >&2; exit 2 ;;
+  *) echo "[reproduce] error: TASK must be sr, sr_authors or denoise, not '$TASK'" >&2; exit 2 ;;
 esac
 E2E_CONFIG=gin/shift_${TASK}_mnist5k.gin
 DECOMPOSITION_CONFIG=gin/shift_decomposition_${TASK}_mnist5k.gin
@@ -101,11 +109,13 @@ if has_stage seeds; then
     end_to_end "$seed" shift-ncr "$NCR_KS"
     if [ -n "$DECOMPOSITION_KS" ]; then
       decomposition "$seed" decomposition-own "$DECOMPOSITION_KS" "MODE = 'own_targets'"
+      if [ "${JOINT:-1}" != 0 ]; then
+        decomposition "$seed" decomposition-joint "$DECOMPOSITION_KS" "MODE = 'joint'"
+      fi
     fi
   done
 fi
 if has_stage contrast; then
-  decomposition 0 decomposition-joint "$DECOMPOSITION_KS" "MODE = 'joint'"
   decomposition 0 decomposition-joint-dithered "$DECOMPOSITION_KS" "MODE = 'joint'" "BRANCH_INPUT = 'decoder_input'"
   decomposition 0 decomposition-separate "$DECOMPOSITION_KS" "MODE = 'separate'"
 fi
@@ -114,7 +124,7 @@ if has_stage cr; then
     end_to_end "$seed" shift-cr "$CR_KS"
   done
 fi
-if has_stage baseline; then
+if has_stage baseline && [ "$TASK" != sr_authors ]; then
   restoration_workdir="$ROOT/seed0/restoration-$TASK"
   RESTORATION="RESTORATION = '$restoration_workdir/restoration.keras'"
   timed python tools/train.py --gin_config="$RESTORATION_CONFIG" --workdir="$restoration_workdir" \
