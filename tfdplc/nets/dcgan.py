@@ -17,6 +17,7 @@ downsampling stage (c4s2l-64), so both keep the paper's 4x4x(8*width) bottleneck
 stride-2 convolutions, so E's code map is 2x2 at resolution 32 (4x4 at 64).
 """
 
+import math
 from typing import Optional
 
 import gin
@@ -25,11 +26,17 @@ import tensorflow as tf
 from tfdplc.layers.noise import NoiseInput, WithNoiseInput
 from tfdplc.nets._checks import check_positive_int
 
-__all__ = ["encoder_F", "generator_G", "critic_f", "encoder_E", "mapping_B"]
+__all__ = ["NORMALIZATIONS", "encoder_F", "generator_G", "critic_f", "encoder_E", "mapping_B"]
 
 _RESOLUTIONS = (32, 64)
 # All four encoders (F, E) and the critic downsample by 2**4 at resolution 64.
 _CODE_DOWNSAMPLING = 16
+# The normalisations E and B can use in place of the paper's batch norm ("batch", the default). The other
+# three are per example, so a code or z does not depend on the rest of its batch in training either.
+NORMALIZATIONS = ("batch", "layer", "group", "none")
+# Group norm's groups: gcd(channels, 8), i.e. 8 at the CPU-scale widths (multiples of 8); Wu & He 2018 use
+# 32 groups at 64+ channels.
+_GROUPS = 8
 
 
 def _check_resolution(resolution) -> int:
@@ -49,8 +56,18 @@ def _init():
     return tf.keras.initializers.RandomNormal(stddev=0.02)
 
 
+def _check_normalization(normalization) -> str:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+    return normalization
+
+
 def _conv(x, filters, kernel, stride, norm=None, activation="relu"):
-    """One cxsy[b|l]-z unit: conv, optional batch/layer norm, then ReLU / leaky ReLU 0.2 / none."""
+    """One cxsy[b|l]-z unit: conv, optional normalisation, then ReLU / leaky ReLU 0.2 / none.
+
+    `norm` is None / "none" (conv with bias), "batch", "layer" or "group" (`NORMALIZATIONS`).
+    """
+    norm = None if norm == "none" else norm
     x = tf.keras.layers.Conv2D(
         filters, kernel, stride, padding="same", use_bias=norm is None, kernel_initializer=_init()
     )(x)
@@ -59,6 +76,10 @@ def _conv(x, filters, kernel, stride, norm=None, activation="relu"):
     elif norm == "layer":
         # Layer norm over (h, w, c) per example with per-element affine, as torch's LayerNorm([c, h, w]).
         x = tf.keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=1e-5)(x)
+    elif norm == "group":
+        # Group norm per example (Wu & He 2018) over (h, w, channels of a group), per-channel affine.
+        groups = math.gcd(filters, _GROUPS)
+        x = tf.keras.layers.GroupNormalization(groups, epsilon=1e-5)(x)
     if activation == "relu":
         x = tf.keras.layers.ReLU()(x)
     elif activation == "leaky":
@@ -75,28 +96,36 @@ def _upconv(x, filters, stride=2, padding="same"):
     return tf.keras.layers.ReLU()(x)
 
 
-def _fc_bn(x, units):
-    """fc-z followed by bn (the last layers of F and B); no bias since batch norm re-centres anyway."""
+def _fc_bn(x, units, norm="batch"):
+    """fc-z followed by bn (the last layers of F and B); no bias since batch norm re-centres anyway.
+
+    With any other `norm` the last layer is fc-z with a bias and no normalisation: a per-example
+    normalisation of z (layer / group norm) would fix each z's mean and spread over its m entries, which
+    samples of P_Z = N(0, I_m) do not share, so B(E(X)) could not match P_Z.
+    """
     x = tf.keras.layers.Flatten()(x)
+    if norm != "batch":
+        return tf.keras.layers.Dense(units, kernel_initializer=_init())(x)
     x = tf.keras.layers.Dense(units, use_bias=False, kernel_initializer=_init())(x)
     return tf.keras.layers.BatchNormalization()(x)
 
 
-def _downsampling_trunk(x, width):
+def _downsampling_trunk(x, width, norm="batch"):
     """c4s2-w, c4s2b-2w, c4s2b-4w, c4s2b-8w: the shared first four layers of F and E."""
     x = _conv(x, width, 4, 2)
     for multiple in (2, 4, 8):
-        x = _conv(x, multiple * width, 4, 2, norm="batch")
+        x = _conv(x, multiple * width, 4, 2, norm=norm)
     return x
 
 
-def _residual_block(x, filters):
+def _residual_block(x, filters, norm="batch"):
     """r-z: conv3x3-bn-relu-conv3x3-bn, plus the identity skip, then ReLU.
 
-    This is the ResNet "basic block" used by the DPLC reference code for B's residual units.
+    This is the ResNet "basic block" used by the DPLC reference code for B's residual units (`norm`
+    replaces its batch norms).
     """
-    y = _conv(x, filters, 3, 1, norm="batch")
-    y = _conv(y, filters, 3, 1, norm="batch", activation=None)
+    y = _conv(x, filters, 3, 1, norm=norm)
+    y = _conv(y, filters, 3, 1, norm=norm, activation=None)
     return tf.keras.layers.ReLU()(tf.keras.layers.Add()([x, y]))
 
 
@@ -204,7 +233,14 @@ def critic_f(resolution: int, width: int = 64, channels: int = 3, name: str = "c
 
 
 @gin.configurable(module="tfdplc.nets")
-def encoder_E(resolution: int, k: int, width: int = 64, channels: int = 3, name: str = "encoder_E"):
+def encoder_E(
+    resolution: int,
+    k: int,
+    width: int = 64,
+    channels: int = 3,
+    normalization: str = "batch",
+    name: str = "encoder_E",
+):
     """The rate-constrained encoder E: c4s2-64, c4s2b-128, c4s2b-256, c4s2b-512, c3s1-k (DPLC App. B).
 
     Returns the unquantized code map: the paper's "-q" (and "+n", which belongs to B) are applied by the
@@ -212,30 +248,36 @@ def encoder_E(resolution: int, k: int, width: int = 64, channels: int = 3, name:
 
     k = 0 (rate 0) gives an encoder with no weights whose output is an empty (B, h, w, 0) map.
 
+    `normalization` other than "batch" is a deviation from App. B ("c4s2b"): with batch norm, training
+    (batch statistics) and the deployed codec (one image at a time, moving statistics) compute different
+    codes; "layer", "group" and "none" make each code a function of its own image in both modes.
+
     Args:
       resolution: input height and width, 32 or 64.
       k: code channels (sets the rate), >= 0.
       width: base filter count (the paper's 64).
       channels: input channels, 3 (RGB) or 1.
+      normalization: of the three "b" convolutions, one of `NORMALIZATIONS` ("batch": the paper).
       name: model name.
 
     Returns:
       A functional `tf.keras.Model`: images (B, resolution, resolution, channels) -> (B, h, w, k) float32.
 
     Raises:
-      ValueError: on an unsupported resolution/channels, a negative k or a non-positive width.
+      ValueError: on an unsupported resolution/channels/normalization, a negative k or a non-positive width.
     """
     _check_resolution(resolution)
     check_positive_int(k, "k", allow_zero=True)
     check_positive_int(width, "width")
     _check_channels(channels)
+    _check_normalization(normalization)
     images = tf.keras.Input((resolution, resolution, channels), name="images")
     if k == 0:
         # Nothing to learn at rate 0: an empty map with the batch and spatial size of a real code.
         step = _CODE_DOWNSAMPLING
         code = images[:, ::step, ::step, :0]
     else:
-        x = _downsampling_trunk(images, width)
+        x = _downsampling_trunk(images, width, normalization)
         # No ReLU: the output is quantized (Appendix B notation).
         code = tf.keras.layers.Conv2D(k, 3, padding="same", kernel_initializer=_init())(x)
     return tf.keras.Model(images, code, name=name)
@@ -269,6 +311,7 @@ def mapping_B(
     width: int = 512,
     noise: bool = True,
     seed: Optional[int] = None,
+    normalization: str = "batch",
     name: str = "mapping_B",
 ):
     """The (stochastic) map B: +n, c3s1-512, r-512, ..., r-512, fc-m, bn (DPLC Appendix B).
@@ -282,6 +325,10 @@ def mapping_B(
     as in the DPLC reference code. The c3s1 layer keeps the ReLU of the paper's notation (the reference
     code has none there).
 
+    `normalization` other than "batch" is a deviation from App. B (see `encoder_E`): the residual blocks
+    use it in place of batch norm and the last "fc-m, bn" becomes fc-m with a bias (`_fc_bn`), so z does
+    not depend on the rest of its batch in training either.
+
     Args:
       resolution: image resolution E was built for, 32 or 64 (the code map is resolution/16 square).
       k: code channels, >= 0 (0 without noise gives a learned constant z: the CAE at rate 0).
@@ -290,6 +337,7 @@ def mapping_B(
       width: filters of every convolution (the paper's 512).
       noise: whether to apply "+n".
       seed: seed of the noise generator (None: non-deterministic).
+      normalization: one of `NORMALIZATIONS` ("batch": the paper).
       name: model name.
 
     Returns:
@@ -297,10 +345,11 @@ def mapping_B(
       the (batch, m) tensor n. Without noise, a functional model. Either maps (B, h, w, k) -> z (B, m).
 
     Raises:
-      ValueError: on an unsupported resolution, invalid sizes, or m not divisible
+      ValueError: on an unsupported resolution or normalization, invalid sizes, or m not divisible
         by h*w when noise is used.
     """
     _check_resolution(resolution)
+    _check_normalization(normalization)
     check_positive_int(k, "k", allow_zero=True)
     check_positive_int(m, "m")
     check_positive_int(n_blocks, "n_blocks", allow_zero=True)
@@ -323,8 +372,8 @@ def mapping_B(
     )
     x = _conv(features, width, 3, 1)
     for _ in range(n_blocks):
-        x = _residual_block(x, width)
-    z = _fc_bn(x, m)
+        x = _residual_block(x, width, normalization)
+    z = _fc_bn(x, m, normalization)
     if noise_layer is None:
         return tf.keras.Model(features, z, name=name)
 
