@@ -1,6 +1,7 @@
 """DPLC stage 2 (eq. 8), the GC baseline (eq. 3) and the lambda(R) scaling of Table 3 / App. B."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -408,3 +409,229 @@ def test_gc_uses_the_configured_distortion_and_gradient_penalty():
     np.testing.assert_allclose(
         model.distortion_tracker.result(), losses.batch_rmse_pm1(images[4:], model(images[4:], training=True))
     )
+
+
+# Issue 25: E and B without batch statistics, GC's lambda in its gradient, and the budget bookkeeping.
+
+
+def _stage2_nets(normalization, k=2, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    encoder = nets.encoder_E(32, k, width=4, channels=1, normalization=normalization)
+    mapping = nets.mapping_B(32, k, m=M, n_blocks=1, width=8, noise=True, seed=1, normalization=normalization)
+    return encoder, mapping
+
+
+@pytest.mark.parametrize("normalization", ["layer", "group", "none", "batch"])
+def test_per_example_normalization_makes_e_and_b_batch_independent(normalization):
+    encoder, mapping = _stage2_nets(normalization)
+    images = _images(5)
+    noise = mapping.noise_layer.sample(5)
+    quantizer = ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard")
+
+    def z(index, training):
+        code = quantizer(encoder(images[index], training=training), training=training)
+        return mapping(code, noise=noise[index], training=training).numpy()
+
+    unquantized_gap = np.abs(
+        encoder(images, training=True).numpy()[:1] - encoder(images[:1], training=True).numpy()
+    ).max()
+    batch_gap = np.abs(z(slice(0, 5), True)[:1] - z(slice(0, 1), True)).max()
+    mode_gap = np.abs(z(slice(0, 5), True) - z(slice(0, 5), False)).max()
+    if normalization == "batch":  # the paper's: an image's code and z depend on its batch, and on the mode
+        assert unquantized_gap > 1e-3 and batch_gap > 1e-3 and mode_gap > 1e-3
+        return
+    # float32 reductions over a batch of 1 or 5 differ by rounding only (outputs are O(1)).
+    assert unquantized_gap < 1e-5 and batch_gap < 1e-5 and mode_gap < 1e-5
+    norms = [type(layer) for net in (encoder, mapping.trunk) for layer in net.layers]
+    assert tf.keras.layers.BatchNormalization not in norms
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        nets.encoder_E(32, 2, normalization="instance")
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        nets.mapping_B(32, 2, m=M, n_blocks=1, normalization="BatchNorm")
+
+
+def _encoder_mapping_layout(encoder, mapping, directory):
+    """{checkpoint key: shape} of E and B saved as a DPLC objective's `encoder` and `mapping`."""
+    holder = tf.Module()
+    holder.encoder, holder.mapping = encoder, mapping
+    path = tf.train.Checkpoint(model=holder).write(str(directory / "ckpt"))
+    return _layout(path)
+
+
+def _layout(path):
+    return {
+        key: tuple(shape)
+        for key, shape in tf.train.list_variables(path)
+        if key.startswith(("model/encoder/", "model/mapping/")) and "OPTIMIZER_SLOT" not in key
+    }
+
+
+def test_default_normalization_keeps_the_checkpoint_layout_of_e_and_b(tmp_path):
+    # The DPLC checkpoint written by the code of commit 9a21ca5 (tests/test_checkpoint_compat.py) with
+    # these nets: the default and "batch" must still build exactly its variables, names and shapes.
+    stored = _layout(
+        os.path.join(os.path.dirname(__file__), "data", "checkpoints_pre_issue11", "dplc", "ckpt")
+    )
+    assert len(stored) == 37
+    default = _encoder_mapping_layout(
+        nets.encoder_E(32, 2, width=4, channels=1),
+        nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
+        tmp_path / "default",
+    )
+    assert default == stored
+    assert _encoder_mapping_layout(*_stage2_nets("batch"), tmp_path / "batch") == stored
+    # The per-example variant has no moving statistics (and B's last layer gains a bias).
+    layer = _encoder_mapping_layout(*_stage2_nets("layer"), tmp_path / "layer")
+    assert not any("moving" in key for key in layer)
+
+
+def test_gin_configs_of_stage2_build_batch_norm_by_default_and_layer_norm_when_deployed(tmp_path):
+    import gin
+
+    from tfdplc import train as tr
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gin.add_config_file_search_path(root)  # the deployed config's `include` from any working directory
+    nets.generator_G(32, 32, width=16, channels=1).save(str(tmp_path / "generator.keras"))
+    bindings = [f"GENERATOR_PATH = '{tmp_path / 'generator.keras'}'"]
+    kinds = {}
+    for config in ("gin/dplc_mnist5k.gin", "gin/dplc_deployed_mnist5k.gin"):
+        gin.clear_config()
+        tr.config.parse_gin([os.path.join(root, config)], bindings)
+        model = tr.build_objective()
+        kinds[config] = {
+            type(layer).__name__ for net in (model.encoder, model.mapping.trunk) for layer in net.layers
+        }
+    gin.clear_config()
+    assert "BatchNormalization" in kinds["gin/dplc_mnist5k.gin"]
+    assert "LayerNormalization" not in kinds["gin/dplc_mnist5k.gin"]
+    assert "BatchNormalization" not in kinds["gin/dplc_deployed_mnist5k.gin"]
+    assert "LayerNormalization" in kinds["gin/dplc_deployed_mnist5k.gin"]
+
+
+def test_gc_update_of_e_b_g_follows_distortion_plus_lambda_times_the_generator_term():
+    # SGD on E, B, G and a critic with learning rate 0: the step's update is -lr * (grad d + lambda grad g),
+    # recomputed here term by term from the same noise draws. A lambda dropped from the loss (or from the
+    # gradient only) moves the update by (1 - lambda) grad g, far outside the tolerance.
+    lam, lr = 0.25, 1e-2
+    tf.keras.utils.set_random_seed(0)
+    model = GC(
+        encoder=nets.encoder_E(32, 2, width=4, channels=1),
+        mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
+        generator=_sensitive(nets.generator_G(32, m=M, width=4, channels=1)),
+        critic=nets.critic_f(32, width=4, channels=1),
+        quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+        optimizer=tf.keras.optimizers.SGD(lr),
+        critic_optimizer=tf.keras.optimizers.SGD(0.0),
+        lambda_wd=lam,
+        n_critic=1,
+    )
+    images = _images(4)
+    model(images[:1])
+    for layer in model.critic.layers:  # a critic whose pull is comparable to the distortion's
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(layer.kernel * 30.0)
+    variables = (
+        model.encoder.trainable_variables
+        + model.mapping.trainable_variables
+        + model.generator.trainable_variables
+    )
+    before = [v.numpy().copy() for v in variables]
+    state = model.mapping.noise_layer._generator.state.numpy().copy()
+    model.sample_noise(4)  # the critic step's draw
+    noise = model.sample_noise(4)  # the E/B/G step's draw
+    with tf.GradientTape(persistent=True) as tape:
+        terms = model.generator_losses(images, noise=noise, training=True)
+    grad_d = tape.gradient(terms["distortion"], variables)
+    grad_g = tape.gradient(terms["generator_loss"], variables)
+    flat = lambda gs: np.concatenate([g.numpy().ravel() for g in gs])  # noqa: E731
+    grad_d, grad_g = flat(grad_d), flat(grad_g)
+    for v, value in zip(variables, before):  # the tape's forward pass moved no weight, only BN statistics
+        np.testing.assert_array_equal(v.numpy(), value)
+    model.mapping.noise_layer._generator.state.assign(state)
+    model.train_step(images)  # eagerly
+    step = np.concatenate([(b - v.numpy()).ravel() for b, v in zip(before, variables)]) / lr
+    expected = grad_d + lam * grad_g
+    # SGD's float32 update of O(0.1) weights by lr * grad: rounding ~1e-8 / lr = 1e-6 per entry.
+    tolerance = 1e-3 * np.abs(expected).max()
+    np.testing.assert_allclose(step, expected, atol=tolerance)
+    assert np.abs((1.0 - lam) * grad_g).max() > 20 * tolerance  # a dropped lambda would fail
+
+
+def _tables():
+    import importlib.util
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "dplc", "tables.py"
+    )
+    spec = importlib.util.spec_from_file_location("dplc_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _config(path, objective, steps, batch, extra=""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"build_objective.objective = @tfdplc.objectives.{objective}\n"
+        f"train.total_steps = {steps}\ninput_pipeline.batch_size = {batch}\n{extra}"
+    )
+    return str(path)
+
+
+def test_training_budget_counts_the_images_of_generator_updates(tmp_path):
+    tables = _tables()
+    gc = tables.training_budget([_config(tmp_path / "gc.gin", "GC", 100, 48, "GC.n_critic = 4\n")])
+    assert gc == {"objective": "GC", "steps": 100, "batch": 12, "n_critic": 4, "images": 1200}
+    default = tables.training_budget([_config(tmp_path / "wpp.gin", "WassersteinPP", 10, 40)])
+    assert default["n_critic"] == 5 and default["images"] == 10 * 8  # the class default n_critic
+    cae = tables.training_budget([_config(tmp_path / "cae.gin", "CAE", 30, 16)], ["train.total_steps = 31"])
+    assert cae["images"] == 31 * 16 and cae["n_critic"] is None
+    with pytest.raises(ValueError, match="not a multiple of n_critic"):
+        tables.training_budget([_config(tmp_path / "bad.gin", "GC", 10, 42)])
+    # The shipped configs: GC on the W++ budget sees W++'s generator images (App. B), the old GC 3.7x fewer.
+    wpp = tables.training_budget(["gin/wpp_mnist5k.gin"])["images"]
+    assert wpp == 1830 * 64
+    assert tables.training_budget(["gin/gc_wpp_budget_mnist5k.gin"])["images"] == wpp
+    assert tables.training_budget(["gin/gc_mnist5k.gin"])["images"] == 1000 * 32
+
+
+def test_record_budget_reads_each_runs_config_and_dplc_its_stage1_generator(tmp_path):
+    tables = _tables()
+    workdirs = tmp_path / "workdirs"
+    _config(
+        workdirs / "seed1" / "wpp_mnist5k" / "config.gin",
+        "WassersteinPP",
+        10,
+        20,
+        "WassersteinPP.n_critic = 5\n",
+    )
+    _config(workdirs / "seed1" / "dplc-wpp-k2" / "config.gin", "DPLC", 7, 6)
+    dplc = {
+        "method": "dplc-wpp",
+        "workdir": "seed1/dplc-wpp-k2",
+        "config": "gin/dplc_mnist5k.gin",
+        "k": 2,
+        "seed": 1,
+    }
+    budget = tables.record_budget(dplc, str(workdirs))
+    assert budget["generator_images"] == 10 * 4  # G* of seed 1, stage 1
+    assert budget["encoder_images"] == 7 * 6  # stage 2
+    assert budget["budget_source"].startswith("workdir config.gin")
+    # Without the workdir, the record's config (with its K) stands in, and the source says so.
+    gone = tables.record_budget(dict(dplc, seed=2), str(tmp_path / "none"))
+    assert gone["encoder_images"] == 3000 * 64 and gone["generator_images"] == 1830 * 64
+    assert "not recorded" in gone["budget_source"]
+    stage1 = {"generator": "wgan_gp", "workdir": "seed0/wgan_gp_mnist5k", "seed": 0}
+    wgan = tables.record_budget(stage1, str(tmp_path / "none"))
+    assert wgan["generator_images"] == 1000 * 32 and wgan["encoder_images"] is None
+    gc = {
+        "method": "gc",
+        "workdir": "seed0/gc-k0",
+        "config": "gin/gc_wpp_budget_mnist5k.gin",
+        "k": 0,
+        "seed": 0,
+    }
+    row = dict(gc, rate_bits=0.0, mse=0.07, **tables.record_budget(gc, str(tmp_path / "none")))
+    table = "\n".join(tables.sweep_table([row]))
+    assert "| gc | 0 | 0.0000 | 117k | 117k |" in table

@@ -8,17 +8,129 @@ WORKDIRS/seed<S>/<generator>_mnist5k/metrics.json (stage 1), and writes
   OUTPUT/rate_{mse,fd,pv}.png mean ± sd over seeds per method (DPLC Figure 3 style),
   OUTPUT/decodes.png          seed 0: one test digit, stochastic decodes per rate and method (Figure 1),
   OUTPUT/tables.md            the tables (mean ± sd (n)) and each claim of the paper checked on them.
+
+Training budgets (DESIGN.md "Budgets"): every record gets the images its networks' updates saw, computed
+from the run's config (`record_budget`): `generator_images`, the images in the updates of the generator
+that decodes (for DPLC: its G*, trained in stage 1), and `encoder_images`, in the updates of the encoder E
+(F for stage 1). For objectives whose step reads n_critic critic mini-batches and updates the generator
+on one of them (Algorithm 1: GC, Wasserstein++, WGAN-GP), that is steps x batch / n_critic; for the others
+steps x batch.
 """
 
 import argparse
 import glob
+import inspect
 import json
 import os
 
 from tfdplc import plots, results
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GENERATORS = ("wpp", "wae", "wgan_gp")
 SWEEP_METHODS = ("cae", "dplc-wpp", "gc", "dplc-wae", "dplc-wgan_gp")
+# Objectives whose train step reads n_critic mini-batches of b images (input batch n_critic * b) and
+# updates the generator (and encoder) on one of them, once per step.
+SPLIT_BATCH_OBJECTIVES = ("GC", "WassersteinPP", "WGANGP")
+# Objectives without an encoder E / F that is trained.
+NO_ENCODER_OBJECTIVES = ("WGANGP",)
+_SEARCH_PATH = []  # [ROOT] once gin looks up config files there too
+
+
+def training_budget(config_files, bindings=()):
+    """Steps, mini-batch and images seen by the trained networks, from a gin config (parsed, not run).
+
+    Args:
+      config_files: gin files (a workdir's config.gin, or a config of gin/ with `bindings`); relative
+        paths and `include`s are looked up in the working directory, then the repository root.
+      bindings: gin bindings applied after the files.
+
+    Returns:
+      A dict: objective (class name), steps (train.total_steps), batch (images per updated mini-batch:
+      input_pipeline.batch_size / n_critic for `SPLIT_BATCH_OBJECTIVES`), n_critic (None where it does
+      not apply), images (steps x batch: what one generator update per step saw in all).
+
+    Raises:
+      tfdplc.train.config.GinConfigError: on a config that does not parse.
+      ValueError: if steps or the batch size is unbound, or the batch is not a multiple of n_critic.
+    """
+    import gin
+
+    from tfdplc.train.config import bound_value, parse_gin
+
+    if not _SEARCH_PATH:
+        gin.add_config_file_search_path(ROOT)
+        _SEARCH_PATH.append(ROOT)
+    gin.clear_config()
+    files = [f if os.path.isabs(f) or os.path.exists(f) else os.path.join(ROOT, f) for f in config_files]
+    parse_gin(files, bindings)
+    objective = bound_value("build_objective.objective").configurable.wrapped
+    name = objective.__name__
+    steps, input_batch = bound_value("train.total_steps"), bound_value("input_pipeline.batch_size")
+    if steps is None or input_batch is None:
+        raise ValueError(f"{config_files}: train.total_steps and input_pipeline.batch_size must be bound.")
+    n_critic = None
+    batch = input_batch
+    if name in SPLIT_BATCH_OBJECTIVES:
+        n_critic = bound_value(f"{name}.n_critic")
+        if n_critic is None:
+            n_critic = inspect.signature(objective.__init__).parameters["n_critic"].default
+        if input_batch % n_critic:
+            raise ValueError(f"{config_files}: batch {input_batch} is not a multiple of n_critic {n_critic}.")
+        batch = input_batch // n_critic
+    gin.clear_config()
+    return {"objective": name, "steps": steps, "batch": batch, "n_critic": n_critic, "images": steps * batch}
+
+
+def _run_config(workdirs, workdir, fallback, bindings):
+    """([config files], bindings, source): the workdir's config.gin when it exists, else `fallback`."""
+    saved = os.path.join(workdirs, workdir, "config.gin") if workdir else None
+    if saved and os.path.exists(saved):
+        return [saved], [], "workdir config.gin"
+    return (
+        [fallback],
+        list(bindings),
+        f"{fallback} (the workdir is gone; sweep bindings other than K not recorded)",
+    )
+
+
+def record_budget(record, workdirs):
+    """The budget fields of one sweep or stage-1 record (module docstring), read from its config.
+
+    Sweep records name their config and K; stage-1 records their generator. DPLC records (method
+    dplc-<generator>) take `generator_images` from their seed's stage-1 run of that generator.
+
+    Returns:
+      A dict with generator_images, encoder_images, budget_steps, budget_batch, budget_source.
+    """
+    if "generator" in record:  # stage 1
+        files, bindings, source = _run_config(
+            workdirs, record.get("workdir"), f"gin/{record['generator']}_mnist5k.gin", []
+        )
+    else:
+        files, bindings, source = _run_config(
+            workdirs, record.get("workdir"), record["config"], [f"K = {record['k']}"]
+        )
+    budget = training_budget(files, bindings)
+    out = {
+        "budget_steps": budget["steps"],
+        "budget_batch": budget["batch"],
+        "generator_images": budget["images"],
+        "encoder_images": None if budget["objective"] in NO_ENCODER_OBJECTIVES else budget["images"],
+        "budget_source": source,
+    }
+    if budget["objective"] == "DPLC":
+        generator = record["method"].split("-", 1)[1]
+        stage1 = os.path.join(f"seed{record['seed']}", f"{generator}_mnist5k")
+        files, bindings, source = _run_config(workdirs, stage1, f"gin/{generator}_mnist5k.gin", [])
+        out["generator_images"] = training_budget(files, bindings)["images"]
+        out["budget_source"] += f"; G*: {source}"
+    return out
+
+
+def images_cell(runs, key):
+    """The distinct values of `key` over runs in thousands of images ('117k'), '-' when none has it."""
+    values = sorted({r[key] for r in runs if r.get(key) is not None})
+    return " / ".join(f"{v / 1000:.0f}k" for v in values) or "-"
 
 
 def load_stage1(workdirs):
@@ -59,16 +171,22 @@ def sweep_table(records):
     lines = [
         "## Rate sweep, mean ± sd over seeds (n runs); FD / KD on the digit classifier's features",
         "",
-        "| method | bits | bpp | test MSE | FD | KD | PV | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | bits | bpp | G images | E images | test MSE | FD | KD | PV | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {m: i for i, m in enumerate(SWEEP_METHODS)}
     for method, b in sorted(groups, key=lambda key: (order.get(key[0], 99), key[0], key[1])):
         runs = groups[(method, b)]
         lines.append(
-            f"| {method} | {b} | {b / 1024:.4f} | {cell(runs, 'mse', 4)} | {cell(runs, 'fd', 1)} | "
+            f"| {method} | {b} | {b / 1024:.4f} | {images_cell(runs, 'generator_images')} | "
+            f"{images_cell(runs, 'encoder_images')} | {cell(runs, 'mse', 4)} | {cell(runs, 'fd', 1)} | "
             f"{cell(runs, 'kd', 1)} | {cell(runs, 'pv', 4)} | {cell(runs, 'train_wall_s', 0)} |"
         )
+    lines += [
+        "",
+        "G images: images in the updates of the generator that decodes (DPLC: its G*, in stage 1); E images: "
+        "in the updates of the encoder E (record_budget).",
+    ]
     return lines + [""]
 
 
@@ -78,14 +196,15 @@ def stage1_table(records):
     lines = [
         "## Stage-1 generators (Table 1 style), mean ± sd over seeds (n runs)",
         "",
-        "| generator | recon. MSE | recon. FD | sample FD | sample KD |",
-        "|---|---|---|---|---|",
+        "| generator | G images | recon. MSE | recon. FD | sample FD | sample KD |",
+        "|---|---|---|---|---|---|",
     ]
     for generator in GENERATORS:
         runs = groups.get((generator,))
         if runs:
             lines.append(
-                f"| {generator} | {cell(runs, 'mse', 4)} | {cell(runs, 'fd', 1)} | "
+                f"| {generator} | {images_cell(runs, 'generator_images')} | {cell(runs, 'mse', 4)} | "
+                f"{cell(runs, 'fd', 1)} | "
                 f"{cell(runs, 'sample_fd', 1)} | {cell(runs, 'sample_kd', 1)} |"
             )
     return lines + [""]
@@ -187,6 +306,7 @@ def main():
     for record in records + stage1:  # paths relative to the workdirs folder, not this machine's layout
         if os.path.abspath(record["workdir"]).startswith(workdirs + os.sep):
             record["workdir"] = os.path.relpath(record["workdir"], workdirs)
+        record.update(record_budget(record, workdirs))
     os.makedirs(args.output, exist_ok=True)
     for name, subset in (("results.json", records), ("stage1.json", stage1)):
         with open(os.path.join(args.output, name), "w") as f:
