@@ -186,3 +186,24 @@ def test_unknown_pipeline_case_is_refused_before_anything_runs(benchmark, flags_
     flags_of("--cases=", "--pipeline_cases=imagenet")
     with pytest.raises(benchmark.app.UsageError, match="'imagenet'.*celeb_a"):
         benchmark.main([])
+
+
+def test_profile_sums_op_time_by_type_from_a_real_trace(benchmark, tmp_path):
+    import tensorflow as tf
+
+    conv = tf.keras.layers.Conv2D(4, 3)
+    images = tf.random.stateless_uniform((2, 16, 16, 1), seed=[0, 1])
+
+    @tf.function
+    def step(_):
+        return {"loss": tf.reduce_sum(tf.square(conv(images)))}
+
+    step(None)
+    rows = benchmark.profile_steps([(step, None)], 2, str(tmp_path))
+    ops = {row["op"] for row in rows}
+    # Op types from "name:type" events; the executor's own "ExecutorState::Process" events are not ops.
+    assert any("Conv2D" in op for op in ops) and "Square" in ops and "Process" not in ops
+    assert sum(row["share"] for row in rows) == pytest.approx(1.0)
+    assert rows == sorted(rows, key=lambda row: -row["ms_per_step"]) and rows[0]["ms_per_step"] > 0
+    with pytest.raises(FileNotFoundError, match="No profiler trace"):
+        benchmark.summarize_trace(str(tmp_path / "empty"), 1)

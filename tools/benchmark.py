@@ -61,6 +61,13 @@ flags.DEFINE_list(
     "Training precisions to time (train.precision): float32, mixed_bfloat16, mixed_float16.",
 )
 flags.DEFINE_string("output", None, "Optional JSON file for the measurements.")
+flags.DEFINE_integer(
+    "profile_steps",
+    0,
+    "If > 0, trace this many more steps of each training case with TensorFlow's profiler and print the "
+    "op types that took the most time (where the step goes; docs/performance.md).",
+)
+flags.DEFINE_integer("profile_top", 12, "Op types printed per profiled case.")
 flags.DEFINE_bool(
     "flops",
     True,
@@ -412,6 +419,8 @@ def _time_case(name, xla, scratch, precision="float32"):
     if matched:
         result["reference_cpu"], result["reference_images_per_s"] = matched
         result["ratio_to_reference"] = result["images_per_s"] / matched[1]
+    if FLAGS.profile_steps > 0:
+        result["profile"] = profile_steps(steps, FLAGS.profile_steps, scratch)
     if FLAGS.flops:
         flops_per_step = sum(_step_flops(model, iterator) for model, _, iterator in built)
         result["flops_per_step"] = flops_per_step
@@ -421,6 +430,74 @@ def _time_case(name, xla, scratch, precision="float32"):
             result["peak_gflops"], result["peak_how"] = peak["gflops"], peak["how"]
             result["fraction_of_peak"] = result["gflops_per_s"] / peak["gflops"]
     return result
+
+
+def profile_steps(steps, count: int, scratch: str):
+    """Traces `count` runs of `steps` with TensorFlow's profiler and sums the time of each op type.
+
+    Args:
+      steps: [(train function, batch iterator)] of one case (composite cases: several, run in turn).
+      count: steps traced.
+      scratch: folder for the trace.
+
+    Returns:
+      [{"op": type, "ms_per_step": ..., "share": of all op time}] sorted by time, from `summarize_trace`.
+    """
+    import tempfile
+
+    logdir = tempfile.mkdtemp(prefix="profile_", dir=scratch)
+    tf.profiler.experimental.start(logdir)
+    try:
+        for _ in range(count):
+            for step, iterator in steps:
+                float(next(iter(step(iterator).values())))
+    finally:
+        tf.profiler.experimental.stop()
+    return summarize_trace(logdir, count)
+
+
+def summarize_trace(logdir: str, steps: int):
+    """Time per op type in a TensorFlow profiler trace (the host's executor threads).
+
+    Each op the executor runs is an event named "op name:op type" on a "tf_Compute" line of the host
+    plane (one line per thread); its duration is the op's time, nested framework events aside. Ops that run
+    on two threads at once are both counted, so the shares are of op time, not of wall time.
+
+    Args:
+      logdir: the folder given to `tf.profiler.experimental.start`.
+      steps: number of traced steps (times are divided by it).
+
+    Returns:
+      [{"op": type, "ms_per_step": float, "share": float}], the most expensive first.
+
+    Raises:
+      FileNotFoundError: if the folder holds no trace.
+    """
+    import collections
+    import glob
+
+    from tensorflow.core.profiler.protobuf import xplane_pb2
+
+    paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+    if not paths:
+        raise FileNotFoundError(f"No profiler trace (*.xplane.pb) under {logdir}.")
+    by_type = collections.Counter()
+    for path in paths:
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+        for plane in space.planes:
+            for line in plane.lines:
+                if not line.name.startswith("tf_Compute"):
+                    continue
+                for event in line.events:
+                    name = plane.event_metadata[event.metadata_id].name
+                    if ":" in name and "::" not in name:  # "op name:op type", not "ExecutorState::Process"
+                        by_type[name.rsplit(":", 1)[1]] += event.duration_ps
+    total = sum(by_type.values()) or 1
+    return [
+        {"op": op, "ms_per_step": ps / 1e9 / steps, "share": ps / total} for op, ps in by_type.most_common()
+    ]
 
 
 def _flops_tool():
@@ -551,6 +628,11 @@ def main(argv):
                     f"{compute}{ratio}",
                     flush=True,
                 )
+                for row in result.get("profile", [])[: FLAGS.profile_top]:
+                    print(
+                        f"    {row['op']:36s} {row['ms_per_step']:9.2f} ms/step  {row['share']:6.1%}",
+                        flush=True,
+                    )
     for name in FLAGS.codec_cases:
         if name not in CODEC_CASES:
             raise app.UsageError(f"Unknown codec case {name!r}; expected one of {sorted(CODEC_CASES)}.")
