@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AT_A_GLANCE = os.path.join(ROOT, "docs", "at_a_glance.json")
@@ -69,12 +70,15 @@ def value_samples(spec, records):
         value = float(record[spec["metric"]])
         if "over" in spec:
             value /= float(record[spec["over"]])
-        if "paired_divide_by" in spec:
-            where = dict(spec["paired_divide_by"], seed=record["seed"])
+        for pairing in ("paired_divide_by", "paired_subtract"):
+            if pairing not in spec:
+                continue
+            where = dict(spec[pairing], seed=record["seed"])
             others = [r for r in records if _matches(r, where)]
             if len(others) != 1:
                 raise ValueError(f"{spec['file']}: {len(others)} records {where} to pair with, expected 1.")
-            value /= float(others[0][spec["metric"]])
+            other = float(others[0][spec["metric"]])
+            value = value / other if pairing == "paired_divide_by" else value - other
         if spec.get("minus_one"):
             value -= 1.0
         values.append(value)
@@ -82,7 +86,7 @@ def value_samples(spec, records):
 
 
 def summary(spec, records):
-    """One figure: (value, sd, text).
+    """One figure: (value, sd, (lo, hi), text).
 
     Args:
       spec: one entry of a row's `values`.
@@ -90,18 +94,27 @@ def summary(spec, records):
 
     Returns:
       value: the mean of the per-record values, or their max / min for show = "max" / "min"; sd: their
-      sample sd (ddof 1; 0 for one record); text: the figure as the README shows it.
+      sample sd (ddof 1; 0 for one record); (lo, hi): the 95% Student-t interval of the mean (n - 1
+      degrees of freedom; the mean itself for one record); text: the figure as the README shows it.
     """
     values = value_samples(spec, records)
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    n = len(values)
+    sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
     show, digits = spec["show"], spec["digits"]
-    if show not in ("mean_sd", "mean", "max", "min"):
+    if show not in ("mean_sd", "mean_ci95", "mean", "max", "min"):
         raise ValueError(f"unknown show {show!r}")
-    value = {"max": max(values), "min": min(values)}.get(show, float(np.mean(values)))
+    mean = float(np.mean(values))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else 0.0
+    value = {"max": max(values), "min": min(values)}.get(show, mean)
     scale, sign, unit = (100.0, "+", "%") if spec.get("percent") else (1.0, "", "")
     text = f"{scale * value:{sign}.{digits}f}"
-    text += f" ± {scale * sd:.{digits}f}{unit}" if show == "mean_sd" else unit
-    return value, sd, text
+    if show == "mean_sd":
+        text += f" ± {scale * sd:.{digits}f}{unit}"
+    elif show == "mean_ci95":
+        text += f"{unit} [{scale * (mean - half):+.{digits}f}, {scale * (mean + half):+.{digits}f}]"
+    else:
+        text += unit
+    return value, sd, (mean - half, mean + half), text
 
 
 def _load(path, cache):
@@ -112,11 +125,12 @@ def _load(path, cache):
 
 
 def render_row(row, cache):
-    """One table line, and the names -> values / sds its checks are evaluated on."""
+    """One table line, and the names its checks are evaluated on (NAME, NAME_sd, NAME_lo, NAME_hi)."""
     names, texts = {}, {}
     for name, spec in row["values"].items():
-        value, sd, text = summary(spec, _load(spec["file"], cache))
-        names[name], names[f"{name}_sd"], texts[name] = value, sd, text
+        value, sd, (lo, hi), text = summary(spec, _load(spec["file"], cache))
+        names.update({name: value, f"{name}_sd": sd, f"{name}_lo": lo, f"{name}_hi": hi})
+        texts[name] = text
     link = os.path.dirname(row["link"])
     line = f"| {row['paper']} | {row['claim']} | **{row['verdict']}** | {row['figure'].format(**texts)} | "
     return line + f"[{link}]({row['link']}) |", names
@@ -206,7 +220,7 @@ def test_at_a_glance_values_are_computed_as_specified():
     )
     # Per seed: 0.2 / 0.1 = 2, 0.9 / 0.3 = 3; mean 2.5, sample sd 0.7071 (the ratio of means is 2.75,
     # the population sd 0.5, pairing by position 0.2 / 0.3 and 0.9 / 0.1).
-    mean, sd, text = summary(ratio, records)
+    mean, sd, _, text = summary(ratio, records)
     assert (mean, text) == (2.5, "2.500 ± 0.707")
     assert math.isclose(sd, math.sqrt(0.5), rel_tol=1e-12)
     relative = dict(
@@ -221,10 +235,18 @@ def test_at_a_glance_values_are_computed_as_specified():
         percent=True,
     )
     # 0.0282 / 0.0270 - 1 = +4.444%, 0.0250 / 0.0262 - 1 = -4.580%: mean -0.068%, sd 6.381%.
-    assert summary(relative, records)[2] == "-0.1 ± 6.4%"
+    assert summary(relative, records)[3] == "-0.1 ± 6.4%"
     extreme = dict(file="x", where={"method": "g1"}, metric="mse", n=3, digits=1)
-    assert summary(dict(extreme, show="max"), records)[2] == "5.0"
-    assert summary(dict(extreme, show="min"), records)[2] == "0.1"
+    assert summary(dict(extreme, show="max"), records)[3] == "5.0"
+    assert summary(dict(extreme, show="min"), records)[3] == "0.1"
+    # Paired differences (per seed: 0.2 - 0.1 = 0.1, 0.9 - 0.3 = 0.6) and their 95% t-interval: mean 0.35,
+    # sd 0.35355, t(0.975, 1 degree of freedom) = 12.7062: 0.35 -+ 12.7062 * 0.35355 / sqrt(2) = 3.1765.
+    difference = dict(ratio, show="mean_ci95", paired_subtract=ratio["paired_divide_by"])
+    del difference["paired_divide_by"]
+    mean, _, (lo, hi), text = summary(difference, records)
+    assert math.isclose(mean, 0.35, rel_tol=1e-12)
+    assert math.isclose(hi - mean, 12.706204736 * math.sqrt(0.125) / math.sqrt(2), rel_tol=1e-8)
+    assert (text, math.isclose(lo + hi, 0.7)) == ("0.350 [-2.827, +3.527]", True)
     with pytest.raises(ValueError, match="2 records, expected 3"):
         value_samples(dict(ratio, n=3), records)
     with pytest.raises(ValueError, match="0 records .* to pair with"):
