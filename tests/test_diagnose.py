@@ -118,3 +118,66 @@ def test_diagnose_tool_runs_a_paper_scale_config_with_stand_ins(tmp_path):
     for row in rows:
         mmd_ratio = float(row.split("|")[4])
         assert np.isfinite(mmd_ratio) and mmd_ratio > 0
+
+
+# tools/diagnose.py --deployed_workdir: the deployed-mode check of a trained DPLC workdir (issue 25).
+
+
+def _tiny_dplc_workdir(tmp_path, data_dir):
+    import gin
+
+    import tfdplc
+    from tfdplc import train as tr
+
+    tfdplc.nets.generator_G(32, M, width=4, channels=1).save(str(tmp_path / "generator.keras"))
+    bindings = [
+        f"GENERATOR_PATH = '{tmp_path / 'generator.keras'}'", f"M = {M}", "K = 1", "encoder_E.width = 4",
+        "mapping_B.width = 8", "input_pipeline.batch_size = 8", "train.total_steps = 2",
+        "train.steps_per_epoch = 2", "train.eval_steps = 1", "train.num_grid_images = 2", "train.verbose = 0",
+    ]  # fmt: skip
+    gin.clear_config()
+    tr.config.parse_gin([f"{ROOT}/gin/dplc_mnist5k.gin"], bindings)
+    tr.train(str(tmp_path / "dplc"), data_dir)
+    gin.clear_config()
+    return tmp_path / "dplc"
+
+
+def test_diagnose_deployed_check_of_a_trained_dplc_workdir(tmp_path, mnist5k_dir):
+    import json
+
+    from inprocess_tools import load_tool
+
+    from tfdplc import data, deployed
+    from tfdplc.train import load_workdir_config, restore_objective
+
+    workdir = _tiny_dplc_workdir(tmp_path, mnist5k_dir)
+    output = tmp_path / "deployed.json"
+    diagnose = load_tool("diagnose")
+    diagnose.FLAGS(
+        ["diagnose.py", f"--deployed_workdir={workdir}", f"--data_dir={mnist5k_dir}", "--deployed_images=40",
+         "--pv_codes=4", "--pv_decodes=3", "--null_repetitions=5", "--authors_batch_size=16", "--seed=3",
+         f"--output={output}"]
+    )  # fmt: skip
+    try:
+        assert diagnose.main([]) == 0
+        record = json.loads(output.read_text())
+        diagnose.FLAGS(["diagnose.py", f"--deployed_workdir={tmp_path}", f"--data_dir={mnist5k_dir}"])
+        assert diagnose.main([]) == 2  # not a workdir: a clear error, nothing written
+    finally:
+        diagnose.FLAGS.unparse_flags()
+    assert record["method"] == "dplc" and record["checkpoint"] == "ckpt-2" and record["split"] == "test"
+    assert record["num_images"] == 40 and record["latent_dim"] == M and record["rate_bits"] == 4.0
+    assert record["pv_codes"] == 4 and record["authors_mode_batch_size"] == 16
+    assert "NOT what the codec produces" in record["authors_mode_note"]
+    # The same numbers from the restored model and 40 test images spread evenly over the (class-sorted) split.
+    load_workdir_config(str(workdir))
+    test = data.load_images("mnist5k", "test", data_dir=mnist5k_dir, resolution=32)
+    images = np.stack([x.numpy() for x in test])
+    images = images[np.linspace(0, len(images) - 1, 40).round().astype(int)]
+    model = restore_objective(str(workdir), images[:1])
+    expected = deployed.prior_mmd(deployed.deployed_latents(model, images, seed=3), seed=5)
+    np.testing.assert_allclose(record["mmd_deployed"], expected, atol=1e-4)
+    # After 2 steps the codes hardly depend on the image; the data's pixel variance pins which images.
+    spread_variance = images.reshape(40, -1).astype(np.float64).var(0, ddof=1).mean()
+    assert record["data_pixel_variance"] == pytest.approx(spread_variance, rel=1e-5)
+    assert record["mmd_null_sd"] > 0 and np.isfinite(record["authors_mode_mmd"])

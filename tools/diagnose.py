@@ -17,7 +17,15 @@ What it stands in for, and says so in its output:
   shape (generator_G with mapping_B.m and encoder_E.width);
 - CAE metrics files (scaled_lambda.metrics / reference_metrics) that do not exist: lambda(R) = its base,
   i.e. the value at the reference rate.
-Nothing is written to disk. Exit status: 0 done, 2 bad config or binding.
+Nothing is written to disk in this mode. Exit status: 0 done, 2 bad config or binding.
+
+--deployed_workdir=WORKDIR (a trained DPLC stage-2 workdir; --gin_config is not used) checks the
+distribution constraint in the mode the codec runs (`tfdplc.deployed.deployed_check`): the MMD of B(E(x))
+against prior samples with every test image encoded and mapped alone in inference mode, next to the sd of
+the same estimator between two prior batches of the same size (the null band), the PV next to the pixel
+variance of G*(z) samples, and the authors' batch-statistics mode (labelled as not what the codec
+produces). It writes one JSON record to --output (default WORKDIR/deployed.json) and prints it:
+  python tools/diagnose.py --deployed_workdir=workdirs/quickstart/dplc
 """
 
 import inspect
@@ -43,6 +51,14 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_string("data_dir", None, "tfds data folder (default: tfds' own).")
 flags.DEFINE_integer("seed", 0, "Seed of TF's global generator and the input pipeline.")
+flags.DEFINE_string("deployed_workdir", None, "A trained DPLC workdir: run the deployed-mode check on it.")
+flags.DEFINE_integer("deployed_images", 0, "Test images whose codes give the MMDs (0: the whole split).")
+flags.DEFINE_integer("pv_codes", 256, "Test images whose codes give the PVs (0: no PV).")
+flags.DEFINE_integer("pv_decodes", 100, "Decodes per code for the PVs.")
+flags.DEFINE_integer("null_repetitions", 100, "Pairs of prior batches for the MMD's null band.")
+flags.DEFINE_integer("authors_batch_size", 256, "Batch of the authors' mode (0: skip it).")
+flags.DEFINE_string("split", "test", "Split of the deployed-mode check.")
+flags.DEFINE_string("output", None, "JSON of the deployed-mode check (default WORKDIR/deployed.json).")
 FLAGS = flags.FLAGS
 
 _CHANNELS = {"mnist5k": 1, "mnist": 1, "svhn_cropped": 3, "celeb_a": 3, "lsun/bedroom": 3}
@@ -124,8 +140,78 @@ def _format(step, ratios):
     return f"| {step} | " + " | ".join(cells) + " |"
 
 
+def _spread(images, count):
+    """`count` evenly spaced images of the split (all of them when count is 0 or larger than the split)."""
+    import numpy as np
+
+    if not count or count >= len(images):
+        return images
+    return images[np.linspace(0, len(images) - 1, count).round().astype(int)]
+
+
+def _main_deployed(workdir):
+    """The deployed-mode check of one DPLC workdir (module docstring); exit status 0 or 2."""
+    import json
+
+    import numpy as np
+
+    from tfdplc import data, deployed
+    from tfdplc.train import load_workdir_config, restore_objective
+
+    for name in ("deployed_images", "pv_codes", "authors_batch_size"):
+        if FLAGS[name].value < 0:
+            print(f"error: --{name} must be >= 0, got {FLAGS[name].value}.", file=sys.stderr)
+            return 2
+    try:
+        load_workdir_config(workdir)
+        dataset = data.input_pipeline(
+            split=FLAGS.split, batch_size=256, data_dir=FLAGS.data_dir, shuffle=False, repeat=False,
+            drop_remainder=False, degradation=None,
+        )  # fmt: skip
+        images = np.concatenate([batch.numpy() for batch in dataset])
+        model = restore_objective(workdir, images[:1])
+    except (OSError, data.DatasetNotFoundError) as e:  # FileNotFoundError is an OSError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not all(hasattr(model, a) for a in ("latents", "latent_dim", "generator", "mapping")):
+        print(
+            f"error: {workdir!r} holds a {type(model).__name__}, not a DPLC stage-2 model.", file=sys.stderr
+        )
+        return 2
+    try:
+        record = deployed.deployed_check(
+            model,
+            _spread(images, FLAGS.deployed_images),
+            pv_images=_spread(images, FLAGS.pv_codes) if FLAGS.pv_codes else None,
+            pv_decodes=FLAGS.pv_decodes,
+            null_repetitions=FLAGS.null_repetitions,
+            seed=FLAGS.seed,
+            authors_batch_size=FLAGS.authors_batch_size or None,
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    record = {
+        "method": model.name,
+        "workdir": os.path.abspath(workdir),
+        "split": FLAGS.split,
+        "checkpoint": os.path.basename(latest),
+        "train_seed": _value("train.seed"),
+        **record,
+    }
+    output = FLAGS.output or os.path.join(workdir, "deployed.json")
+    with open(output, "w") as f:
+        json.dump(record, f, indent=2)
+    print(json.dumps(record, indent=2))
+    print(f"[diagnose] wrote {output}")
+    return 0
+
+
 def main(argv):
     del argv
+    if FLAGS.deployed_workdir:
+        return _main_deployed(FLAGS.deployed_workdir)
 
     from tfdplc import calibration
     from tfdplc.train import build_objective, checks
