@@ -19,8 +19,9 @@ Quantization (selected by the `quantizer` given to `ShiftCompression`):
   * variable rate, beyond the paper: a tfc entropy model with a learned prior
     (`tfdplc.layers.UniversalBottleneck`: universal quantization with tfc's shared dither, i.e. common
     randomness; `tfdplc.layers.EntropyBottleneck`: deterministic rounding, no randomness shared) on
-    `code_scale * f(X)`, plus `rate_weight` * (estimated bits per image) in the loss. Evaluation writes
-    real range-coded strings (`compress` / `decompress`) and reports their length.
+    `code_scale * f(X)`, plus `rate_weight` * (estimated bits per image) in the loss; the prior may have
+    an optimizer of its own (`prior_optimizer`, see `ShiftCompression`). Evaluation writes real
+    range-coded strings (`compress` / `decompress`) and reports their length.
 
 `UnpairedWassersteinObjective` holds the update rule (critic step, then the MSE + lambda * W1 step); the
 separate baseline's restoration network (Appendix B.5, eq. 70, `tfdplc.objectives.restoration`) reuses it,
@@ -219,6 +220,7 @@ class UnpairedWassersteinObjective(Objective):
         self.eval_seed = eval_seed
         self.rate_weight = 0.0
         self.estimates_bits = False  # True where T has an entropy model (then "bits" is logged)
+        self.optimizer_prior = None  # an entropy model's prior's own optimizer (`prior_variables`), if any
         # The critic steps may run in a graph loop, where optimizer slots cannot be created.
         self.optimizer_critic.build(self.critic.trainable_variables)
         self.loss_tracker = tf.keras.metrics.Mean("loss")
@@ -246,6 +248,10 @@ class UnpairedWassersteinObjective(Objective):
     def source(self, degraded: tf.Tensor) -> tf.Tensor:
         """The images T encodes and the MSE compares with (default: the degraded images themselves)."""
         return degraded
+
+    def prior_variables(self) -> list:
+        """Variables that `optimizer_prior` updates from the same loss (default: none)."""
+        return []
 
     # ------------------------------------------------------------------------------------------------
 
@@ -329,10 +335,14 @@ class UnpairedWassersteinObjective(Objective):
             self.n_critic, lambda t: self._critic_iteration(tf.gather(sources, t), tf.gather(targets, t))
         )
         x = self.source(sources[-1])
-        with tf.GradientTape() as tape:
+        separate_prior = self.optimizer_prior is not None
+        with tf.GradientTape(persistent=separate_prior) as tape:
             terms = self.losses_of(x, training=True)
             scaled = self.scale_for_replicas(terms["loss"])
         self.apply_gradients(self.optimizer_ae, tape, scaled, self.generator_variables())
+        if separate_prior:  # the same loss's gradient, another optimizer (see ShiftCompression)
+            self.apply_gradients(self.optimizer_prior, tape, scaled, self.prior_variables())
+        del tape
         for tracker, key in (
             (self.loss_tracker, "loss"),
             (self.mse_tracker, "mse"),
@@ -422,6 +432,7 @@ class ShiftCompression(UnpairedWassersteinObjective):
         n_critic: int = 1,
         rate_weight: float = 0.0,
         code_scale: float = 1.0,
+        prior_optimizer: Optional[tf.keras.optimizers.Optimizer] = None,
         restoration_path: Optional[str] = None,
         eval_seed: int = 0,
         name: Optional[str] = None,
@@ -442,6 +453,13 @@ class ShiftCompression(UnpairedWassersteinObjective):
           rate_weight: weight of the estimated bits per image in the loss (variable rate only).
           code_scale: the bottleneck quantizes `code_scale * f(S)` to integers, so the tanh code has about
             2 * code_scale + 1 levels per symbol (variable rate only; must be 1 for fixed rate).
+          prior_optimizer: variable rate only: the learned prior's own optimizer (None: `optimizer` updates
+            it with f and g). The prior's only gradient is the rate term's, whose optimum (the density of
+            the codes) does not depend on `rate_weight`, and Adam removes the gradient's scale, so with
+            the shared optimizer at its small learning rate the prior moves the same small distance at
+            every weight and its initial width sets the rate (issue 27: 53 bits per image for a code
+            carrying nothing, after 3000 steps from tfc's init_scale 10). A faster optimizer of its own
+            lets it fit the codes within the run (results/shift/vr_prior_fit.py).
           restoration_path: a `restoration.keras` from a `Restoration` run: S = R(X) with R frozen
             (the separate baseline's compression stage), loaded at the first use. None: S = X.
           eval_seed: seed of the default evaluation dithers.
@@ -450,14 +468,19 @@ class ShiftCompression(UnpairedWassersteinObjective):
 
         Raises:
           TypeError: if the quantizer is of an unsupported type.
-          ValueError: on out-of-range arguments, rate_weight / code_scale set for a fixed-rate
-            quantizer, or encoder and decoder code sizes that differ.
+          ValueError: on out-of-range arguments, rate_weight / code_scale / prior_optimizer set for a
+            fixed-rate quantizer, or encoder and decoder code sizes that differ.
         """
         fixed = _fixed_rate(quantizer)
         rate_weight = _check_nonnegative(rate_weight, "rate_weight", "ShiftCompression")
         code_scale = float(code_scale)
         if not (np.isfinite(code_scale) and code_scale > 0):
             raise ValueError(f"ShiftCompression: code_scale must be positive and finite, got {code_scale}.")
+        if fixed and prior_optimizer is not None:
+            raise ValueError(
+                "ShiftCompression: prior_optimizer applies to the variable-rate bottlenecks only (the "
+                "fixed-rate UniversalQuantizer has no prior)."
+            )
         if fixed and (rate_weight or code_scale != 1.0):
             raise ValueError(
                 "ShiftCompression: rate_weight and code_scale apply to the variable-rate bottlenecks only; "
@@ -489,6 +512,7 @@ class ShiftCompression(UnpairedWassersteinObjective):
         self.decoder = decoder
         self.quantizer = quantizer
         self.optimizer_ae = optimizer
+        self.optimizer_prior = prior_optimizer
         self.fixed_rate = fixed
         self.rate_weight = rate_weight
         self.estimates_bits = not fixed
@@ -498,7 +522,10 @@ class ShiftCompression(UnpairedWassersteinObjective):
         self.latent_dim = int(code_in[1])
 
     def optimizers(self) -> Dict[str, tf.keras.optimizers.Optimizer]:  # noqa: D102
-        return {"autoencoder": self.optimizer_ae, "critic": self.optimizer_critic}
+        optimizers = {"autoencoder": self.optimizer_ae, "critic": self.optimizer_critic}
+        if self.optimizer_prior is not None:
+            optimizers["prior"] = self.optimizer_prior
+        return optimizers
 
     @property
     def rate_bits(self) -> Optional[float]:
@@ -532,9 +559,13 @@ class ShiftCompression(UnpairedWassersteinObjective):
 
     def generator_variables(self) -> list:  # noqa: D102
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
-        if not self.fixed_rate:
-            variables += self.quantizer.trainable_variables  # the learned prior
+        if not self.fixed_rate and self.optimizer_prior is None:
+            variables += self.quantizer.trainable_variables  # the learned prior, with f and g
         return variables
+
+    def prior_variables(self) -> list:
+        """The learned prior's variables when it has its own optimizer (else none)."""
+        return self.quantizer.trainable_variables if self.optimizer_prior is not None else []
 
     def transform(self, sources, training=False, seed=None):
         """Y^ = g(Q(f(S))) and the estimated bits per example (None for fixed rate).
