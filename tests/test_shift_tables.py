@@ -57,6 +57,7 @@ def test_variable_rate_sweep_methods_become_one_curve_with_their_rate_weight():
         "| 0.01 | 0 | 6.00 | 8.00 | +33.3% | 0.0500 | 0.0600 | 70.0 |",
     ]
     assert tables.variable_rate_table(converted[2:]) == []
+    assert tables.headline_table(converted) == []  # no cr and ncr at one rate: no headline (the sr_vr task)
 
 
 def _write_sweep(sweeps, name, records):

@@ -22,8 +22,9 @@
 #   vr          TASK sr, seed 0 only: the VARIABLE-rate end-to-end system (gin/shift_sr_mnist5k_vr.gin: tfc entropy model
 #               with a learned prior, universal quantization, K = 16 symbols) at each rate weight in VR_WEIGHTS
 #               (methods shift-vr-W; default 1e-5 ... 1e-1; since issue 27 the prior has its own Adam at 1e-2
-#               and init_scale 1, and lambda is the fixed-rate runs' 0.01); its rate is the mean length of
-#               the test set's range-coded strings, evaluated next to the entropy model's estimate.
+#               and init_scale 1, and lambda is the fixed-rate runs' 0.01; workdirs and sweeps under
+#               WORKDIRS/vr, tables stage: results/shift/sr_mnist5k_vr/ and tables_vr.md); its rate is the
+#               mean length of the test set's range-coded strings, next to the entropy model's estimate.
 #   tables      sr: results/shift/{sr_mnist5k,decomposition}/results.json and results/shift/tables.md;
 #               denoise: results/shift/denoise_mnist5k/{,decomposition/}results.json and
 #               results/shift/tables_denoise.md (one record per run, with `seed`; mean +- sd over seeds next to
@@ -142,10 +143,13 @@ if has_stage vr && [ "$TASK" = sr ]; then
     methods+="${methods:+,}shift-vr-$weight:gin/shift_sr_mnist5k_vr.gin"
     weights+=(--bindings="shift-vr-$weight:RATE_WEIGHT = $weight")
   done
-  timed python tools/sweep.py --workdir_root="$ROOT/seed0" --output="$ROOT/sweeps/shift-vr-seed0" --ks=16 \
+  timed python tools/sweep.py --workdir_root="$ROOT/vr/seed0" --output="$ROOT/vr/sweeps/shift-vr-seed0" --ks=16 \
     --methods="$methods" "${weights[@]}" \
     --common_bindings="$QUIET" "${E2E_SCHEDULE[@]/#/--common_bindings=}"
 fi
 if has_stage tables; then
   timed python results/shift/tables.py --sweeps="$ROOT/sweeps" --output="$OUT" --task="$TASK"
+  if [ "$TASK" = sr ] && [ -d "$ROOT/vr/sweeps" ]; then
+    timed python results/shift/tables.py --sweeps="$ROOT/vr/sweeps" --output="$OUT" --task=sr_vr
+  fi
 fi

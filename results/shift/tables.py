@@ -3,7 +3,8 @@
 
 Reads SWEEPS/<method>-seed<S>/results.json (one tools/sweep.py output per method and seed) of one task and
 writes, for --task=sr (x4 super-resolution; --task=denoise, --task=sr_authors (the authors' degradation)
-write denoise_mnist5k/, tables_denoise.md and sr_authors_mnist5k/, tables_authors.md instead)
+and --task=sr_vr (the variable-rate runs of issue 27) write denoise_mnist5k/, tables_denoise.md,
+sr_authors_mnist5k/, tables_authors.md and sr_mnist5k_vr/, tables_vr.md instead)
   OUTPUT/sr_mnist5k/results.json      end-to-end (shift-cr, shift-ncr, shift-vr) and baseline records, with
                                       `seed` (and the restoration network's restoration_metrics.json),
   OUTPUT/decomposition/results.json   decomposition records (decomposition-own, -joint, -joint-dithered,
@@ -75,6 +76,13 @@ TASKS = {
         "tables": "tables_authors.md",
         "title": "x4 super-resolution with the authors' degradation (torch bicubic, no antialiasing)",
         "source": "Liu et al. 2022 on full MNIST (Tables 1, 5, 9, 11)",
+    },
+    "sr_vr": {  # the variable-rate runs since issue 27 (own prior optimizer, lambda 0.01): WORKDIRS/vr/sweeps
+        "paper": PAPER_SR,
+        "folders": ("sr_mnist5k_vr", os.path.join("sr_mnist5k_vr", "decomposition")),
+        "tables": "tables_vr.md",
+        "title": "x4 super-resolution, variable rate (learned prior with its own optimizer)",
+        "source": "Liu et al. 2022 on full MNIST (fixed rates only)",
     },
     "denoise": {
         "paper": PAPER_DENOISE,
@@ -185,6 +193,8 @@ def headline_table(records, paper_numbers=PAPER_SR):
     """
     groups = results.group_records(records, ("method", bits))
     rates = sorted({b for (m, b) in groups if m == "shift-cr"} & {b for (m, b) in groups if m == "shift-ncr"})
+    if not rates:
+        return []
     lines = [
         "## Common randomness vs none (eq. 14 vs 16), mean ± sd over seeds (runs), paired by seed",
         "",
