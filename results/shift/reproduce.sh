@@ -32,7 +32,8 @@
 # sr: K code symbols with L = 4 levels are 2K bits: K = 2, 5, 10, 15 are the 4, 10, 20, 30 bits of Tables 1,
 # 2, 11. denoise: L = 8 levels, 3K bits: K = 4, 10, 20 are the 12, 30, 60 bits of Tables 1, 6, 11.
 #
-# Knobs: TASK, JOINT, STEPS (every training; the configs' schedules are 3000 steps, the measured CPU-scale runs used
+# Knobs: TASK, JOINT, LAMBDA (binds the end-to-end configs' LAMBDA; use one WORKDIRS per value, since the
+# workdir names do not hold it), STEPS (every training; the configs' schedules are 3000 steps, the measured CPU-scale runs used
 # 1000; the learning-rate drops move with it: 60% of the run for end-to-end, 50% for the decomposition),
 # SEEDS, NCR_KS, DECOMPOSITION_KS, CR_KS, BASELINE_KS, VR_WEIGHTS, WORKDIRS (the workdirs folder), STAGES.
 # Defaults: sr NCR_KS = DECOMPOSITION_KS = 2,5,10,15, CR_KS = 2,5,15, BASELINE_KS = 2,8,15;
@@ -87,6 +88,7 @@ seed_bindings() { echo "train.seed = $1"; echo "UniversalQuantizer.seed = $(($1 
 end_to_end() {
   local seed=$1 method=$2 ks=$3 extra=()
   [ "$method" = shift-ncr ] && extra=(--common_bindings="COMMON_RANDOMNESS = False")
+  [ -n "${LAMBDA:-}" ] && extra+=(--common_bindings="LAMBDA = $LAMBDA")
   mapfile -t seeded < <(seed_bindings "$seed")
   timed python tools/sweep.py --workdir_root="$ROOT/seed$seed" --output="$ROOT/sweeps/$method-seed$seed" \
     --ks="$ks" --methods="$method:$E2E_CONFIG" \
