@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import resource
 import struct
 import subprocess
@@ -394,3 +395,266 @@ def test_cli_archives_compress_list_extract_and_refuse_damage(exports, tmp_path,
     np.testing.assert_array_equal(
         np.asarray(Image.open(tmp_path / "e" / "broken_2.png"))[..., None], expected
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Issue 29: bounded model-free reads, any file name, failed writes, colliding names, flag errors.
+
+
+def _sealed_v1_file(path, header, length, payload_byte=0):
+    """A sparse version 1 file announcing `length` payload bytes of `payload_byte`, with a valid checksum."""
+    head = fmt.pack(header, b"")[: fmt.HEADER_SIZE - 4] + struct.pack(">I", length)
+    checksum, block, left = zlib.adler32(head), bytes([payload_byte]) * (1 << 24), length
+    while left:
+        checksum = zlib.adler32(block[: min(left, len(block))], checksum)
+        left -= min(left, len(block))
+    with open(path, "wb") as f:
+        f.write(head)
+        if payload_byte:
+            for start in range(0, length, len(block)):
+                f.write(block[: min(len(block), length - start)])
+        else:
+            f.truncate(fmt.HEADER_SIZE + length)  # sparse: no disk used
+            f.seek(fmt.HEADER_SIZE + length)
+        f.write(struct.pack(">I", checksum))
+
+
+def _traced(function):
+    """`(result, peak bytes)` of Python and NumPy allocations while `function()` runs (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = function()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_info_without_a_model_checks_huge_files_in_bounded_memory(tmp_path, capsys):
+    # The issue's repro: a sealed version 1 file announcing a 16 MiB packed code (2048 x 2048 x 32 binary
+    # indices), accepted at 2.8 GiB before; and a sparse file past 2 GiB announcing a range-coded payload.
+    packed = fmt.Header(
+        payload_kind=fmt.PAYLOAD_PACKED,
+        flags=0,
+        bits_per_symbol=1,
+        fingerprint=b"\x01" * 8,
+        image_shape=(32, 32, 1),
+        code_shape=(2048, 2048, 32),
+        levels=2,
+        seed=0,
+    )
+    _sealed_v1_file(tmp_path / "packed.dplc", packed, 2**24, payload_byte=0xA5)
+    ranged = dataclasses_replace(packed, payload_kind=fmt.PAYLOAD_RANGE_CODED, bits_per_symbol=0, levels=0)
+    _sealed_v1_file(tmp_path / "sparse.dplc", ranged, 2**31 + 5)
+    (code, out, _), peak = _traced(lambda: _cli(capsys, "info", str(tmp_path)))
+    assert code == 0, out
+    assert "packed.dplc: 16777264 bytes, format version 1, packed payload of 134217728 bits" in out
+    assert f"sparse.dplc: {2**31 + 53} bytes, format version 1, range-coded" in out
+    assert peak < 8 * 2**20, peak  # one 1 MiB chunk at a time (plus small blocks), not the file
+    # The streamed check still reads every index: a sealed 3-level code whose indices are all 3 is refused.
+    three = dataclasses_replace(packed, bits_per_symbol=2, levels=3, code_shape=(2048, 2048, 16))
+    _sealed_v1_file(tmp_path / "packed.dplc", three, 2**24, payload_byte=0xFF)  # every index is 3 >= L
+    (tmp_path / "sparse.dplc").unlink()
+    code, out, _ = _cli(capsys, "info", str(tmp_path))
+    assert code == 3 and "packed.dplc: refused: CorruptedError: code index 3 out of range" in out
+
+
+def dataclasses_replace(header, **changes):
+    import dataclasses
+
+    return dataclasses.replace(header, **changes)
+
+
+def test_read_regular_holds_one_copy_of_the_file(tmp_path):
+    from tfdplc.codec import files as safe_files
+
+    path = tmp_path / "big"
+    path.write_bytes(bytes(range(256)) * (2**17))  # 32 MiB
+    data, peak = _traced(lambda: safe_files.read_regular(str(path), 2**25))
+    assert len(data) == 2**25 and data[:3] == b"\x00\x01\x02"
+    assert peak < 2**25 + 2**20, peak  # the file once (reading in chunks and joining them held it twice)
+    with pytest.raises(safe_files.FileTooLargeError) as error:
+        _traced(lambda: safe_files.read_regular(str(path), 2**25 - 1))
+    assert error.value.size == 2**25 and error.value.head == bytes(range(16))
+
+
+def _strict_cli(monkeypatch, *args):
+    """`_cli` with stdout and stderr that are strict UTF-8 streams (as PYTHONIOENCODING=utf-8 makes them)."""
+    import io
+
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2)]
+    monkeypatch.setattr("sys.stdout", streams[0])
+    monkeypatch.setattr("sys.stderr", streams[1])
+    tool = _tool()
+    tool.FLAGS.unparse_flags()
+    code = tool.main(tool.FLAGS(["codec.py", *args]))
+    texts = []
+    for stream in streams:
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    monkeypatch.undo()
+    return code, texts[0], texts[1]
+
+
+def test_any_byte_string_is_a_file_name_on_every_path(exports, tmp_path, monkeypatch):
+    model = f"--model={exports['cae'].export_dir}"
+    pngs, out, back = tmp_path / "pngs", tmp_path / "out", tmp_path / "back"
+    pngs.mkdir()
+    rng = np.random.default_rng(2)
+    longest = "n" * 250 + ".png"  # 254 bytes: its output n...n.dplc has the longest legal name, 255 bytes
+    names = [os.fsdecode(b"\xff.png"), os.fsdecode(b"caf\xc3\xa9.png"), "new\nline.png", longest, "z.png"]
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(pngs / name)
+    code, text, err = _strict_cli(monkeypatch, "compress", model, str(pngs), f"--output={out}", "--verbose")
+    assert code == 0, err
+    assert "compressed 5 images" in text and len([line for line in text.splitlines() if " -> " in line]) == 5
+    assert "\\xff.png -> " in text and "café.png -> " in text and "new\\nline.png -> " in text
+    assert len(os.fsencode("n" * 250 + ".dplc")) == 255 and (out / ("n" * 250 + ".dplc")).exists()
+    assert sorted(os.listdir(out)) == sorted(os.path.splitext(n)[0] + ".dplc" for n in names)  # no temporary
+    code, text, err = _strict_cli(monkeypatch, "decompress", model, str(out), f"--output={back}", "--verbose")
+    assert code == 0 and "decompressed 5 images" in text and "\\xff.dplc -> " in text, err
+    code, text, _ = _strict_cli(monkeypatch, "info", str(out))
+    assert code == 0 and "\\xff.dplc: 10 bytes, format version 3" in text
+    (out / os.fsdecode(b"\xfe.dplc")).write_bytes(b"junk")
+    code, text, _ = _strict_cli(monkeypatch, "info", str(out), model)
+    assert code == 3 and "\\xfe.dplc: refused: NotAContainerError" in text
+    target = tmp_path / os.fsdecode(b"\xfd.dplca")
+    code, text, err = _strict_cli(
+        monkeypatch, "compress", model, str(pngs), f"--archive={target}", "--verbose"
+    )
+    assert code == 0 and "archived 5 images in " in text and "\\xfd.dplca" in text and "0: " in text, err
+    code, text, _ = _strict_cli(monkeypatch, "list", model, str(target))
+    assert code == 0 and "\\xfd.dplca: archive of 5 images" in text
+    # An input whose output name would pass NAME_MAX (256 bytes) is that file's error, the others are written.
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(pngs / ("m" * 251 + ".png"))
+    code, text, err = _strict_cli(monkeypatch, "compress", model, str(pngs), f"--output={out}", "--overwrite")
+    assert code == 3 and "compressed 5 images" in text
+    assert "not written: OSError: [Errno 36] File name too long" in err
+
+
+@pytest.mark.parametrize("error", ["ENOSPC", "EROFS", "EACCES", "ENAMETOOLONG", "EMFILE"])
+def test_every_failed_write_is_a_named_per_file_error(exports, tmp_path, capsys, monkeypatch, error):
+    import errno
+
+    tool = _tool()
+    loaded = exports.setdefault("cae_loaded", codec.load(exports["cae"].export_dir))
+    monkeypatch.setattr(tool, "_load_codec", lambda: loaded)  # one load for all the commands below
+    pngs, out = tmp_path / "pngs", tmp_path / "out"
+    pngs.mkdir()
+    out.mkdir()
+    for name in "ab":
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(pngs / f"{name}.png")
+    number = getattr(errno, error)
+
+    def failing_fsync(fd):  # where a full disk (or another refusal of the file system) surfaces
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    # The named error (OSError or its subclass for the errno, e.g. PermissionError), then its reason.
+    message = re.compile(rf"(\S+): not written: \w+: \[Errno {number}\] {re.escape(os.strerror(number))}")
+    target = tmp_path / "all.dplca"
+    code, out_text, err = _cli(capsys, "compress", str(pngs), f"--archive={target}")
+    assert code == 3 and message.findall(err) == [str(target)] and "archived" not in out_text, err
+    code, out_text, err = _cli(capsys, "compress", str(pngs), f"--output={out}")
+    assert message.findall(err) == [str(out / "a.dplc"), str(out / "b.dplc")], err
+    assert code == 3 and "compressed 0 images" in out_text
+    monkeypatch.undo()
+    monkeypatch.setattr(tool, "_load_codec", lambda: loaded)
+    (out / "a.dplc").write_bytes(loaded.compress(np.zeros((1, 32, 32, 1), np.uint8))[0])
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    code, out_text, err = _cli(capsys, "decompress", str(out), f"--output={tmp_path / 'back'}")
+    assert code == 3 and message.findall(err) == [str(tmp_path / "back" / "a.png")], err
+    assert not target.exists()
+    assert os.listdir(out) == ["a.dplc"] and os.listdir(tmp_path / "back") == []  # no temporary files
+
+
+def test_colliding_input_names_cost_only_the_colliding_files(exports, tmp_path, capsys):
+    model = f"--model={exports['cae'].export_dir}"
+    loaded = codec.load(exports["cae"].export_dir)
+    files = tmp_path / "files"
+    files.mkdir()
+    images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
+    for i, data in enumerate(loaded.compress(images)):
+        (files / f"digit00{i}.dplc").write_bytes(data)
+    (files / "digit002.DPLC").write_bytes(loaded.compress(images[:1])[0])  # digit002.png twice
+    code, out_text, err = _cli(capsys, "decompress", model, str(files), f"--output={tmp_path / 'out'}")
+    assert code == 3 and "decompressed 3 images" in out_text
+    for name in ("digit002.DPLC", "digit002.dplc"):
+        assert f"{files / name}: refused: its output {tmp_path / 'out' / 'digit002.png'} would collide" in err
+    assert sorted(os.listdir(tmp_path / "out")) == ["digit000.png", "digit001.png", "digit003.png"]
+    # The same in compress: a.png and a.PNG.
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for name in ("a.png", "a.PNG", "b.png"):
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(pngs / name, format="PNG")
+    code, out_text, err = _cli(capsys, "compress", model, str(pngs), f"--output={tmp_path / 'c'}")
+    assert code == 3 and "compressed 1 images" in out_text and err.count("would collide") == 2
+    assert os.listdir(tmp_path / "c") == ["b.dplc"]
+
+
+def test_flag_parse_errors_exit_2_with_one_line(capsys):
+    tool = _tool()
+    for args, message in (
+        (["--seed=abc"], "error: flag --seed=abc: invalid literal"),
+        (["--bogus"], "error: Unknown command line flag 'bogus'"),
+        (["--batch_size"], "error: flag --batch_size"),
+    ):
+        tool.FLAGS.unparse_flags()
+        with pytest.raises(SystemExit) as exit_info:
+            tool.parse_flags(["codec.py", "info", *args, "x.dplc"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    tool.FLAGS.unparse_flags()
+    assert tool.parse_flags(["codec.py", "info", "-v", "x.dplc"]) == ["codec.py", "info", "x.dplc"]
+    assert tool.FLAGS.verbose
+    tool.FLAGS.unparse_flags()
+    # Through the script itself: absl's "FATAL Flags parsing error" (exit 1) is gone.
+    result = subprocess.run(
+        ["python", os.path.join(ROOT, "tools", "codec.py"), "info", "--seed=abc", "x.dplc"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=120,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and lines == [
+        "error: flag --seed=abc: invalid literal for int() with base 10: 'abc' (see --help)"
+    ], result.stderr
+
+
+def test_too_long_inputs_get_the_documented_error_everywhere(exports, tmp_path, capsys):
+    from tfdplc.codec import archive
+
+    model = f"--model={exports['cae'].export_dir}"
+    loaded = exports.setdefault("cae_loaded", codec.load(exports["cae"].export_dir))
+    good = loaded.compress(np.zeros((1, 32, 32, 1), np.uint8))[0]
+    bound = loaded.max_container_size
+    # Python: a too-long file that starts like a container of any version is a CorruptedError ("too long"),
+    # an archive is named, anything else is not a container.
+    for data in (
+        good + bytes(bound),
+        good[:1] + b"\x02" + good[2:] + bytes(bound),
+        fmt.pack(loaded.layout.header(0), good[4:6]) + bytes(bound),
+    ):
+        with pytest.raises(codec.CorruptedError, match="too long"):
+            loaded.parse(data)
+    payload = loaded.parse(good)[1]
+    big_archive = archive.write(loaded.layout, 0, [payload] * 100)
+    assert len(big_archive) > bound
+    with pytest.raises(codec.NotAContainerError, match=r"archive \(.dplca\), not a single-image container"):
+        loaded.parse(big_archive)
+    with pytest.raises(codec.NotAContainerError, match="not a tfdplc container"):
+        loaded.parse(b"GIF89a" + bytes(bound))
+    # The command line names an archive renamed to .dplc as an archive in decompress and info alike.
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "renamed.dplc").write_bytes(big_archive)
+    (files / "long.dplc").write_bytes(good + bytes(bound))
+    expected = "renamed.dplc: refused: NotAContainerError: a tfdplc archive (.dplca)"
+    code, _, err = _cli(capsys, "decompress", model, str(files), f"--output={tmp_path / 'out'}")
+    assert code == 3 and expected in err and "long.dplc: refused: CorruptedError" in err and "too long" in err
+    code, out_text, _ = _cli(capsys, "info", model, str(files))
+    assert code == 3 and expected in out_text and "long.dplc: refused: CorruptedError" in out_text
+    code, out_text, _ = _cli(capsys, "info", str(files))  # without the model: what the first bytes say
+    assert code == 3 and "renamed.dplc: refused: NotAContainerError: a tfdplc archive" in out_text

@@ -265,6 +265,26 @@ def test_shift_fixed_rate_round_trip_keeps_the_dither_semantics(common_randomnes
         assert not np.array_equal(other, decoded)
 
 
+def test_compress_archive_signature_seeds_image_i_with_s_plus_i(shift_cr):
+    """Issue 29: the graph's archive writer must dither image i with (S + i) mod 2^28 as Python does.
+
+    A DPLC encoder ignores seeds, so only a model whose encoder dither depends on the seed (shift
+    compression with common randomness) tells S + i from S.
+    """
+    shift_codec = codec.Codec.from_model(shift_cr)
+    images = np.repeat(_uint8_images(1, LIU_SHAPE, seed=11), 24, axis=0)  # one image: only seeds differ
+    for seed in (5, 2**28 - 3):  # the per-image seeds wrap around 2^28
+        expected = shift_codec.compress_archive(images, seed=seed)
+        written = shift_codec._signatures["compress_archive"](
+            images=tf.constant(images), seed=tf.constant(seed, tf.int64)
+        )["archive_bytes"].numpy()
+        assert written == expected
+    # The test is informative: the same seed for every image gives other codes than S + i.
+    read = shift_codec.read_archive(expected)
+    same_seed = shift_codec.encode(images, seeds=[int(read.seeds[0])] * len(images)).reshape(len(images), -1)
+    assert not np.array_equal(read.codes, same_seed)
+
+
 def test_shift_independent_decoder_dither_is_not_the_encoder_dither(shift_ncr):
     """Without common randomness the decoded value differs from the common-randomness decode of the same
     indices (the decoder subtracts an independent U2, not U1)."""

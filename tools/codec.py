@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Compresses PNG images into tfdplc containers with an exported model, and back.
+r"""Compresses PNG images into tfdplc containers with an exported model, and back.
 
   python tools/codec.py compress   --model=EXPORT IMAGES_OR_FOLDERS... --output=DIR [--seed=S] [-v]
   python tools/codec.py decompress --model=EXPORT FILES_OR_FOLDERS... --output=DIR [--seed=S | --realism=A]
@@ -31,7 +31,7 @@ decode time. Refused with exit 2: A not a number, NaN, outside [0, 1], with --se
 both decoders (its export has no decompress_realism signature).
 
 -v (--verbose) prints, per image, the payload bits (the code itself), the file size (with the header and
-checksum: 8-12 bytes in format version 2), bits per pixel for both, and the PSNR of the decoded image against the original
+checksum: 8-12 bytes in format version 3), bits per pixel for both, and the PSNR of the decoded image against the original
 (compress decodes each file it writes; decompress needs --originals=DIR holding NAME.png). A progress
 bar goes to stderr when it is a terminal.
 
@@ -40,20 +40,29 @@ header (fixed-rate codes bit-packed back to back; image i uses the seed (S + i) 
 the inputs (folders sorted by name; -v prints each image's index). list prints the entries, extract
 decodes them (all, or the --index ones) to DIR/STEM_INDEX.png. A damaged archive is refused with the
 documented errors; for a range-coded one the intact entries are named, and extract --salvage decodes
-them (the damaged ones are named, exit 3).
+them (the damaged ones are named, exit 3). A damaged archive's image count is not trusted: list and
+extract show only the entries found in its bytes (and the count the header announces), and listing
+takes time in proportion to the entries printed.
 
 Hostile input (docs/serving.md, threat model): only regular files are read (a FIFO, a device or a
-symlink to one is named and skipped), each read is bounded by the format's largest size, and every
-failure of one file (unreadable, not a PNG, a decompression bomb, a refused container, a payload the
-range decoder refuses, a failed write) is reported for that file while the others are processed. Outputs
-are written atomically (a temporary file in --output renamed into place), never through a symlink:
-without --overwrite any existing entry (a dangling symlink too) stops the run, with it the entry itself
-is replaced, not a symlink's target.
+symlink to one is named and skipped), each read is bounded by the format's largest size and holds one
+copy of the file (info without --model streams version 1 files in 1 MiB chunks, so a file announcing a
+multi-GiB code costs time, not memory), and every failure of one file (unreadable, not a PNG, a
+decompression bomb, a refused container, a payload the range decoder refuses, a failed write: a full
+disk, a read-only folder, a name too long, no file descriptors left) is reported for that file while
+the others are processed. Inputs whose outputs would have the same name (NAME.dplc beside NAME.DPLC, or
+NAME.png in two input folders) are each named and skipped. File names may be any byte string: they are
+printed with undecodable bytes and control characters escaped (\xff, \n). Outputs are written
+atomically (a temporary file of a fixed 20-byte name in --output renamed into place, so any legal output
+name can be written), never through a symlink: without --overwrite any existing entry (a dangling
+symlink too) stops the run, with it the entry itself is replaced, not a symlink's target.
 
-Exit codes: 0 all done; 2 usage errors (unknown command, no model or an export that does not load, no
-inputs, outputs exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1, or
-past 2^28 - 1 where a file stores them, a bad --realism or one the model cannot use);
-3 some files were refused (each is named on stderr with the reason; the others were processed).
+Exit codes: 0 all done; 2 usage errors, each one line on stderr without a traceback (unknown command, a
+flag that does not parse or does not exist, no model or an export that does not load, no inputs, outputs
+exist, --output not a writable folder or equal to --originals, seeds past 2^63 - 1, or past 2^28 - 1
+where a file stores them, a bad --realism or one the model cannot use); 3 some files were refused or
+not written (each is named on stderr with the reason; the others were processed), colliding inputs
+included. (--help prints the usage and exits with absl's code 1.)
 """
 
 import os
@@ -97,12 +106,36 @@ COMMANDS = ("compress", "decompress", "sample", "info", "list", "extract")
 CONTAINER_SUFFIX = ".dplc"
 EXIT_USAGE, EXIT_REFUSED = 2, 3
 _MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-#: info without --model reads files up to this size (a container's payload length field is 32 bits).
+#: info without --model checks files up to this size (a container's payload length field is 32 bits),
+#: streaming them (`container.unpack_stream`): memory stays at one 1 MiB chunk whatever the size.
 INFO_MAX_BYTES = 2**32 + 48
 
 
 class UsageError(Exception):
     """A problem with the command line (exit code 2)."""
+
+
+def _safe(text) -> str:
+    """`text` as one printable line: undecodable bytes of file names and control characters escaped.
+
+    File names are byte strings: Python hands the undecodable ones over as lone surrogates, which a
+    strict UTF-8 stream cannot write, and a name may hold a newline that would fake another output line.
+    """
+    out = []
+    for char in str(text):
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def _say(text, file=None):
+    """Prints one line, made printable (`_safe`)."""
+    print(_safe(text), file=file or sys.stdout)
 
 
 def _inputs(paths, suffix):
@@ -114,9 +147,13 @@ def _inputs(paths, suffix):
     files = []
     for path in paths:
         if os.path.isdir(path):
+            try:
+                names = os.listdir(path)
+            except OSError as e:
+                raise UsageError(f"cannot list the folder {path}: {e.strerror or e}") from e
             files += sorted(
                 os.path.join(path, name)
-                for name in os.listdir(path)
+                for name in names
                 if name.lower().endswith(suffix) and not os.path.isdir(os.path.join(path, name))
             )
         elif os.path.lexists(path):
@@ -125,13 +162,16 @@ def _inputs(paths, suffix):
             raise UsageError(f"no such file or folder: {path}")
     if not files:
         raise UsageError(f"no {suffix} files in {list(paths)}")
-    return files
+    return list(dict.fromkeys(files))  # a file named twice is read once
 
 
 def _outputs(files, suffix):
-    """Output paths in --output, one per input, by input name; refuses collisions and existing files.
+    """Output paths in --output, one per input, by input name, or None for inputs whose outputs collide.
 
-    The folder is created if missing and must be writable (checked here, so a read-only folder is a usage
+    Inputs whose outputs would be the same file (`a.DPLC` beside `a.dplc`, or two folders holding `a.png`)
+    are each named on stderr and skipped: `_outputs(...)[i]` is None for them, the caller counts them as
+    refused (exit 3) and processes the others. Existing outputs stop the run unless --overwrite. The
+    folder is created if missing and must be writable (checked here, so a read-only folder is a usage
     error, not one refusal per file).
     """
     if not FLAGS.output:
@@ -139,9 +179,19 @@ def _outputs(files, suffix):
     if os.path.lexists(FLAGS.output) and not os.path.isdir(FLAGS.output):
         raise UsageError(f"--output={FLAGS.output} exists and is not a folder")
     outputs = [os.path.join(FLAGS.output, os.path.splitext(os.path.basename(f))[0] + suffix) for f in files]
-    if len(set(outputs)) != len(outputs):
-        raise UsageError("two inputs have the same name: their outputs would collide")
-    existing = [o for o in outputs if os.path.lexists(o)]  # lexists: a dangling symlink exists too
+    sources = {}
+    for path, output in zip(files, outputs):
+        sources.setdefault(output, []).append(path)
+    for index, output in enumerate(outputs):
+        others = [other for other in sources[output] if other != files[index]]
+        if others:
+            _say(
+                f"{files[index]}: refused: its output {output} would collide with that of "
+                f"{', '.join(others)}: skipped",
+                sys.stderr,
+            )
+    outputs = [None if len(sources[o]) > 1 else o for o in outputs]
+    existing = [o for o in outputs if o is not None and os.path.lexists(o)]  # a dangling symlink too
     if existing and not FLAGS.overwrite:
         raise UsageError(f"{existing[0]} exists ({len(existing)} outputs exist); pass --overwrite")
     try:
@@ -152,6 +202,11 @@ def _outputs(files, suffix):
     except OSError as e:
         raise UsageError(f"--output={FLAGS.output} is not a writable folder: {e.strerror or e}") from e
     return outputs
+
+
+def _collisions(outputs):
+    """The inputs `_outputs` skipped (already named on stderr)."""
+    return sum(output is None for output in outputs)
 
 
 def _load_codec():
@@ -265,7 +320,7 @@ def _progress(total):
 
 
 def _report(progress, path, message):
-    progress.write(f"{path}: {message}", file=sys.stderr)
+    progress.write(_safe(f"{path}: {message}"), file=sys.stderr)
 
 
 class _Stats:
@@ -353,12 +408,14 @@ def compress(args):
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder; use `sample`")
     _check_stored_seed(codec)
-    refused, stats = 0, _Stats()
+    refused, stats = _collisions(outputs), _Stats()
     with _progress(len(files)) as progress:
         for start in range(0, len(files), FLAGS.batch_size):
             batch, images = [], []
             stop = min(start + FLAGS.batch_size, len(files))
             for index in range(start, stop):
+                if outputs[index] is None:
+                    continue
                 try:
                     images.append(read_png(files[index], codec.image_shape))
                     batch.append(index)
@@ -386,15 +443,15 @@ def compress(args):
                 stats.add(bits, len(data), psnr)
                 if FLAGS.verbose:
                     progress.write(
-                        f"{files[index]} -> {outputs[index]}: {_line(codec, bits, len(data), psnr)}"
+                        _safe(f"{files[index]} -> {outputs[index]}: {_line(codec, bits, len(data), psnr)}")
                     )
             progress.update(stop - start)
-    print(stats.summary(codec, "compressed"))
+    _say(stats.summary(codec, "compressed"))
     return EXIT_REFUSED if refused else 0
 
 
 def _check_stored_seed(codec):
-    """--seed for a file: [0, 2^28) where the model stores it (format version 2)."""
+    """--seed for a file: [0, 2^28) where the model stores it (format versions 2 and 3)."""
     from tfdplc.codec import container
 
     if FLAGS.seed is not None and codec.layout.uses_seed and FLAGS.seed > container.MAX_SEED_V2:
@@ -442,17 +499,21 @@ def compress_archive(files):
                 _report(progress, path_in, f"refused: {type(e).__name__}: {e}")
             progress.update(1)
     if not images:
-        print(f"no image could be read: {path} not written", file=sys.stderr)
+        _say(f"no image could be read: {path} not written", sys.stderr)
         return EXIT_REFUSED
     data = codec.compress_archive(np.stack(images), seed=FLAGS.seed, batch_size=FLAGS.batch_size)
-    safe_files.write_atomic(path, data, overwrite=FLAGS.overwrite)
+    try:
+        safe_files.write_atomic(path, data, overwrite=FLAGS.overwrite)
+    except OSError as e:  # a full disk, a read-only folder, a name too long, no file descriptors left
+        _say(f"{path}: not written: {type(e).__name__}: {e}", sys.stderr)
+        return EXIT_REFUSED
     archive = codec.read_archive(data)
     if FLAGS.verbose:
         for index, name in enumerate(names):
-            print(f"{index}: {name} (seed {int(archive.seeds[index])})")
+            _say(f"{index}: {name} (seed {int(archive.seeds[index])})")
     count = len(names)
     payload_bits = sum(8 * len(p) for p in archive.payloads) / count
-    print(
+    _say(
         f"archived {count} images in {path}: {len(data)} bytes, {8 * len(data) / count:.1f} bits/image "
         f"({codec.bits_per_pixel(8 * len(data) / count):.4f} bpp; payload {payload_bits:.1f} bits/image, "
         f"{codec.bits_per_pixel(payload_bits):.4f} bpp)"
@@ -469,12 +530,12 @@ def _load_archive(args, codec):
     path = args[0]
     if not os.path.lexists(path):
         raise UsageError(f"no such file: {path}")
-    data = _read_bytes(path, codec.max_archive_size, "this model's archives")
+    data = _read_bytes(path, codec.max_archive_size, "this model's archives", archive=True)
     try:
         return path, codec.read_archive(data, salvage=FLAGS.salvage)
     except DamagedArchiveError:
         if FLAGS.salvage and codec.layout.levels is not None:
-            print(f"{path}: --salvage: a packed archive has one checksum for all its images", file=sys.stderr)
+            _say(f"{path}: --salvage: a packed archive has one checksum for all its images", sys.stderr)
         raise
 
 
@@ -493,7 +554,7 @@ def _archive_command(args, run, check=None):
     except UsageError:
         raise
     except Exception as e:  # noqa: BLE001 - a refused archive is named with its reason
-        print(f"{args[0]}: refused: {type(e).__name__}: {e}", file=sys.stderr)
+        _say(f"{args[0]}: refused: {type(e).__name__}: {e}", sys.stderr)
         return EXIT_REFUSED
     return run(codec, path, archive)
 
@@ -504,16 +565,26 @@ def list_archive(args):
     def run(codec, path, archive):
         count = len(archive)
         damaged = count - len(archive.intact)
-        print(
-            f"{path}: archive of {count} images, model tag {codec.layout.tag.hex()}"
+        unchecked = archive.announced != count
+        what = (
+            f"damaged archive, {count} entries found (the header announces {archive.announced}: not checked)"
+            if unchecked
+            else f"archive of {count} images"
+        )
+        _say(
+            f"{path}: {what}, model tag {codec.layout.tag.hex()}"
             f"{f', seed {archive.seed}' if codec.layout.uses_seed else ''}"
             f"{f', {damaged} damaged entries' if damaged else ''}"
         )
-        for index, payload in enumerate(archive.payloads):
-            seed = f", seed {int(archive.seeds[index])}" if codec.layout.uses_seed else ""
-            state = "damaged" if payload is None else f"{8 * len(payload)} bits"
-            print(f"{index}: {state}{seed}")
-        return EXIT_REFUSED if damaged else 0
+        uses_seed = codec.layout.uses_seed
+        # One formatted line per entry and a single write: time proportional to the entries printed.
+        lines = [
+            f"{index}: {'damaged' if payload is None else f'{8 * len(payload)} bits'}"
+            + (f", seed {seed}" if uses_seed else "")
+            for index, (payload, seed) in enumerate(zip(archive.payloads, archive.seeds.tolist()))
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return EXIT_REFUSED if damaged or unchecked else 0
 
     return _archive_command(args, run)
 
@@ -539,7 +610,7 @@ def extract(args):
         for index in indices:
             if archive.payloads[index] is None:
                 refused += 1
-                print(f"{path}: entry {index} is damaged: not extracted", file=sys.stderr)
+                _say(f"{path}: entry {index} is damaged: not extracted", sys.stderr)
             else:
                 wanted.append(index)
         with _progress(len(wanted)) as progress:
@@ -562,31 +633,27 @@ def extract(args):
                     else:
                         refused += 1
                 progress.update(len(chunk))
-        print(f"extracted {written} of {len(indices)} images into {FLAGS.output}")
-        return EXIT_REFUSED if refused else 0
+        _say(f"extracted {written} of {len(indices)} images into {FLAGS.output}")
+        return EXIT_REFUSED if refused or archive.announced != count else 0
 
     return _archive_command(args, run, check=lambda codec: _check_realism(codec, realism))
 
 
-def _read_bytes(path, limit, what):
-    """Reads a container file: a regular file of at most `limit` bytes (see `files.read_regular`)."""
-    from tfdplc.codec import NotAContainerError, container
+def _read_bytes(path, limit, what, archive=False):
+    """Reads a container (or archive) file: a regular file of at most `limit` bytes (`files.read_regular`).
+
+    A larger file is refused from its size and first bytes, with the error the reader would give it
+    (`container.too_long_error`: a file that starts like a container is too long, an archive is named).
+    """
+    from tfdplc.codec import container
     from tfdplc.codec import files as safe_files
 
     try:
         return safe_files.read_regular(path, limit)
-    except safe_files.FileTooLargeError:
-        head = _head(path, len(container.MAGIC))
-        if head != container.MAGIC:
-            raise NotAContainerError(f"not a tfdplc container: it starts with {head!r}.") from None
-        raise ValueError(
-            f"{os.path.getsize(path)} bytes: too large for {what} (at most {limit} bytes)"
-        ) from None
-
-
-def _head(path, count):
-    with open(path, "rb") as f:  # a regular file: read_regular checked it
-        return f.read(count)
+    except safe_files.FileTooLargeError as e:
+        if archive:
+            raise ValueError(f"{e.size} bytes: too large for {what} (at most {limit} bytes)") from None
+        raise container.too_long_error(e.head, e.size, limit, what) from None
 
 
 def _read_container(path, codec):
@@ -609,16 +676,19 @@ def decompress(args):
     codec = _load_codec()
     if not codec.spec.can_encode:
         raise UsageError(f"{FLAGS.model}: the model ({codec.spec.method}) has no encoder (no containers)")
+    collided = _collisions(outputs)
     _check_realism(codec, realism)
     if FLAGS.seed is not None and (codec.spec.seeded_encoder or not codec.spec.stochastic_decoder):
         reason = "shares its dither with the encoder" if codec.spec.seeded_encoder else "is deterministic"
         raise UsageError(f"--seed: the decoder of {codec.spec.method} {reason}; decode without --seed")
-    refused, stats = 0, _Stats()
+    refused, stats = collided, _Stats()
     with _progress(len(files)) as progress:
         for start in range(0, len(files), FLAGS.batch_size):
             batch, containers = [], []
             stop = min(start + FLAGS.batch_size, len(files))
             for index in range(start, stop):
+                if outputs[index] is None:
+                    continue
                 try:
                     containers.append(_read_container(files[index], codec))
                     batch.append(index)
@@ -646,10 +716,10 @@ def decompress(args):
                     stats.add(bits, size, psnr)
                     if FLAGS.verbose:
                         progress.write(
-                            f"{files[index]} -> {outputs[index]}: {_line(codec, bits, size, psnr)}"
+                            _safe(f"{files[index]} -> {outputs[index]}: {_line(codec, bits, size, psnr)}")
                         )
             progress.update(stop - start)
-    print(stats.summary(codec, "decompressed" if realism is None else f"decompressed (realism {realism:g})"))
+    _say(stats.summary(codec, "decompressed" if realism is None else f"decompressed (realism {realism:g})"))
     return EXIT_REFUSED if refused else 0
 
 
@@ -691,69 +761,117 @@ def sample(args):
             for offset, image in enumerate(images):
                 refused += not _write(progress, outputs[start + offset], image)
             progress.update(len(images))
-    print(f"sampled {len(seeds)} images (seeds {seeds[0]}..{seeds[-1]}) into {FLAGS.output}")
+    _say(f"sampled {len(seeds)} images (seeds {seeds[0]}..{seeds[-1]}) into {FLAGS.output}")
     return EXIT_REFUSED if refused else 0
 
 
-def _check_payload(header, payload):
-    """Model-free payload check of a version 1 packed code: its length, padding bits and indices < L."""
-    from tfdplc.codec import bitpack, container
+def _payload_check(header, length):
+    """A streaming check of a version 1 packed payload (length, padding bits, indices < L), else None."""
+    from tfdplc.codec import CorruptedError, bitpack, container
 
-    if header.payload_kind == container.PAYLOAD_PACKED:
-        count = header.code_shape[0] * header.code_shape[1] * header.code_shape[2]
-        bitpack.unpack_numpy(payload, count, header.bits_per_symbol, header.levels)  # raises CorruptedError
+    if header.payload_kind != container.PAYLOAD_PACKED:
+        return None
+    count = header.code_shape[0] * header.code_shape[1] * header.code_shape[2]
+    expected = bitpack.packed_size(count, header.bits_per_symbol)
+    if length == expected:
+        return bitpack.PackedCheck(count, header.bits_per_symbol, header.levels)
 
+    class _WrongLength:
+        def update(self, chunk):
+            pass
 
-def _describe(path, data, peeked, codec):
-    """One `info` line: every header field of a version 1 file; a version 2 file's fields are the model's."""
-    if peeked.header is None:
-        text = f"{path}: {len(data)} bytes, format version 2, model tag {peeked.tag.hex()}"
-        if codec is None:
-            return (
-                text + " (the shapes, seed and payload are the model's: pass --model to check and read them)"
+        def close(self):
+            raise CorruptedError(
+                f"packed payload of {length} bytes, {count} x {header.bits_per_symbol} bits take {expected}."
             )
-        seed, payload, _ = codec.parse(data)
-        layout = codec.layout
-        kind = "range-coded" if layout.levels is None else "packed"
-        return (
-            f"{text}, {kind} payload of {8 * len(payload)} bits, image {'x'.join(map(str, layout.image_shape))}, "
-            f"code {'x'.join(map(str, layout.code_shape))}{f', L={layout.levels}' if layout.levels else ''}"
-            f"{f', seed {seed}' if layout.uses_seed else ''}, matches the model"
-        )
-    header, payload = peeked.header, peeked.payload
+
+    return _WrongLength()
+
+
+def _v1_line(path, size, header, payload_bytes, matches):
     kind = "packed" if header.payload_kind == 0 else "range-coded"
     return (
-        f"{path}: {len(data)} bytes, format version 1, {kind} payload of {8 * len(payload)} bits, model "
+        f"{path}: {size} bytes, format version 1, {kind} payload of {8 * payload_bytes} bits, model "
         f"{header.fingerprint.hex()}, image {'x'.join(map(str, header.image_shape))}, code "
         f"{'x'.join(map(str, header.code_shape))}{f', L={header.levels}' if header.levels else ''}, seed "
         f"{header.seed}{', stochastic decoder' if header.stochastic_decoder else ''}"
-        f"{', shared dither' if header.seeded_encoder else ''}{', matches the model' if codec is not None else ''}"
+        f"{', shared dither' if header.seeded_encoder else ''}{', matches the model' if matches else ''}"
+    )
+
+
+def _info_without_model(path):
+    """One `info` line of a file checked without its model: streamed, one 1 MiB chunk in memory at most.
+
+    Version 1 files are checked completely (header, length, checksum, a packed payload's form); versions
+    2 and 3 only as far as their version and tag (the rest is the model's): their first bytes are read.
+    """
+    from tfdplc.codec import container
+    from tfdplc.codec import files as safe_files
+
+    with safe_files.open_regular(path) as (stream, size):
+        if size > INFO_MAX_BYTES:
+            raise container.too_long_error(stream.read(16), size, INFO_MAX_BYTES, "containers")
+        head = stream.read(min(size, len(container.MAGIC)))
+        if head == container.MAGIC:
+            stream.seek(0)
+            header, length = container.unpack_stream(stream, size, payload_check=_payload_check)
+            return _v1_line(path, size, header, length, matches=False)
+        peeked = container.peek(head + stream.read(min(size, 16) - len(head)))
+    return (
+        f"{path}: {size} bytes, format version {peeked.version}, model tag {peeked.tag.hex()} (the shapes, "
+        "seed and payload are the model's: pass --model to check and read them)"
+    )
+
+
+def _info_with_model(path, codec):
+    """One `info` line of a file checked against the model (read whole: at most its largest container)."""
+    from tfdplc.codec import container
+
+    data = _read_bytes(path, codec.max_container_size, "this model's containers")
+    peeked = container.peek(data)
+    seed, payload, version = codec.parse(data)
+    if codec.layout.levels is None:
+        codec.decompress_codes([data])  # the range decoder must accept the payload too
+    if peeked.header is not None:
+        return _v1_line(path, len(data), peeked.header, len(payload), matches=True)
+    layout = codec.layout
+    kind = "range-coded" if layout.levels is None else "packed"
+    return (
+        f"{path}: {len(data)} bytes, format version {version}, model tag {peeked.tag.hex()}, {kind} payload "
+        f"of {8 * len(payload)} bits, image {'x'.join(map(str, layout.image_shape))}, "
+        f"code {'x'.join(map(str, layout.code_shape))}{f', L={layout.levels}' if layout.levels else ''}"
+        f"{f', seed {seed}' if layout.uses_seed else ''}, matches the model"
     )
 
 
 def info(args):
-    from tfdplc.codec import container
-
+    """The `info` command: one line per file (refused files with their reason; stdout)."""
     codec = _load_codec() if FLAGS.model else None
     refused = 0
     for path in _inputs(args, CONTAINER_SUFFIX):
         try:
-            limit = codec.max_container_size if codec else INFO_MAX_BYTES
-            data = _read_bytes(path, limit, "this model's containers" if codec else "a container")
-            peeked = container.peek(data)
-            if peeked.header is not None:
-                _check_payload(peeked.header, peeked.payload)
-            if codec is not None:
-                codec.parse(data)
-                if codec.layout.levels is None:
-                    codec.decompress_codes([data])  # the range decoder must accept the payload too
-            line = _describe(path, data, peeked, codec)
+            line = _info_without_model(path) if codec is None else _info_with_model(path, codec)
         except Exception as e:  # noqa: BLE001 - per-file isolation (CodecError is a ValueError)
             refused += 1
-            print(f"{path}: refused: {type(e).__name__}: {e}")
+            _say(f"{path}: refused: {type(e).__name__}: {e}")
             continue
-        print(line)
+        _say(line)
     return EXIT_REFUSED if refused else 0
+
+
+def parse_flags(argv):
+    """Parses the flags for `app.run`; a flag error is a usage error: one line, exit code 2.
+
+    absl itself reports "FATAL Flags parsing error" and exits with 1; --help and --helpfull still work
+    (app.run defines and handles them).
+    """
+    # absl already owns -v (its logging verbosity, which needs a value): a bare -v means --verbose here.
+    argv = ["--verbose" if arg == "-v" else arg for arg in argv]
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _say(f"error: {' '.join(str(e).split())} (see --help)", sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def main(argv):
@@ -767,7 +885,7 @@ def main(argv):
         print("error: --seed must lie in [0, 2^63)", file=sys.stderr)
         return EXIT_USAGE
     if FLAGS.realism is not None and argv[1] not in ("decompress", "extract"):
-        print(f"error: --realism applies to decompress and extract, not {argv[1]}", file=sys.stderr)
+        _say(f"error: --realism applies to decompress and extract, not {argv[1]}", sys.stderr)
         return EXIT_USAGE
     command = {
         "compress": compress,
@@ -780,10 +898,12 @@ def main(argv):
     try:
         return command(argv[2:])
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}", sys.stderr)
         return EXIT_USAGE
 
 
 if __name__ == "__main__":
-    # absl already owns -v (its logging verbosity, which needs a value): a bare -v means --verbose here.
-    app.run(main, argv=["--verbose" if arg == "-v" else arg for arg in sys.argv])
+    # Whatever the locale's encoding, a character it cannot write is escaped, never a crash.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")
+    app.run(main, flags_parser=parse_flags)

@@ -4,9 +4,10 @@
 Each case takes a valid file of one of the models and damages it at random: bit flips, byte overwrites,
 truncation, appended / inserted / deleted bytes, random data (with or without the magic), a splice of
 two files of different models, a whole file of another model; half of the byte-level damages are
-"resealed" (the checksum recomputed: version 2's keyed Adler-32, version 1's plain one), so that the
-checks behind the checksum are exercised too. Single files are format version 2 (what writers write)
-and, for a quarter of the cases, the version 1 form of the same image (still read). For every case:
+"resealed" (the check value recomputed: version 3's KMX-32, version 2's keyed Adler-32, version 1's
+plain Adler-32), so that the checks behind it are exercised too. Single files are format version 3
+(what writers write) for half of the cases, and the version 2 and version 1 forms of the same image
+(still read) for a quarter each. For every case:
 
   * Python (`Codec.parse`) must refuse with a `tfdplc.codec.CodecError`, or accept;
   * the model's own graph (`Codec.graph_decompress`, what a TF Serving client gets) must refuse with a
@@ -22,6 +23,15 @@ Archives (`tfdplc.codec.archive`, --archive_cases per model) get the same damage
 what Python decodes when it accepts; a range-coded archive Python accepts must decode (or, resealed, be
 refused by tfc's range decoder); a damaged archive that is not resealed must be refused.
 
+The command line (--cli_cases per model) is fuzzed in this process (tools/codec.py's `main`, the model
+in memory) with hostile folders: file names of random bytes (not UTF-8, control characters, up to and
+past NAME_MAX), names whose outputs collide (NAME.dplc beside NAME.DPLC), damaged containers, archives
+and PNGs, and failing disks (every fsync raising ENOSPC, EROFS, EACCES, ENAMETOOLONG or EMFILE, or a
+file-size limit), with stdout and stderr strict UTF-8 streams. Each run must return 0, 2 or 3 without an
+exception, print only printable lines, leave no temporary file, write only outputs that read back (a
+container the model accepts, a PNG of the model's shape, an archive that reads), return 0 only when it
+named no refused file, and refuse every input whose output collides.
+
 Anything else (another exception, a crash, a disagreement, an accepted damaged file) is a failure. By
 default two tiny models are built in memory: a fixed-rate stochastic DPLC (3 symbols: 2 bits per index,
 so out-of-range indices and padding bits exist) and a codec whose codes are range coded by an
@@ -35,6 +45,7 @@ Exit codes: 0 no failure; 1 failures (listed in the output).
 
 import collections
 import json
+import os
 import struct
 import time
 import zlib
@@ -48,6 +59,7 @@ from absl import app, flags
 
 flags.DEFINE_integer("cases", 5000, "Number of damaged single files per model.")
 flags.DEFINE_integer("archive_cases", 1000, "Number of damaged archives per model.")
+flags.DEFINE_integer("cli_cases", 0, "Number of tools/codec.py runs on hostile folders per model.")
 flags.DEFINE_integer("seed", 0, "Seed of the damage.")
 flags.DEFINE_multi_string("model", [], "Export folders to fuzz (default: two tiny in-memory models).")
 flags.DEFINE_string("output", None, "Write the counts as JSON here.")
@@ -111,11 +123,14 @@ def _tiny_models():
 
 
 def _reseal(data: bytes, fingerprint: bytes) -> bytes:
-    """Recomputes the checksum of a (damaged) file as its first bytes say it is made, if it has one."""
+    """Recomputes the check value of a (damaged) file as its first bytes say it is made, if it has one."""
+    from tfdplc.codec import container
+
     if data[:4] == b"DPLC" and len(data) >= 48:  # version 1: Adler-32 of the bytes before it
         return data[:-4] + struct.pack(">I", zlib.adler32(data[:-4]))
-    if data[:2] in (b"D\x02", b"DA") and len(data) >= 8:  # version 2 files and archives: keyed by the model
-        return data[:-4] + struct.pack(">I", zlib.adler32(data[:-4], zlib.adler32(fingerprint)))
+    version = data[2] if data[:2] == b"DA" and len(data) > 2 else data[1] if len(data) > 1 else None
+    if data[:1] == b"D" and version in (2, 3) and len(data) >= 8:  # keyed by the model (files, archives)
+        return data[:-4] + struct.pack(">I", container.check_value(version, fingerprint, data[:-4]))
     return data
 
 
@@ -141,7 +156,7 @@ def _damage(rng, data: bytes, other: bytes, kind: str) -> bytes:
     elif kind == "random":
         out = bytearray(rng.bytes(int(rng.integers(0, 2 * size + 1))))
     elif kind == "magic_random":
-        magic = [b"DPLC", b"D\x02", b"DA\x02"][int(rng.integers(3))]
+        magic = [b"DPLC", b"D\x02", b"D\x03", b"DA\x02", b"DA\x03"][int(rng.integers(5))]
         out = bytearray(magic + rng.bytes(int(rng.integers(0, 2 * size))))
     elif kind == "splice":
         cut = int(rng.integers(1, min(size, len(other))))
@@ -158,11 +173,17 @@ def _fuzz_model(codec, other_files, rng, cases, failures):
     shape = codec.image_shape
     images = rng.integers(0, 256, size=(16, *shape), dtype=np.uint8)
     valid = codec.compress(images)
-    old = [container.pack(codec.layout.header(seed), payload) for seed, payload, _ in map(codec.parse, valid)]
+    parsed = [codec.parse(f) for f in valid]
+    forms = {
+        3: valid,
+        2: [codec.layout.write(seed, payload, version=2) for seed, payload, _ in parsed],
+        1: [container.pack(codec.layout.header(seed), payload) for seed, payload, _ in parsed],
+    }
     counts = collections.Counter()
     for case in range(cases):
-        version = 1 if rng.random() < 0.25 else 2
-        original = (old if version == 1 else valid)[case % len(valid)]
+        draw = rng.random()
+        version = 1 if draw < 0.25 else 2 if draw < 0.5 else 3
+        original = forms[version][case % len(valid)]
         kind = KINDS[int(rng.integers(len(KINDS)))]
         data = _damage(rng, original, other_files[int(rng.integers(len(other_files)))], kind)
         resealed = kind in RESEALABLE and rng.random() < 0.5
@@ -216,9 +237,16 @@ def _fuzz_archives(codec, other_archives, rng, cases, failures):
 
     shape = codec.image_shape
     packed = codec.layout.levels is not None
+    from tfdplc.codec import archive as archive_format
+
     valid = [
         codec.compress_archive(rng.integers(0, 256, size=(count, *shape), dtype=np.uint8))
         for count in (1, 2, 3, 5, 8)
+    ]
+    # The same archives in version 2 (still read): every other case damages one of them.
+    valid += [
+        archive_format.write(codec.layout, a.seed if codec.layout.uses_seed else 0, a.payloads, version=2)
+        for a in map(codec.read_archive, valid)
     ]
     graph = codec._signatures["decompress_archive"] if packed else None
     counts = collections.Counter()
@@ -268,6 +296,255 @@ def _fuzz_archives(codec, other_archives, rng, cases, failures):
     return dict(counts)
 
 
+# ------------------------------------------------------------------------------------------------------
+# The command line on hostile folders: names, disks, archives.
+
+_ERRNOS = ("ENOSPC", "EROFS", "EACCES", "ENAMETOOLONG", "EMFILE")
+_TEMPORARY = b".tfdplc-"
+
+
+def _codec_tool():
+    """tools/codec.py as a module, its flags on absl's FLAGS in place of this tool's clashing ones."""
+    import importlib.util
+    import os
+    import sys
+
+    for name in ("model", "output", "seed"):  # read by main before this; tools/codec.py defines them too
+        if name in FLAGS:
+            delattr(FLAGS, name)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")
+    spec = importlib.util.spec_from_file_location("codec_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["codec_tool"] = module
+    return module
+
+
+def _random_name(rng, stem_hint: bytes, suffix: bytes) -> bytes:
+    """A hostile file name ending in `suffix`: random bytes, control characters, long, or plain."""
+    kind = int(rng.integers(6))
+    if kind == 0:  # any bytes but "/" and NUL (not UTF-8, control characters, spaces)
+        stem = bytes(b for b in rng.integers(1, 256, int(rng.integers(1, 12))) if b != ord("/"))
+    elif kind == 1:  # the longest legal name, or one byte past it (its output cannot be created)
+        stem = b"n" * (255 - len(suffix) + int(rng.integers(0, 2)) - 1)
+    elif kind == 2:
+        stem = "caf\u00e9-\u6570\u5b57".encode() + bytes([int(rng.integers(1, 32))])
+    elif kind == 3:
+        stem = b"new\nline" + stem_hint
+    else:
+        stem = stem_hint
+    if stem in (b".", b"..") or not stem:
+        stem = b"x" + stem
+    return stem + suffix
+
+
+def _png_bytes(rng, shape, good: bool) -> bytes:
+    import io
+
+    from PIL import Image
+
+    height, width, channels = shape if good else (shape[0] + 1, shape[1], shape[2])
+    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _run_cli(tool, args):
+    """`tool.main` on `args` with strict UTF-8 stdout / stderr: `(exit code, stdout, stderr)`."""
+    import io
+    import sys
+
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2)]
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = streams
+    try:
+        tool.FLAGS.unparse_flags()
+        code = tool.main(tool.FLAGS(["codec.py", *args]))
+    finally:
+        sys.stdout, sys.stderr = saved
+    texts = []
+    for stream in streams:
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return code, texts[0], texts[1]
+
+
+def _check_outputs(codec, folder: bytes, name: str, failures):
+    """Every file under `folder` reads back, and no temporary file is left; returns the outputs' count."""
+    import os
+
+    from PIL import Image
+
+    count = 0
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if entry.startswith(_TEMPORARY):
+            failures.append(f"{name}: temporary file {entry!r} left behind")
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        count += 1
+        try:
+            if entry.lower().endswith(b".png"):
+                with Image.open(__import__("io").BytesIO(data)) as image:
+                    shape = (image.size[1], image.size[0], len(image.getbands()))
+                if shape != tuple(codec.image_shape):
+                    failures.append(f"{name}: output {entry!r} has shape {shape}")
+            elif entry.endswith(b".dplca"):
+                codec.read_archive(data)
+            else:
+                codec.parse(data)
+        except Exception as error:  # noqa: BLE001 - an output that does not read back is a failure
+            failures.append(f"{name}: output {entry!r} does not read back: {error!r}")
+    return count
+
+
+def _fuzz_cli(tool, codec, other_files, rng, cases, failures, root: bytes):
+    """Runs `cases` tools/codec.py commands on hostile folders; returns the counts."""
+    import errno
+    import os
+    import resource
+    import shutil
+
+    shape = codec.image_shape
+    images = rng.integers(0, 256, size=(6, *shape), dtype=np.uint8)
+    valid = codec.compress(images)
+    archive_bytes = codec.compress_archive(images[:3])
+    counts = collections.Counter()
+    real_fsync = os.fsync
+    tool._load_codec = lambda: codec  # the model in memory (its export is not what is fuzzed)
+    for case in range(cases):
+        command = ["compress", "decompress", "info", "archive", "list", "extract"][int(rng.integers(6))]
+        base = os.path.join(root, b"case%d" % case)
+        inputs, outputs = os.path.join(base, b"in"), os.path.join(base, b"out")
+        os.makedirs(inputs)
+        suffix = b".png" if command in ("compress", "archive") else b".dplc"
+        stems, made = [], set()
+        for index in range(int(rng.integers(1, 6))):
+            hint = b"f%d" % index
+            if stems and rng.random() < 0.2:  # the same stem with another case: the outputs collide
+                name = stems[-1] + suffix.upper()
+            else:
+                name = _random_name(rng, hint, suffix)
+            if name in made:
+                continue
+            path = os.path.join(inputs, name)
+            if command in ("compress", "archive"):
+                data = _png_bytes(rng, shape, good=rng.random() < 0.8)
+                if rng.random() < 0.1:
+                    data = data[: int(rng.integers(len(data)))]
+            else:
+                data = valid[int(rng.integers(len(valid)))]
+                if rng.random() < 0.3:
+                    kind = KINDS[int(rng.integers(len(KINDS)))]
+                    data = _damage(rng, data, other_files[int(rng.integers(len(other_files)))], kind)
+            try:
+                with open(path, "wb") as f:
+                    f.write(data)
+            except OSError:  # a name past NAME_MAX cannot be an input (only an output)
+                continue
+            made.add(name)
+            stems.append(os.path.splitext(name)[0])
+        if not made:
+            shutil.rmtree(base)
+            continue
+        archive_path = os.path.join(base, _random_name(rng, b"all", b".dplca")[-200:])
+        args = ["--model=in-memory"]
+        if command in ("list", "extract"):
+            data = archive_bytes
+            if rng.random() < 0.5:
+                kind = KINDS[int(rng.integers(len(KINDS)))]
+                data = _damage(rng, data, other_files[int(rng.integers(len(other_files)))], kind)
+            with open(archive_path, "wb") as f:
+                f.write(data)
+            args += [command, os.fsdecode(archive_path)]
+            if command == "extract":
+                args += [f"--output={os.fsdecode(outputs)}"] + (["--salvage"] if rng.random() < 0.5 else [])
+        elif command == "archive":
+            args += ["compress", os.fsdecode(inputs), f"--archive={os.fsdecode(archive_path)}"]
+        else:
+            args += [command, os.fsdecode(inputs)]
+            if command != "info":
+                args.append(f"--output={os.fsdecode(outputs)}")
+        if rng.random() < 0.5:
+            args.append("--verbose")
+        if command in ("compress", "archive") and rng.random() < 0.5:
+            args.append(f"--seed={int(rng.integers(0, 2**28))}")
+        fault = "none"
+        draw = rng.random()
+        if draw < 0.3 and command not in ("info", "list"):
+            fault = _ERRNOS[int(rng.integers(len(_ERRNOS)))]
+            number = getattr(errno, fault)
+
+            def failing_fsync(fd, number=number):
+                raise OSError(number, os.strerror(number))
+
+            os.fsync = failing_fsync
+        elif draw < 0.4 and command not in ("info", "list"):
+            fault = "RLIMIT_FSIZE"
+        name = f"{codec.spec.method} cli case {case} ({command}, fault {fault})"
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        try:
+            if fault == "RLIMIT_FSIZE":
+                resource.setrlimit(resource.RLIMIT_FSIZE, (int(rng.integers(1, 40)), limits[1]))
+            code, out, err = _run_cli(tool, args)
+        except Exception as error:  # noqa: BLE001 - anything escaping main is a failure
+            failures.append(f"{name}: raised {error!r}")
+            continue
+        finally:
+            os.fsync = real_fsync
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        counts["cases"] += 1
+        counts[f"{command}:exit{code}"] += 1
+        if code not in (0, 2, 3):
+            failures.append(f"{name}: exit code {code}")
+        lines = (out + err).splitlines()
+        if any(not line.isprintable() for line in lines):
+            failures.append(
+                f"{name}: a line that is not printable: {[x for x in lines if not x.isprintable()][:1]}"
+            )
+        named_refusal = "refused" in err or "not written" in err or "refused" in out or "damaged" in err
+        if code == 0 and named_refusal:
+            failures.append(f"{name}: exit 0 after naming a refused file")
+        if code == 3 and not (named_refusal or "damaged" in out or "not checked" in out):
+            failures.append(f"{name}: exit 3 without naming why")
+        if code == 2 and len([line for line in err.splitlines() if line.startswith("error: ")]) != 1:
+            failures.append(f"{name}: a usage error that is not one 'error:' line: {err[-300:]!r}")
+        collided = len(set(stems)) < len(stems)
+        if collided and command in ("compress", "decompress") and code == 0:
+            failures.append(f"{name}: colliding inputs but exit 0")
+        if collided and command in ("compress", "decompress") and code == 3 and "would collide" not in err:
+            failures.append(f"{name}: colliding inputs not named")
+        counts["collisions"] += int(collided)
+        if os.path.isdir(outputs):
+            counts["outputs_checked"] += _check_outputs(codec, outputs, name, failures)
+        for entry in os.listdir(base):  # the archive's folder: no temporary file either
+            if entry.startswith(_TEMPORARY):
+                failures.append(f"{name}: temporary file {entry!r} left beside the archive")
+        if command == "archive" and os.path.exists(archive_path):
+            try:
+                with open(archive_path, "rb") as f:
+                    codec.read_archive(f.read())
+            except Exception as error:  # noqa: BLE001
+                failures.append(f"{name}: the written archive does not read back: {error!r}")
+        shutil.rmtree(base)
+    return dict(counts)
+
+
+def _save(report, failures, start, path, complete=False):
+    """The report as JSON text, also written to `path` (after every part, so a long run keeps its counts)."""
+    report["total_cases"] = sum(m.get("cases", 0) for m in report["models"].values()) + len(failures)
+    report["failures"] = failures
+    report["wall_seconds"] = round(time.time() - start, 1)
+    report["complete"] = complete
+    text = json.dumps(report, indent=2, sort_keys=True)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+    return text
+
+
 def main(argv):
     del argv
     from tfdplc import codec as codec_lib
@@ -283,15 +560,31 @@ def main(argv):
     report = {
         "cases_per_model": FLAGS.cases,
         "archive_cases_per_model": FLAGS.archive_cases,
+        "cli_cases_per_model": FLAGS.cli_cases,
         "seed": FLAGS.seed,
     }
+    output_path = FLAGS.output
     report["models"], failures = {}, []
     start = time.time()
+    # The command line first (names, disks, archives), then damaged files and archives per model.
+    if FLAGS.cli_cases:
+        import tempfile
+
+        cli_cases = FLAGS.cli_cases
+        tool = _codec_tool()
+        with tempfile.TemporaryDirectory(prefix="fuzz_cli_") as root:
+            for index, codec in enumerate(codecs):
+                others = [f for j, pool in enumerate(pools) if j != index for f in pool] or [b"DPLC\x01"]
+                report["models"][f"{codec.spec.method} command line"] = _fuzz_cli(
+                    tool, codec, others, rng, cli_cases, failures, os.fsencode(root)
+                )
+                _save(report, failures, start, output_path)
     for index, codec in enumerate(codecs):
         others = [f for j, pool in enumerate(pools) if j != index for f in pool] or [b"DPLC\x01" + bytes(60)]
         report["models"][f"{codec.spec.method} ({codec.fingerprint.hex()})"] = _fuzz_model(
             codec, others, rng, FLAGS.cases, failures
         )
+        _save(report, failures, start, output_path)
         other_archives = [a for j, a in enumerate(archives) if j != index] or [b"DA\x02" + bytes(20)]
         report["models"][f"{codec.spec.method} archives"] = _fuzz_archives(
             codec,
@@ -300,14 +593,9 @@ def main(argv):
             FLAGS.archive_cases,
             failures,
         )
-    report["total_cases"] = sum(m.get("cases", 0) for m in report["models"].values()) + len(failures)
-    report["failures"] = failures
-    report["wall_seconds"] = round(time.time() - start, 1)
-    text = json.dumps(report, indent=2, sort_keys=True)
+        _save(report, failures, start, output_path)
+    text = _save(report, failures, start, output_path, complete=True)
     print(text)
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
     return 1 if failures else 0
 
 

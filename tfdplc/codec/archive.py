@@ -1,4 +1,4 @@
-"""Archives: many images of one model in one file (format version 2), written and read in Python.
+"""Archives: many images of one model in one file (format versions 3 and 2), written and read in Python.
 
 One header for all images; fixed-rate codes are bit-packed back to back, so an archive of N images of
 b bits each takes at most 12 + ceil(N b / 8) + 4 bytes (the header of at most 12 bytes, the codes, the
@@ -7,7 +7,7 @@ checksum). The layout (`.dplca` files):
 | offset | size | field                                                                                    |
 |-------:|-----:|------------------------------------------------------------------------------------------|
 |      0 |    2 | magic `b"DA"`                                                                            |
-|      2 |    1 | format version, 2                                                                        |
+|      2 |    1 | format version, 3 (written) or 2 (read: the same layout with keyed Adler-32 checks)       |
 |      3 |    2 | model tag: the first 2 bytes of the model fingerprint                                    |
 |      5 |    v | N, the number of images: a minimal LEB128 varint (`container.encode_varint`), 1..2^20     |
 |    5+v |    s | seed: a minimal LEB128 varint in [0, 2^28), only for models that use seeds               |
@@ -15,9 +15,12 @@ checksum). The layout (`.dplca` files):
 |  5+v+s |    P | packed models: the N codes, each h*w*k indices of b = ceil(log2 L) bits, most significant |
 |        |      | bit first, concatenated and zero-padded to whole bytes: P = ceil(N h w k b / 8)            |
 |        |      | range-coded models: N entries, each a varint payload length n_i (at most the model's      |
-|        |      | `max_payload`), the n_i bytes of tfc's string, and a 4-byte entry check: Adler-32 of the  |
-|        |      | 8-byte fingerprint, i as 4 big-endian bytes and the payload                               |
-|    end |    4 | Adler-32 of the model's 8-byte fingerprint followed by every byte before                  |
+|        |      | `max_payload`), the n_i bytes of tfc's string, and a 4-byte entry check of i as 4        |
+|        |      | big-endian bytes followed by the payload, keyed by the fingerprint                        |
+|    end |    4 | check value of every byte before, keyed by the model's 8-byte fingerprint                 |
+
+The check values are those of single files (`container.check_value`): version 3 KMX-32
+(`tfdplc.codec.checkvalue`), version 2 Adler-32 of the fingerprint followed by the bytes.
 
 Image i of an archive is exactly the single file `Layout.write((seed + i) mod 2^28, payload_i)`
 (`Archive.containers`), so it decodes to the same image as that file.
@@ -32,12 +35,15 @@ indices < L, and every range-coded entry's length and check. Failures after the 
 `DamagedArchiveError` (a `CorruptedError`) whose `intact` names the entries that are intact: every
 range-coded entry whose own check passes (found by walking the entries, as far as their lengths can be
 read); none for packed archives, which have one checksum for all their bits. `read(..., salvage=True)`
-returns the intact entries of a damaged range-coded archive instead of raising.
+returns the entries of a damaged range-coded archive as far as their lengths can be walked (the intact
+ones with their payloads, the others None) instead of raising; it trusts no count it cannot check: the
+header's count of a damaged archive is kept in `Archive.announced`, and only entries found in the bytes
+are returned (each takes at least 5 bytes, so a damaged archive cannot claim more entries than its size
+allows). Reading takes time proportional to the archive's bytes and entries.
 """
 
 import dataclasses
 import struct
-import zlib
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -52,10 +58,22 @@ from tfdplc.codec.errors import (
     UnsupportedVersionError,
 )
 
-__all__ = ["MAGIC", "MAX_IMAGES", "MIN_SIZE", "SUFFIX", "Archive", "image_seeds", "read", "write"]
+__all__ = [
+    "MAGIC",
+    "MAX_IMAGES",
+    "MIN_SIZE",
+    "SUFFIX",
+    "VERSION",
+    "VERSION_2",
+    "Archive",
+    "image_seeds",
+    "read",
+    "write",
+]
 
 MAGIC = b"DA"
-VERSION = 2
+VERSION = 3  # what writers write (KMX-32 checks)
+VERSION_2 = 2  # read (keyed Adler-32 checks)
 SUFFIX = ".dplca"
 #: The most images one archive holds (a 3-byte varint).
 MAX_IMAGES = 2**20
@@ -85,6 +103,9 @@ class Archive:
         it); None for an entry that is not intact (only with `read(..., salvage=True)`).
       codes: (N, h*w*k) int32 indices of a packed archive, else None.
       intact: the indices of the intact entries (all of them unless salvaged).
+      announced: the image count the header announces. It equals `len(payloads)` unless the archive was
+        salvaged (`read(..., salvage=True)` of a damaged archive): then the count is not checked, and
+        `payloads` holds only the entries found in the bytes.
     """
 
     seed: int
@@ -92,12 +113,13 @@ class Archive:
     payloads: Tuple[Optional[bytes], ...]
     codes: Optional[np.ndarray]
     intact: Tuple[int, ...]
+    announced: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.payloads)
 
     def containers(self, layout: fmt.Layout, indices: Sequence[int] = None) -> List[bytes]:
-        """Image i as the single version 2 file it equals (`Layout.write(seeds[i], payloads[i])`)."""
+        """Image i as the single version 3 file it equals (`Layout.write(seeds[i], payloads[i])`)."""
         indices = range(len(self)) if indices is None else indices
         out = []
         for index in indices:
@@ -108,11 +130,11 @@ class Archive:
         return out
 
 
-def _entry_check(fingerprint: bytes, index: int, payload: bytes) -> bytes:
-    return struct.pack(">I", zlib.adler32(struct.pack(">I", index) + payload, zlib.adler32(fingerprint)))
+def _entry_check(fingerprint: bytes, index: int, payload: bytes, version: int = VERSION) -> bytes:
+    return struct.pack(">I", fmt.check_value(version, fingerprint, struct.pack(">I", index) + payload))
 
 
-def write(layout: fmt.Layout, seed: int, payloads: Sequence[bytes]) -> bytes:
+def write(layout: fmt.Layout, seed: int, payloads: Sequence[bytes], version: int = VERSION) -> bytes:
     """Writes an archive of the images whose payloads are given (as single files of the model hold them).
 
     Args:
@@ -120,13 +142,16 @@ def write(layout: fmt.Layout, seed: int, payloads: Sequence[bytes]) -> bytes:
       seed: the archive's seed in [0, 2^28); image i uses (seed + i) mod 2^28. Must be 0 for models that
         use no seed (none is stored).
       payloads: 1..2^20 payloads: packed codes of `layout.packed_size` bytes, or range-coded strings.
+      version: 3 (what writers write) or 2 (the older check values; for tests and tools).
 
     Returns:
       The archive's bytes.
 
     Raises:
-      ValueError: a count, seed or payload the format cannot hold (or an invalid packed code).
+      ValueError: a count, seed, payload or version the format cannot hold (or an invalid packed code).
     """
+    if version not in (VERSION, VERSION_2):
+        raise ValueError(f"archives are written in versions 2 and 3, not {version!r}.")
     count = len(payloads)
     if not 1 <= count <= MAX_IMAGES:
         raise ValueError(f"an archive holds 1 to {MAX_IMAGES} images, got {count}.")
@@ -136,7 +161,7 @@ def write(layout: fmt.Layout, seed: int, payloads: Sequence[bytes]) -> bytes:
         raise ValueError(f"seed {seed}: this model uses no seed (an archive of it stores none), pass 0.")
     else:
         seed_bytes = b""
-    head = MAGIC + bytes([VERSION]) + layout.tag + fmt.encode_varint(count) + seed_bytes
+    head = MAGIC + bytes([version]) + layout.tag + fmt.encode_varint(count) + seed_bytes
     if layout.levels is not None:
         from tfdplc.codec import bitpack  # deferred: bitpack imports TensorFlow
 
@@ -159,10 +184,10 @@ def write(layout: fmt.Layout, seed: int, payloads: Sequence[bytes]) -> bytes:
             parts += [
                 fmt.encode_varint(len(payload)),
                 payload,
-                _entry_check(layout.fingerprint, index, payload),
+                _entry_check(layout.fingerprint, index, payload, version),
             ]
         body = b"".join(parts)
-    return body + struct.pack(">I", fmt.keyed_adler32(layout.fingerprint, body))
+    return body + struct.pack(">I", fmt.check_value(version, layout.fingerprint, body))
 
 
 def _check_magic(data: bytes) -> None:
@@ -178,20 +203,24 @@ def _check_magic(data: bytes) -> None:
         )
     if size < len(MAGIC) + 1:
         raise TruncatedError(f"truncated: {size} bytes, a tfdplc archive has at least {MIN_SIZE}.")
-    if data[2] != VERSION:
+    if data[2] not in (VERSION_2, VERSION):
         raise UnsupportedVersionError(
-            f"archive format version {data[2]} (this reader supports version {VERSION}; a damaged file can "
+            f"archive format version {data[2]} (this reader supports versions 2 and 3; a damaged file can "
             "also show a wrong version)."
         )
     if size < MIN_SIZE:
         raise TruncatedError(f"truncated: {size} bytes, a tfdplc archive has at least {MIN_SIZE}.")
 
 
-def _walk(layout: fmt.Layout, body: bytes, position: int, count: int):
-    """Walks the range-coded entries: `(payloads, intact, problem)`; problem is None if all is well."""
-    payloads, intact, problem = [None] * min(count, MAX_IMAGES), [], None
+def _walk(layout: fmt.Layout, body: bytes, position: int, count: int, version: int):
+    """Walks the range-coded entries: `(payloads, intact, problem)`; problem is None if all is well.
+
+    `payloads` holds the entries whose extent was found (None where an entry fails its check); the walk
+    stops where a length cannot be read, so it takes time proportional to the bytes, whatever `count`.
+    """
+    payloads, intact, problem = [], [], None
     bound = min(layout.max_payload, fmt.MAX_SEED_V2)
-    for index in range(len(payloads)):
+    for index in range(min(count, MAX_IMAGES)):
         try:
             length, used, minimal = fmt._varint(body, position, f"entry {index} length")
         except (TruncatedError, CorruptedError) as error:
@@ -203,12 +232,16 @@ def _walk(layout: fmt.Layout, body: bytes, position: int, count: int):
         if end > len(body):
             return payloads, intact, f"entry {index} runs past the end of the archive"
         payload = body[start : start + length]
-        if body[start + length : end] == _entry_check(layout.fingerprint, index, payload):
-            payloads[index] = payload
+        if body[start + length : end] == _entry_check(layout.fingerprint, index, payload, version):
+            payloads.append(payload)
             intact.append(index)
-        elif problem is None:
-            problem = f"entry {index} fails its check"
+        else:
+            payloads.append(None)
+            if problem is None:
+                problem = f"entry {index} fails its check"
         position = end
+    if len(payloads) < count and problem is None:
+        problem = f"{count - len(payloads)} announced entries are missing"
     if position != len(body) and problem is None:
         problem = f"{len(body) - position} bytes after the last entry"
     return payloads, intact, problem
@@ -232,8 +265,9 @@ def read(layout: fmt.Layout, data: bytes, salvage: bool = False) -> Archive:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"an archive must be bytes, got {type(data).__name__}.")
-    data = bytes(data)
+    data = bytes(data)  # no copy for bytes
     _check_magic(data)
+    version = data[2]
     tag = data[3 : 3 + fmt.TAG_SIZE]
     if tag != layout.tag:
         raise ModelMismatchError(
@@ -256,7 +290,7 @@ def read(layout: fmt.Layout, data: bytes, salvage: bool = False) -> Archive:
                 f"{size - expected} trailing bytes after the {expected} of an archive of {count} images."
             )
     (stored,) = struct.unpack(">I", data[-fmt.CHECKSUM_SIZE :])
-    checksum_ok = stored == fmt.keyed_adler32(layout.fingerprint, body)
+    checksum_ok = stored == fmt.check_value(version, layout.fingerprint, body)
     fields_ok = minimal and 1 <= count <= MAX_IMAGES
     if layout.levels is not None:
         if not checksum_ok:
@@ -273,23 +307,36 @@ def read(layout: fmt.Layout, data: bytes, salvage: bool = False) -> Archive:
             body[position:], count * layout.num_symbols, layout.bits_per_symbol, layout.levels
         )
         codes = flat.reshape(count, layout.num_symbols)
-        payloads = tuple(bitpack.pack_numpy(code, layout.bits_per_symbol) for code in codes)
-        return Archive(seed, _seeds(layout, seed, count), payloads, codes, tuple(range(count)))
-    payloads, intact, problem = _walk(layout, body, position, count)
+        payloads = _packed_payloads(codes, layout.bits_per_symbol)
+        return Archive(seed, _seeds(layout, seed, count), payloads, codes, tuple(range(count)), count)
+    payloads, intact, problem = _walk(layout, body, position, count, version)
     if checksum_ok and not fields_ok:
         raise CorruptedError(f"impossible archive header: {count} images, or a varint that is not minimal.")
     if not checksum_ok or problem is not None:
         if salvage and intact:
-            return Archive(seed, _seeds(layout, seed, len(payloads)), tuple(payloads), None, tuple(intact))
+            return Archive(
+                seed, _seeds(layout, seed, len(payloads)), tuple(payloads), None, tuple(intact), count
+            )
         reason = (
             "archive checksum mismatch" if not checksum_ok else "a damaged entry under an intact checksum"
         )
         raise DamagedArchiveError(
             f"{reason} ({problem or 'every entry passes its own check'}); intact entries: "
-            f"{_ranges(intact) or 'none'} of {count}.",
+            f"{_ranges(intact) or 'none'} of {len(payloads)} found ({count} announced).",
             intact,
         )
-    return Archive(seed, _seeds(layout, seed, count), tuple(payloads), None, tuple(intact))
+    return Archive(seed, _seeds(layout, seed, count), tuple(payloads), None, tuple(intact), count)
+
+
+def _packed_payloads(codes: np.ndarray, bits: int) -> Tuple[bytes, ...]:
+    """Each row of (N, n) indices packed as a single file holds it (`bitpack.pack_numpy`), vectorised."""
+    count, symbols = codes.shape
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
+    bitmat = (
+        ((codes.astype(np.int64)[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(count, symbols * bits)
+    )
+    packed = np.packbits(bitmat, axis=1)  # pads each row to whole bytes, as pack_numpy does
+    return tuple(row.tobytes() for row in packed)
 
 
 def _ranges(indices: Sequence[int]) -> str:

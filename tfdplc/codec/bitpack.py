@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfdplc.codec.errors import CorruptedError
 
-__all__ = ["pack_bits", "packed_size", "unpack_bits", "pack_numpy", "unpack_numpy"]
+__all__ = ["PackedCheck", "pack_bits", "packed_size", "unpack_bits", "pack_numpy", "unpack_numpy"]
 
 
 def packed_size(num_symbols: int, bits: int) -> int:
@@ -130,3 +130,50 @@ def unpack_numpy(
     if levels is not None and codes.size and codes.max() >= levels:
         raise CorruptedError(f"code index {int(codes.max())} out of range for an L={levels} code.")
     return codes.astype(np.int32)
+
+
+class PackedCheck:
+    """Checks a packed code that arrives in chunks (`container.unpack_stream`), in bounded memory.
+
+    The same verdict as `unpack_numpy(payload, num_symbols, bits, levels)` for a payload of the right
+    length (the caller checks the length first), holding at most one block of `bits` x 8,192 bytes
+    (65,536 symbols) at a time whatever the payload's size.
+
+    Args:
+      num_symbols: n, the indices the payload holds.
+      bits: bits per index.
+      levels: every index must be < levels (None: no bound).
+    """
+
+    _GROUPS = 8192  # 8 symbols of b bits are b bytes: a block of b * 8192 bytes holds 65,536 symbols
+
+    def __init__(self, num_symbols: int, bits: int, levels: int = None):
+        self.bits = _check_bits(bits)
+        self.levels, self.remaining = levels, num_symbols
+        self._pending = bytearray()
+        self._weights = 1 << np.arange(self.bits - 1, -1, -1, dtype=np.int64)
+
+    def update(self, chunk: bytes) -> None:
+        """Checks the next bytes of the payload; raises CorruptedError at the first invalid index."""
+        self._pending += chunk
+        block = self.bits * self._GROUPS
+        usable = len(self._pending) // block * block
+        for start in range(0, usable, block):
+            self._block(self._pending[start : start + block])
+        del self._pending[:usable]
+
+    def close(self) -> None:
+        """Checks the last bytes (the final indices and the padding bits)."""
+        self._block(self._pending)
+        self._pending = bytearray()
+
+    def _block(self, data) -> None:
+        flat = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))
+        count = min(self.remaining, flat.size // self.bits)
+        used, padding = flat[: count * self.bits], flat[count * self.bits :]
+        if padding.any():
+            raise CorruptedError("non-zero padding bits after the packed code.")
+        codes = used.reshape(count, self.bits).astype(np.int64) @ self._weights
+        if self.levels is not None and codes.size and codes.max() >= self.levels:
+            raise CorruptedError(f"code index {int(codes.max())} out of range for an L={self.levels} code.")
+        self.remaining -= count

@@ -1,28 +1,35 @@
-"""The tfdplc container: one compressed image as bytes (format versions 2 and 1), written and read in Python.
+"""The tfdplc container: one compressed image as bytes (format versions 3, 2 and 1), written and read in Python.
 
 None of the papers' reference code writes a bitstream; this is the file format of this package. One file
-holds one image (`tfdplc.codec.archive` holds many). Writers write version 2; readers read both and
-dispatch on the first bytes: `b"D"` then the version byte 2, or `b"DPLC"` then the version byte 1.
+holds one image (`tfdplc.codec.archive` holds many). Writers write version 3; readers read all three and
+dispatch on the first bytes: `b"D"` then the version byte 3 or 2, or `b"DPLC"` then the version byte 1.
 
-Version 2 (compact: everything the model determines is left out of the file and checked against it):
+Versions 3 and 2 (compact: everything the model determines is left out of the file and checked against
+it) have the same layout and differ only in the check value:
 
 | offset | size | field                                                                                   |
 |-------:|-----:|-----------------------------------------------------------------------------------------|
 |      0 |    1 | magic `b"D"`                                                                            |
-|      1 |    1 | format version, 2                                                                       |
+|      1 |    1 | format version, 3 (or 2)                                                                |
 |      2 |    2 | model tag: the first 2 bytes of the model fingerprint (`tfdplc.codec.fingerprint`)      |
 |      4 |    s | seed, an unsigned LEB128 varint of at most 4 bytes, minimal: [0, 2^28). Present only    |
 |        |      | when the model's decoder draws noise or its encoder uses a shared dither (s = 0 else)    |
 |    4+s |    n | payload: packed code (n = ceil(h*w*k*b / 8) from the model) or range-coded string (the  |
 |        |      | rest of the file)                                                                       |
-|  4+s+n |    4 | Adler-32 of the model's whole 8-byte fingerprint followed by bytes [0, 4 + s + n)       |
+|  4+s+n |    4 | check value of bytes [0, 4 + s + n) keyed by the model's whole 8-byte fingerprint:      |
+|        |      | version 3: `checkvalue.check32` (KMX-32); version 2: Adler-32 of the fingerprint        |
+|        |      | followed by the bytes (`keyed_adler32`)                                                 |
+
+Why version 3: version 2's keyed Adler-32 lets a file of another model with the same 2-byte tag pass
+with probability about 1.3e-6 (the fingerprint only sets Adler's two 16-bit sums); version 3's check
+mixes the whole fingerprint into every word, so such a file passes with probability about 2^-32
+(`tfdplc.codec.checkvalue`; measured in results/codec/check_value.json). Version 2 files stay readable
+(with their weaker check); nothing writes them but `Layout.write(..., version=2)` for tests and tools.
 
 The image and code shapes, L, b, the payload kind and the flags are the model's (its fingerprint hashes
 its spec), so they are not stored; the payload length is the file's. Overhead: 8 bytes plus the seed
-(1 byte for seeds < 128, 4 bytes for seeds >= 2^21): at most 12 bytes. Because the checksum covers the
-whole fingerprint, a file of another model whose tag collides with this model's (2^-16) fails the
-checksum; a file is only fully checked with its model (`Layout.read`); without it `peek` reads the
-version and the tag.
+(1 byte for seeds < 128, 4 bytes for seeds >= 2^21): at most 12 bytes. A file is only fully checked with
+its model (`Layout.read`); without it `peek` reads the version and the tag.
 
 Version 1 (read only; `pack` still writes it for tests and tools that need the old form).
 All integers are big-endian and unsigned:
@@ -48,9 +55,11 @@ Payloads:
     first, concatenated and zero-padded to whole bytes (`tfdplc.codec.bitpack`): n = ceil(h*w*k*b / 8).
   * kind 1: the string `tfdplc.layers.EntropyBottleneck.compress` writes for one (h, w, k) code.
 
-The checksum is Adler-32 because it is computed in the exported TensorFlow graphs as well, with core ops
-only and without a loop (see `tfdplc.codec.graph`). Below 65,521 bytes it detects every change of one or
-two bytes; the length field and the fixed header catch truncations.
+Every check value is computed in the exported TensorFlow graphs as well, with core ops only and without
+a loop (see `tfdplc.codec.graph`). Adler-32 (versions 1 and 2) detects every change of one or two bytes
+below 65,521 bytes; KMX-32 (version 3) every change inside one aligned 4-byte word, and other changes
+with probability 1 - 2^-32; the length field (version 1), the model's packed size and the length's place
+in the check catch truncations.
 
 Reading a version 1 file checks, in this order, and raises the first failure (`tfdplc.codec.errors`): the
 magic (`NotAContainerError`), the size of the header (`TruncatedError`), the version
@@ -59,13 +68,15 @@ magic (`NotAContainerError`), the size of the header (`TruncatedError`), the ver
 (`CorruptedError`); then, against a model's `Layout`: the fingerprint (`ModelMismatchError`), the other
 header fields and the payload's form (`CorruptedError`).
 
-Reading a version 2 file (`Layout.read`) checks: the magic and version as above, the 8-byte minimum
+Reading a version 3 or 2 file (`Layout.read`) checks: the magic and version as above, the 8-byte minimum
 (`TruncatedError`), the model tag (`ModelMismatchError`; a damaged tag byte reads as another model's
 file), the seed varint running past the data (`TruncatedError`) or longer than 4 bytes
 (`CorruptedError`), the size a packed code implies (`TruncatedError` if shorter, `CorruptedError` for
-trailing bytes), the checksum (`CorruptedError`), a non-minimal seed varint (`CorruptedError`), then the
-packed payload's form (`CorruptedError`: an index >= L, non-zero padding bits). A truncated range-coded
-file fails the checksum (`CorruptedError`): its length is the file's.
+trailing bytes), the check value (`CorruptedError`), a non-minimal seed varint (`CorruptedError`), then
+the packed payload's form (`CorruptedError`: an index >= L, non-zero padding bits). A truncated
+range-coded file fails the check value (`CorruptedError`): its length is the file's. Input longer than
+the model's largest container (`Layout.max_size`) is refused before it is parsed (`too_long_error`):
+`CorruptedError` when it starts like a container, `NotAContainerError` otherwise (an archive is named).
 """
 
 import dataclasses
@@ -76,6 +87,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tfdplc.codec.checkvalue import check32
 from tfdplc.codec.errors import (
     CorruptedError,
     ModelMismatchError,
@@ -91,7 +103,13 @@ __all__ = [
     "OVERHEAD_V2_MAX",
     "TAG_SIZE",
     "VERSION_1",
+    "VERSION_2",
+    "COMPACT_VERSIONS",
     "Peek",
+    "check_value",
+    "keyed_adler32",
+    "too_long_error",
+    "unpack_stream",
     "decode_varint",
     "encode_varint",
     "peek",
@@ -113,9 +131,12 @@ __all__ = [
 ]
 
 MAGIC = b"DPLC"  # version 1
-MAGIC_BYTE = b"D"  # every tfdplc file starts with it; version 2: b"D" + the version byte
-VERSION = 2  # what writers write
+MAGIC_BYTE = b"D"  # every tfdplc file starts with it; versions 2 and 3: b"D" + the version byte
+VERSION = 3  # what writers write
+VERSION_2 = 2  # read, and written only on request (its check value is the weaker keyed Adler-32)
 VERSION_1 = 1
+#: The versions with the compact layout (b"D" + version byte), which differ only in their check value.
+COMPACT_VERSIONS = (VERSION_2, VERSION)
 ARCHIVE_MARK = ord("A")  # b"DA": an archive (`tfdplc.codec.archive`), not a single file
 TAG_SIZE = 2
 #: Version 2 seeds: LEB128 varints of at most 4 bytes, so [0, 2^28).
@@ -190,9 +211,9 @@ class Peek:
 
     Attributes:
       version: 1 or 2.
-      tag: the model fingerprint (version 1: all 8 bytes) or its first 2 bytes (version 2).
+      tag: the model fingerprint (version 1: all 8 bytes) or its first 2 bytes (versions 2 and 3).
       header: the full header (version 1, checked as far as `unpack` checks), else None.
-      payload: the payload (version 1), else None (version 2 payloads need the model to be located).
+      payload: the payload (version 1), else None (version 2 and 3 payloads need the model to be located).
     """
 
     version: int
@@ -227,8 +248,8 @@ def _version_of(data: bytes) -> int:
             raise TruncatedError(f"truncated: {size} bytes, a version 1 container has at least {OVERHEAD}.")
         if data[4] != VERSION_1:
             raise UnsupportedVersionError(
-                f"format version {data[4]} in a version 1 header (this reader supports versions 1 and 2; a "
-                "damaged file can also show a wrong version)."
+                f"format version {data[4]} in a version 1 header (this reader supports versions 1, 2 and 3; "
+                "a damaged file can also show a wrong version)."
             )
         return VERSION_1
     if mark == ARCHIVE_MARK:
@@ -240,16 +261,16 @@ def _version_of(data: bytes) -> int:
         )
     if size < MIN_SIZE_V2:
         raise TruncatedError(f"truncated: {size} bytes, a tfdplc container has at least {MIN_SIZE_V2}.")
-    if mark != VERSION:
+    if mark not in COMPACT_VERSIONS:
         raise UnsupportedVersionError(
-            f"format version {mark} (this reader supports versions 1 and 2; a damaged file can also show a "
-            "wrong version)."
+            f"format version {mark} (this reader supports versions 1, 2 and 3; a damaged file can also show "
+            "a wrong version)."
         )
-    return VERSION
+    return mark
 
 
 def peek(data: bytes) -> Peek:
-    """Reads what a file says without its model: version 1 fully (`unpack`), version 2 its version and tag.
+    """Reads what a file says without its model: version 1 fully (`unpack`), versions 2 and 3 their tag.
 
     Raises:
       TypeError: if `data` is not bytes-like.
@@ -262,7 +283,7 @@ def peek(data: bytes) -> Peek:
         return Peek(version=version, tag=header.fingerprint, header=header, payload=payload)
     if len(data) < MIN_SIZE_V2:
         raise TruncatedError(
-            f"truncated: {len(data)} bytes, a version 2 container has at least {MIN_SIZE_V2}."
+            f"truncated: {len(data)} bytes, a version {version} container has at least {MIN_SIZE_V2}."
         )
     return Peek(version=version, tag=bytes(data[2 : 2 + TAG_SIZE]))
 
@@ -276,6 +297,37 @@ def _bytes(data) -> bytes:
 def keyed_adler32(fingerprint: bytes, data: bytes) -> int:
     """Adler-32 of the 8-byte fingerprint followed by `data`: version 2's integrity check."""
     return zlib.adler32(data, zlib.adler32(fingerprint))
+
+
+def check_value(version: int, fingerprint: bytes, data: bytes) -> int:
+    """The check value of a version 3 (`checkvalue.check32`) or version 2 (`keyed_adler32`) file or archive.
+
+    Raises:
+      ValueError: for another version.
+    """
+    if version == VERSION:
+        return check32(fingerprint, data)
+    if version == VERSION_2:
+        return keyed_adler32(fingerprint, data)
+    raise ValueError(f"no keyed check value in format version {version}.")
+
+
+def too_long_error(head: bytes, size: int, bound: int, what: str = "this model's containers"):
+    """The error for input of `size` > `bound` bytes that starts with `head`, decided from its first bytes.
+
+    A file that starts like a container (version 1, 2 or 3) is a `CorruptedError` (too long); an archive
+    is named as such, anything else is a `NotAContainerError`.
+    """
+    head = bytes(head[:5])
+    if head[:2] == MAGIC_BYTE + bytes([ARCHIVE_MARK]):
+        return NotAContainerError("a tfdplc archive (.dplca), not a single-image container: extract it.")
+    looks_compact = head[:1] == MAGIC_BYTE and len(head) > 1 and head[1] in COMPACT_VERSIONS
+    if not (head[: len(MAGIC)] == MAGIC or looks_compact):
+        return NotAContainerError(
+            f"not a tfdplc container: it starts with {head[:4]!r}, containers start with {MAGIC!r} "
+            f"(version 1) or {MAGIC_BYTE!r} and a version byte."
+        )
+    return CorruptedError(f"{size} bytes: too long, {what} have at most {bound} bytes.")
 
 
 def bits_per_symbol(levels: int) -> int:
@@ -371,12 +423,12 @@ class Layout:
 
     @property
     def uses_seed(self) -> bool:
-        """Whether the decoder needs the seed (stochastic decoder or shared dither): version 2 stores it."""
+        """Whether the decoder needs the seed (stochastic decoder or shared dither): versions 2 and 3 store it."""
         return self.stochastic_decoder or self.seeded_encoder
 
     @property
     def tag(self) -> bytes:
-        """The model tag of version 2 files: the fingerprint's first 2 bytes."""
+        """The model tag of version 2 and 3 files: the fingerprint's first 2 bytes."""
         return self.fingerprint[:TAG_SIZE]
 
     @property
@@ -400,21 +452,25 @@ class Layout:
 
     @property
     def v2_overhead(self) -> int:
-        """The largest version 2 overhead of this model: 8 bytes, plus up to 4 for the seed."""
+        """The largest version 2 / 3 overhead of this model: 8 bytes, plus up to 4 for the seed."""
         return MIN_SIZE_V2 + (MAX_VARINT_BYTES if self.uses_seed else 0)
 
-    def write(self, seed: int, payload: bytes) -> bytes:
-        """Writes one version 2 container of this model.
+    def write(self, seed: int, payload: bytes, version: int = VERSION) -> bytes:
+        """Writes one version 3 (or, on request, version 2) container of this model.
 
         Args:
           seed: the seed, in [0, 2^28) (not stored when the model uses none: it must then be 0).
           payload: the packed code (exactly `packed_size` bytes) or the range-coded string.
+          version: 3 (what writers write) or 2 (the same layout with the older check value; for tests
+            and tools that need the old form).
 
         Raises:
-          ValueError: if the seed is out of range, or non-zero for a model that uses none, or a packed
-            payload has the wrong length.
+          ValueError: if the seed is out of range, or non-zero for a model that uses none, a packed
+            payload has the wrong length, or `version` is not 2 or 3.
           TypeError: if `payload` is not bytes.
         """
+        if version not in COMPACT_VERSIONS:
+            raise ValueError(f"Layout.write writes format versions 2 and 3, not {version!r}.")
         if not isinstance(payload, (bytes, bytearray)):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}.")
         if self.levels is not None and len(payload) != self.packed_size:
@@ -424,11 +480,11 @@ class Layout:
         if self.uses_seed:
             seed_bytes = encode_varint(seed)
         elif seed != 0:
-            raise ValueError(f"seed {seed}: this model uses no seed (version 2 stores none), pass 0.")
+            raise ValueError(f"seed {seed}: this model uses no seed (its files store none), pass 0.")
         else:
             seed_bytes = b""
-        body = MAGIC_BYTE + bytes([VERSION]) + self.tag + seed_bytes + bytes(payload)
-        return body + struct.pack(">I", keyed_adler32(self.fingerprint, body))
+        body = MAGIC_BYTE + bytes([version]) + self.tag + seed_bytes + bytes(payload)
+        return body + struct.pack(">I", check_value(version, self.fingerprint, body))
 
     def read(self, data: bytes) -> Tuple[int, bytes, int]:
         """Reads and checks one container of either version against this model.
@@ -441,14 +497,15 @@ class Layout:
           CodecError: the subclass of the first failed check (see the module docstring).
         """
         data = _bytes(data)
-        if _version_of(data) == VERSION_1:
+        version = _version_of(data)
+        if version == VERSION_1:
             header, payload = unpack(data)
             self.check(header, payload)
             return header.seed, payload, VERSION_1
         size = len(data)
         if size < MIN_SIZE_V2:
             raise TruncatedError(
-                f"truncated: {size} bytes, a version 2 container has at least {MIN_SIZE_V2}."
+                f"truncated: {size} bytes, a version {version} container has at least {MIN_SIZE_V2}."
             )
         tag = data[2 : 2 + TAG_SIZE]
         if tag != self.tag:
@@ -472,7 +529,7 @@ class Layout:
                     f"{size - expected} trailing bytes after the {expected} of this model's file."
                 )
         (stored,) = struct.unpack(">I", data[-CHECKSUM_SIZE:])
-        actual = keyed_adler32(self.fingerprint, body)
+        actual = check_value(version, self.fingerprint, body)
         if stored != actual:
             raise CorruptedError(
                 f"checksum mismatch (stored {stored:08x}, computed {actual:08x}; or a file of another model "
@@ -487,7 +544,7 @@ class Layout:
             unpack_numpy(
                 payload, self.num_symbols, self.bits_per_symbol, self.levels
             )  # raises CorruptedError
-        return seed, payload, VERSION
+        return seed, payload, version
 
     def prefix(self) -> bytes:
         """The first 32 bytes of every version 1 container of this model (magic to L)."""
@@ -554,7 +611,7 @@ class Layout:
 
 
 def pack(header: Header, payload: bytes) -> bytes:
-    """Writes one version 1 container (writers use version 2, `Layout.write`; this is for tests and tools).
+    """Writes one version 1 container (writers use version 3, `Layout.write`; this is for tests and tools).
 
     Args:
       header: the header fields.
@@ -610,9 +667,10 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
     size = len(data)
     if size == 0:
         raise TruncatedError(f"empty input (0 bytes): a tfdplc container has at least {OVERHEAD} bytes.")
-    if data[:2] == MAGIC_BYTE + bytes([VERSION]):
+    if size > 1 and data[:1] == MAGIC_BYTE and data[1] in COMPACT_VERSIONS:
         raise UnsupportedVersionError(
-            "a version 2 container: `unpack` reads version 1 only; read it with its model (`Layout.read`) or `peek`."
+            f"a version {data[1]} container: `unpack` reads version 1 only; read it with its model "
+            "(`Layout.read`) or `peek`."
         )
     if data[: len(MAGIC)] != MAGIC[: min(size, len(MAGIC))]:
         raise NotAContainerError(
@@ -623,7 +681,7 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
     version = data[4]
     if version != VERSION_1:
         raise UnsupportedVersionError(
-            f"format version {version} in a version 1 header (this reader supports versions 1 and 2; a "
+            f"format version {version} in a version 1 header (this reader supports versions 1, 2 and 3; a "
             "damaged file can also show a wrong version)."
         )
     fields = _PREFIX.unpack_from(data)
@@ -651,6 +709,110 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
     )
     _check_fields(header)
     return header, body[HEADER_SIZE:]
+
+
+#: The chunk `unpack_stream` reads at a time (a multiple of every packed symbol width's byte period).
+STREAM_CHUNK = 1 << 20
+
+
+def unpack_stream(stream, size: int, payload_check=None) -> Tuple[Header, int]:
+    """Checks a version 1 container read from a file object in chunks: what `unpack` checks, in its order.
+
+    At most one chunk (1 MiB) of the file is held at a time, so a file that announces a huge payload costs
+    the time to read it, not memory (`tools/codec.py info` without a model reads files of any size the
+    format allows this way).
+
+    Args:
+      stream: a binary file object positioned at the file's start (`read(n)` returns at most n bytes).
+      size: the file's size in bytes (from `fstat`); a file that is longer or shorter than this when
+        read is refused (it changed while it was read).
+      payload_check: optional `f(header, payload length) -> consumer or None`, where a consumer has
+        `update(chunk)` and `close()` (raising `CorruptedError`): it receives the payload in order; called
+        only when the header's fields are possible, and its verdict is raised after the checksum's (as
+        `Layout.check` does).
+
+    Returns:
+      `(header, payload length)`.
+
+    Raises:
+      NotAContainerError, TruncatedError, UnsupportedVersionError, CorruptedError: as `unpack`.
+    """
+    if size <= STREAM_CHUNK:  # small: read whole, the same code as `unpack`
+        data = _read_exactly(stream, size)
+        if stream.read(1):
+            raise CorruptedError("the file grew while it was read.")
+        header, payload = unpack(data)
+        consumer = None if payload_check is None else payload_check(header, len(payload))
+        if consumer is not None:
+            consumer.update(payload)
+            consumer.close()
+        return header, len(payload)
+    head = _read_exactly(stream, HEADER_SIZE)
+    if head[: len(MAGIC)] != MAGIC:
+        unpack(head)  # raises the magic's error (or names a version 2 / 3 file)
+    version = head[4]
+    if version != VERSION_1:
+        raise UnsupportedVersionError(
+            f"format version {version} in a version 1 header (this reader supports versions 1, 2 and 3; "
+            "a damaged file can also show a wrong version)."
+        )
+    fields = _PREFIX.unpack_from(head)
+    seed, length = _SEED_AND_LENGTH.unpack_from(head, PREFIX_SIZE)
+    expected_size = OVERHEAD + length
+    if size < expected_size:
+        raise TruncatedError(f"truncated: {size} bytes, the header announces {expected_size}.")
+    if size > expected_size:
+        raise CorruptedError(f"{size - expected_size} trailing bytes after the announced {expected_size}.")
+    _, _, kind, flags, bits, fingerprint, height, width, channels, h, w, k, levels = fields
+    header = Header(
+        payload_kind=kind,
+        flags=flags,
+        bits_per_symbol=bits,
+        fingerprint=fingerprint,
+        image_shape=(height, width, channels),
+        code_shape=(h, w, k),
+        levels=levels,
+        seed=seed,
+    )
+    try:
+        _check_fields(header)
+        field_error = None
+    except CorruptedError as error:
+        field_error = error
+    consumer = payload_check(header, length) if payload_check is not None and field_error is None else None
+    checksum, remaining, payload_error = zlib.adler32(head), length, None
+    while remaining:
+        chunk = _read_exactly(stream, min(remaining, STREAM_CHUNK))
+        checksum = zlib.adler32(chunk, checksum)
+        remaining -= len(chunk)
+        if consumer is not None and payload_error is None:
+            try:
+                consumer.update(chunk)
+            except CorruptedError as error:
+                payload_error = error
+    (stored,) = struct.unpack(">I", _read_exactly(stream, CHECKSUM_SIZE))
+    if stream.read(1):
+        raise CorruptedError("the file grew while it was read.")
+    if stored != checksum:
+        raise CorruptedError(f"checksum mismatch (stored {stored:08x}, computed {checksum:08x}).")
+    if field_error is not None:
+        raise field_error
+    if consumer is not None:
+        if payload_error is not None:
+            raise payload_error
+        consumer.close()
+    return header, length
+
+
+def _read_exactly(stream, count: int) -> bytes:
+    """`count` bytes from `stream`; TruncatedError if it ends first (the file shrank while it was read)."""
+    data = stream.read(count)
+    while len(data) < count:
+        more = stream.read(count - len(data))
+        if not more:
+            raise TruncatedError("truncated: the file ended before its announced size (it changed).")
+        data += more
+    return data
 
 
 def _check_fields(header: Header) -> None:

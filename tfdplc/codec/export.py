@@ -13,7 +13,7 @@
 
 Signatures (images are uint8 (B, H, W, C); seeds int64 (B,) in [0, 2^63), and in [0, 2^28) where they
 are stored in a file (`compress_seeded` of models that use seeds); containers are the bytes of
-`tfdplc.codec.container`, written in format version 2, read in versions 1 and 2; dictionary keys in
+`tfdplc.codec.container`, written in format version 3, read in versions 1, 2 and 3; dictionary keys in
 brackets):
 
 | signature           | inputs                          | outputs            | in codec/ | in serving/1/    |
@@ -400,7 +400,7 @@ def _add_container_functions(raw, spec, layout, bottleneck, encode_fn, decode_fn
         return tf.reshape(codes, [tf.shape(payload)[0], *spec.code_shape])
 
     def compress_seeded(images, seeds):
-        if layout.uses_seed:  # stored as a version 2 varint
+        if layout.uses_seed:  # stored as a varint (format versions 2 and 3)
             check = tf.debugging.Assert(
                 tf.reduce_all(seeds <= fmt.MAX_SEED_V2),
                 ["tfdplc codec: seeds stored in a file must lie in [0, 2^28)."],

@@ -3,21 +3,38 @@
 The command line (tools/codec.py) reads whatever a folder holds and writes into a folder someone else may
 share, so both directions are guarded here:
 
-* `read_regular` opens without blocking (a FIFO cannot hang it), refuses anything that is not a regular
-  file after opening it (FIFOs, devices such as a symlink to /dev/zero, folders) and reads at most
-  `limit + 1` bytes, so a file cannot make the reader use more memory than the format allows.
+* `open_regular` opens without blocking (a FIFO cannot hang it) and refuses anything that is not a
+  regular file after opening it (FIFOs, devices such as a symlink to /dev/zero, folders).
+* `read_regular` reads such a file of at most `limit` bytes into one buffer: it holds one copy of the
+  file (a file larger than the limit is refused from its size, after reading at most its first bytes),
+  so a file cannot make the reader use more memory than the format allows.
 * `write_atomic` writes a temporary file in the output folder and renames it into place: the output is
   complete or absent (a full disk leaves no partial file), and a symlink at the output path is never
   followed: without `overwrite` any existing entry (a dangling symlink included) is refused, with
-  `overwrite` the entry itself is replaced, never the file it points to.
+  `overwrite` the entry itself is replaced, never the file it points to. The temporary file's name has a
+  fixed length of 20 bytes whatever the output's name, so every output name the file system allows
+  (up to NAME_MAX, 255 bytes) can be written.
 """
 
+import contextlib
 import errno
 import os
 import stat
 import tempfile
 
-__all__ = ["FileTooLargeError", "NotARegularFileError", "read_regular", "write_atomic"]
+__all__ = [
+    "TEMPORARY_PREFIX",
+    "FileTooLargeError",
+    "NotARegularFileError",
+    "open_regular",
+    "read_regular",
+    "write_atomic",
+]
+
+#: Temporary files are named TEMPORARY_PREFIX + 8 random characters + ".tmp" (20 bytes).
+TEMPORARY_PREFIX = ".tfdplc-"
+#: `read_regular` keeps this many of a too-large file's first bytes (`FileTooLargeError.head`).
+HEAD_SIZE = 16
 
 
 class NotARegularFileError(OSError):
@@ -25,7 +42,16 @@ class NotARegularFileError(OSError):
 
 
 class FileTooLargeError(ValueError):
-    """The file is larger than the format allows."""
+    """The file is larger than the format allows.
+
+    Attributes:
+      size: the file's size in bytes.
+      head: its first bytes (at most 16), to name what it is.
+    """
+
+    def __init__(self, message: str, size: int = 0, head: bytes = b""):
+        super().__init__(message)
+        self.size, self.head = size, head
 
 
 def _kind(mode: int) -> str:
@@ -41,8 +67,33 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+@contextlib.contextmanager
+def open_regular(path: str):
+    """Opens a regular file for reading (a context manager yielding the stream and its size).
+
+    Yields:
+      `(stream, size)`: an unbuffered binary file object at the file's start and its size from `fstat`.
+
+    Raises:
+      NotARegularFileError: if `path` is not a regular file (nothing is read from it).
+      OSError: if it cannot be opened.
+    """
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise NotARegularFileError(errno.EINVAL, f"{_kind(status.st_mode)}, not a regular file: skipped")
+        stream = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    with stream:
+        yield stream, status.st_size
+
+
 def read_regular(path: str, limit: int) -> bytes:
-    """Reads a regular file of at most `limit` bytes.
+    """Reads a regular file of at most `limit` bytes, holding one copy of it.
 
     Args:
       path: the file (a symlink to a regular file is read; to anything else it is refused).
@@ -53,27 +104,30 @@ def read_regular(path: str, limit: int) -> bytes:
 
     Raises:
       NotARegularFileError: if `path` is not a regular file (nothing is read from it).
-      FileTooLargeError: if it holds more than `limit` bytes (at most `limit + 1` are read).
+      FileTooLargeError: if it holds more than `limit` bytes (from its size, or, for a file that grows
+        while it is read, after at most `limit + 1` bytes); its `head` holds the first bytes.
       OSError: if it cannot be opened or read.
     """
-    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotARegularFileError(errno.EINVAL, f"{_kind(mode)}, not a regular file: skipped")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise FileTooLargeError(f"more than {limit} bytes: too large")
+    with open_regular(path) as (stream, size):
+        if size > limit:
+            raise FileTooLargeError(
+                f"{size} bytes, more than {limit} bytes: too large", size=size, head=stream.read(HEAD_SIZE)
+            )
+        # One read of the announced size allocates the result once; a file that changed size while it is
+        # read (or a short read) continues in a bytearray, still bounded by limit + 1.
+        data = stream.read(size + 1)
+        if len(data) != size:
+            grown = bytearray(data)
+            while len(grown) <= limit:
+                more = stream.read(min(limit + 1 - len(grown), 1 << 20))
+                if not more:
+                    break
+                grown += more
+            if len(grown) > limit:
+                raise FileTooLargeError(
+                    f"more than {limit} bytes: too large", size=len(grown), head=bytes(grown[:HEAD_SIZE])
+                )
+            data = bytes(grown)
     return data
 
 
@@ -98,7 +152,8 @@ def write_atomic(path: str, data: bytes, overwrite: bool = False) -> None:
         output nor the temporary one.
     """
     folder = os.path.dirname(path) or "."
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    # A name of fixed length (not derived from the output's): it fits NAME_MAX for any output name.
+    fd, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 -> the usual mode of a new file

@@ -15,16 +15,18 @@ call with an `InvalidArgumentError` whose message starts with "tfdplc container:
 The decoded outputs depend on all the asserts, so a refused batch never yields images.
 """
 
+import struct
 import zlib
 
 import tensorflow as tf
 
-from tfdplc.codec import bitpack
+from tfdplc.codec import bitpack, checkvalue
 from tfdplc.codec import container as fmt
 
 __all__ = [
     "MAX_GRAPH_ARCHIVE_IMAGES",
     "adler32",
+    "keyed_check",
     "max_graph_archive_size",
     "read_archive",
     "read_containers",
@@ -101,6 +103,70 @@ def adler32(strings: tf.Tensor, lengths: tf.Tensor = None, start: int = 1) -> tf
     return b * 65536 + a
 
 
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: tf.Tensor, constant: int) -> tf.Tensor:
+    """(x * constant) mod 2^32 for int64 x in [0, 2^32), without int64 overflow (16-bit halves)."""
+    low, high = constant & 0xFFFF, constant >> 16
+    product = x * low + tf.bitwise.left_shift(tf.bitwise.bitwise_and(x * high, 0xFFFF), 16)
+    return tf.bitwise.bitwise_and(product, _MASK32)
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """`checkvalue.mix32` (murmur3's finaliser) on int64 tensors holding 32-bit values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = _mul32(x, checkvalue.MIX_1)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 13))
+    x = _mul32(x, checkvalue.MIX_2)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def keyed_check(strings, fingerprint: bytes, lengths: tf.Tensor = None) -> tf.Tensor:
+    """Version 3's check value (`checkvalue.check32`, KMX-32) of each string's first `lengths[i]` bytes.
+
+    No loop and no padding to the longest string: every byte goes to its 4-byte word by a segment sum,
+    every word is mixed on its own, and the words of a row are summed by a second segment sum.
+
+    Args:
+      strings: (B,) strings, or their ragged byte values (`_byte_rows`).
+      fingerprint: the model's 8-byte fingerprint (the key).
+      lengths: (B,) int64 prefix lengths (clipped to each string's length); None: whole strings.
+
+    Returns:
+      (B,) int64 check values in [0, 2^32).
+    """
+    k0, k1 = struct.unpack(">II", fingerprint)
+    rows = strings if isinstance(strings, tf.RaggedTensor) else _byte_rows(strings)
+    row_lengths = rows.row_lengths()
+    lengths = row_lengths if lengths is None else tf.minimum(tf.cast(lengths, tf.int64), row_lengths)
+    row = rows.value_rowids()
+    position = tf.range(tf.size(row, out_type=tf.int64), dtype=tf.int64) - tf.gather(rows.row_starts(), row)
+    words_per_row = (lengths + 3) // 4
+    word_starts = tf.cumsum(words_per_row, exclusive=True)
+    total_words = tf.reduce_sum(words_per_row)
+    inside = position < tf.gather(lengths, row)
+    # Bytes past a row's length go to one extra segment that is dropped.
+    segment = tf.where(inside, tf.gather(word_starts, row) + position // 4, total_words)
+    shifted = tf.bitwise.left_shift(rows.flat_values, 8 * (3 - position % 4))
+    words = tf.math.unsorted_segment_sum(shifted, segment, total_words + 1)[:total_words]
+    word_row = tf.repeat(tf.range(tf.size(lengths, out_type=tf.int64), dtype=tf.int64), words_per_row)
+    index = tf.range(total_words, dtype=tf.int64) - tf.gather(word_starts, word_row)
+    position_key = _mix32(tf.bitwise.bitwise_and(index + k0, _MASK32))
+    terms = _mix32(tf.bitwise.bitwise_xor(_mix32(tf.bitwise.bitwise_xor(words, position_key)), k1))
+    total = tf.math.unsorted_segment_sum(terms, word_row, tf.size(lengths))  # < 2^32 * words: no overflow
+    total = tf.bitwise.bitwise_and(total, _MASK32)
+    mixed = tf.bitwise.bitwise_and(_mix32(tf.bitwise.bitwise_xor(total, k0)) + lengths, _MASK32)
+    return _mix32(tf.bitwise.bitwise_xor(mixed, k1))
+
+
+def _check_of(rows, lengths, fingerprint: bytes, version_byte: tf.Tensor) -> tf.Tensor:
+    """Each row's keyed check value as its version byte says: KMX-32 (3) or the keyed Adler-32 (2)."""
+    new = keyed_check(rows, fingerprint, lengths)
+    old = adler32(rows, lengths, start=zlib.adler32(fingerprint))
+    return tf.where(tf.equal(version_byte, fmt.VERSION_2), old, new)
+
+
 def _bytes_at(rows: tf.RaggedTensor, offset, count: int) -> tf.Tensor:
     """(B, count) int64: bytes [offset, offset + count) of each row, 0 beyond a row's end.
 
@@ -157,7 +223,7 @@ def _parse_varint(rows: tf.RaggedTensor, offset, end: tf.Tensor):
 
 
 def write_containers(layout: fmt.Layout, seeds: tf.Tensor, payloads: tf.Tensor) -> tf.Tensor:
-    """Builds one version 2 container per example.
+    """Builds one version 3 container per example.
 
     Args:
       layout: the model's constant header fields.
@@ -173,7 +239,7 @@ def write_containers(layout: fmt.Layout, seeds: tf.Tensor, payloads: tf.Tensor) 
     if layout.uses_seed:
         parts.append(varint_strings(seeds))
     body = tf.strings.join(parts + [payloads])
-    checksum = adler32(body, start=zlib.adler32(layout.fingerprint))
+    checksum = keyed_check(body, layout.fingerprint)
     return tf.strings.join([body, to_strings(_big_endian_bytes(checksum, 4))])
 
 
@@ -280,8 +346,9 @@ def _read(layout: fmt.Layout, strings: tf.Tensor, raising: bool = True):
         is_v1,
     )
     checks.add(
-        (is_v1 & tf.equal(head[:, 4], fmt.VERSION_1)) | (is_v2 & tf.equal(head[:, 1], fmt.VERSION)),
-        "unsupported format version (this model reads versions 1 and 2).",
+        (is_v1 & tf.equal(head[:, 4], fmt.VERSION_1))
+        | (is_v2 & (tf.equal(head[:, 1], fmt.VERSION) | tf.equal(head[:, 1], fmt.VERSION_2))),
+        "unsupported format version (this model reads versions 1, 2 and 3).",
     )
     v1_seeds, v1_start, v1_length = _check_v1(layout, rows, head, lengths, checks, is_v1)
     v2_seeds, v2_start, v2_length = _check_v2(layout, rows, head, lengths, checks, is_v2)
@@ -343,7 +410,7 @@ def _check_v1(layout, rows, head, lengths, checks, where):
 
 
 def _check_v2(layout, rows, head, lengths, checks, where):
-    """The version 2 checks (`Layout.read`) on the rows `where` holds: seeds, payload start and length."""
+    """The version 2 / 3 checks (`Layout.read`) on the rows `where` holds: seeds, payload start and length."""
     checks.add(
         tf.reduce_all(head[:, 2 : 2 + fmt.TAG_SIZE] == tf.constant(list(layout.tag), tf.int64), axis=1),
         f"written by another model (its tag differs from this model's {layout.tag.hex()}).",
@@ -361,7 +428,7 @@ def _check_v2(layout, rows, head, lengths, checks, where):
         expected = start + layout.packed_size + fmt.CHECKSUM_SIZE
         checks.add(lengths >= expected, "truncated (shorter than this model's file with this seed).", where)
         checks.add(lengths <= expected, "corrupted (trailing bytes after this model's file).", where)
-    checksum = adler32(rows, body_length, start=zlib.adler32(layout.fingerprint))
+    checksum = _check_of(rows, body_length, layout.fingerprint, head[:, 1])
     checks.add(_stored_checksum(rows, lengths) == checksum, "corrupted (checksum mismatch).", where)
     checks.add(minimal, "corrupted (the seed varint is not minimal).", where)
     return seeds, start, tf.maximum(body_length - start, 0)
@@ -406,13 +473,14 @@ def write_archive(layout: fmt.Layout, seed: tf.Tensor, codes: tf.Tensor) -> tf.T
         raise ValueError("graph archives hold packed codes only; range-coded archives are written in Python.")
     count = tf.shape(codes, out_type=tf.int64)[:1]
     parts = [tf.constant(archive.MAGIC + bytes([archive.VERSION]) + layout.tag), varint_strings(count)]
+    # (archive.VERSION is 3: the check below is KMX-32; version 2 archives are only read.)
     if layout.uses_seed:
         parts.append(varint_strings(tf.reshape(tf.cast(seed, tf.int64), [1])))
     flat = tf.reshape(codes, [-1, max(layout.num_symbols, 1)])[:, : layout.num_symbols]
     packed = _packed_bits(flat, layout.bits_per_symbol)
     parts.append(to_strings(packed[None]))
     body = tf.strings.join(parts)
-    checksum = adler32(body, start=zlib.adler32(layout.fingerprint))
+    checksum = keyed_check(body, layout.fingerprint)
     return tf.strings.join([body, to_strings(_big_endian_bytes(checksum, 4))])[0]
 
 
@@ -452,7 +520,10 @@ def read_archive(layout: fmt.Layout, string: tf.Tensor):
         "not a tfdplc archive (bad magic bytes).",
     )
     early.add(lengths >= archive.MIN_SIZE, f"truncated (shorter than the {archive.MIN_SIZE}-byte minimum).")
-    early.add(tf.equal(first[:, 2], archive.VERSION), "unsupported archive format version.")
+    early.add(
+        tf.equal(first[:, 2], archive.VERSION) | tf.equal(first[:, 2], archive.VERSION_2),
+        "unsupported archive format version.",
+    )
     with tf.control_dependencies(early.ops):
         rows = _byte_rows(tf.identity(strings))
     checks = early
@@ -477,7 +548,7 @@ def read_archive(layout: fmt.Layout, string: tf.Tensor):
     expected = start + code_bytes + fmt.CHECKSUM_SIZE
     checks.add(lengths >= expected, "truncated (shorter than the announced images take).")
     checks.add(lengths <= expected, "corrupted (trailing bytes after the announced images).")
-    checksum = adler32(rows, body_length, start=zlib.adler32(layout.fingerprint))
+    checksum = _check_of(rows, body_length, layout.fingerprint, first[:, 2])
     checks.add(_stored_checksum(rows, lengths) == checksum, "corrupted (archive checksum mismatch).")
     checks.add(minimal & (count >= 1), "corrupted (no images, or a varint that is not minimal).")
     checks.add(

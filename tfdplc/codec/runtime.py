@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfdplc.codec import archive as archive_format
 from tfdplc.codec import container as fmt
-from tfdplc.codec.errors import CodecError, CorruptedError, NotAContainerError
+from tfdplc.codec.errors import CodecError, CorruptedError
 from tfdplc.codec.export import CODEC_DIR, REALISM_SIGNATURE, SPEC_FILE, build_functions, read_description
 from tfdplc.codec.interface import CodecSpec, realism_value
 
@@ -41,7 +41,7 @@ def _seed_array(seeds: Seeds, count: int, what: str, maximum: int = fmt.MAX_SEED
     if len(values) != count:
         raise ValueError(f"{what}: got {len(values)} seeds for {count} images.")
     if any(not 0 <= s <= maximum for s in values):
-        bound = "2^28 (stored in version 2 files)" if maximum == fmt.MAX_SEED_V2 else "2^63"
+        bound = "2^28 (stored in files)" if maximum == fmt.MAX_SEED_V2 else "2^63"
         raise ValueError(f"{what} must lie in [0, {bound}).")
     return np.asarray(values, dtype=np.int64)
 
@@ -194,7 +194,7 @@ class Codec:
         """Seeds to store: [0, 2^28) for models that use them (random by default), else 0 (not stored)."""
         if not self.layout.uses_seed:
             if seeds is not None:
-                _seed_array(seeds, count, "seeds")  # checked, but it has no effect: version 2 stores none
+                _seed_array(seeds, count, "seeds")  # checked, but it has no effect: files store none
             return np.zeros([count], np.int64)
         if seeds is None:
             return np.asarray([secrets.randbelow(fmt.MAX_SEED_V2 + 1) for _ in range(count)], np.int64)
@@ -236,7 +236,7 @@ class Codec:
     # Containers in, images out.
 
     def parse(self, data: bytes) -> Tuple[int, bytes, int]:
-        """Reads one container (format version 1 or 2) and checks it against this model.
+        """Reads one container (format version 1, 2 or 3) and checks it against this model.
 
         Returns:
           `(seed, payload, version)`.
@@ -248,14 +248,8 @@ class Codec:
         if self.layout is None:
             raise ValueError(f"{self.spec.method} has no encoder: it has no containers.")
         data = _as_bytes(data)
-        if len(data) > self.layout.max_size:
-            if data[: len(fmt.MAGIC)] != fmt.MAGIC:
-                raise NotAContainerError(
-                    f"not a tfdplc container: it starts with {data[:4]!r}, containers start with {fmt.MAGIC!r}."
-                )
-            raise CorruptedError(
-                f"{len(data)} bytes: too long, this model's containers have at most {self.layout.max_size}."
-            )
+        if len(data) > self.layout.max_size:  # refused from its first bytes, before it is parsed
+            raise fmt.too_long_error(data, len(data), self.layout.max_size)
         return self.layout.read(data)
 
     def _decoder_seeds(self, seeds: Seeds, count: int) -> Optional[np.ndarray]:
