@@ -142,6 +142,67 @@ def test_plateau_epoch_is_the_first_checked_epoch_where_every_curve_is_flat():
         results.plateau_epoch([falling, falling[:50]], [0.1, 0.1])
 
 
+STEPS = [700, 1400, 2100, 2800, 3500]
+
+
+@pytest.mark.parametrize(
+    "values, stalled, above, reached, left_at",
+    [
+        # On the plateau to the end (the stalled G2 runs: MSE 0.09 against a floor near 0.1).
+        ([0.106, 0.101, 0.098, 0.095, 0.094], True, False, True, None),
+        # Escaped: in the band until step 2100, below it from 2800 on.
+        ([0.104, 0.101, 0.099, 0.061, 0.048], False, False, True, 2800),
+        # Left once, fell back onto the plateau, left for good at 3500: the last departure counts.
+        ([0.102, 0.060, 0.097, 0.100, 0.050], False, False, True, 3500),
+        # Never near the floor: no plateau to leave.
+        ([0.040, 0.035, 0.031, 0.030, 0.030], False, False, False, None),
+        # Above the band (worse than a code-ignoring decoder) from step 1400: not a stall, not converged.
+        ([0.100, 0.130, 0.140, 0.150, 0.160], False, True, True, None),
+        # Started above the band and came down through it to below: left at the first step below.
+        ([0.200, 0.150, 0.090, 0.050, 0.040], False, False, True, 2800),
+    ],
+)
+def test_detect_stall_on_synthetic_curves(values, stalled, above, reached, left_at):
+    stall = results.detect_stall(STEPS, values, floor=0.1)
+    assert (stall.stalled, stall.above, stall.reached, stall.left_at) == (stalled, above, reached, left_at)
+    assert stall.ratio == pytest.approx(values[-1] / 0.1, rel=1e-12)
+
+
+def test_detect_stall_band_ends_count_as_stalled():
+    # floor 0.25: the band's ends 0.8 x 0.25 = 0.2 and 1.2 x 0.25 = 0.3 are these doubles exactly.
+    floor = 0.25
+    lower, upper = 0.2, 0.3
+    assert results.detect_stall([1, 2], [0.25, lower], floor).stalled
+    assert results.detect_stall([1, 2], [0.25, upper], floor).stalled
+    below = results.detect_stall([1, 2], [0.25, np.nextafter(lower, 0.0)], floor)
+    assert not below.stalled and not below.above and below.left_at == 2
+    beyond = results.detect_stall([1, 2], [0.25, np.nextafter(upper, 1.0)], floor)
+    assert not beyond.stalled and beyond.above and beyond.left_at is None
+    # A narrower band moves the ends: 0.94 x floor is a stall at 10%, none at 5%.
+    assert results.detect_stall([1], [0.235], floor, band=0.1).stalled
+    assert not results.detect_stall([1], [0.235], floor, band=0.05).stalled
+    # One point is a whole curve.
+    assert results.detect_stall([9], [0.25], floor) == results.Stall(True, 1.0, False, True, None)
+
+
+@pytest.mark.parametrize(
+    "steps, values, floor, band, match",
+    [
+        ([], [], 0.1, 0.2, "one value per step"),
+        ([1, 2], [0.1], 0.1, 0.2, "one value per step"),
+        ([2, 2], [0.1, 0.1], 0.1, 0.2, "increase strictly"),
+        ([1, 2], [0.1, float("nan")], 0.1, 0.2, "non-finite"),
+        ([1], [0.1], 0.0, 0.2, "floor"),
+        ([1], [0.1], float("inf"), 0.2, "floor"),
+        ([1], [0.1], 0.1, 1.0, "band"),
+        ([1], [0.1], 0.1, 0.0, "band"),
+    ],
+)
+def test_detect_stall_refuses_bad_input(steps, values, floor, band, match):
+    with pytest.raises(ValueError, match=match):
+        results.detect_stall(steps, values, floor, band)
+
+
 def test_read_training_seconds_sums_each_file_and_leaves_out_pauses(tmp_path):
     # First start: 10 s, 10 s, a 880 s pause (SIGSTOP), 10 s. Resumed: 5 s. The 990 s between the two files
     # (the process was not running) is not counted either.

@@ -16,7 +16,10 @@ from typing import Callable, Dict, Hashable, List, NamedTuple, Optional, Sequenc
 import numpy as np
 
 __all__ = [
+    "STALL_BAND",
+    "Stall",
     "Summary",
+    "detect_stall",
     "folder_seed",
     "format_mean_sd",
     "group_records",
@@ -185,3 +188,81 @@ def plateau_epoch(
         ):
             return epoch
     return None
+
+
+#: A run is stalled when its final test MSE lies within this fraction of the code-ignoring floor 2 Var(X)
+#: (issue 26: "stall = test MSE within 20% of the 2Var(X) floor").
+STALL_BAND = 0.2
+
+
+class Stall(NamedTuple):
+    """What a test-MSE curve says about the code-ignoring plateau (`detect_stall`).
+
+    Attributes:
+      stalled: the final MSE lies in the band [(1 - band) floor, (1 + band) floor], ends included.
+      ratio: final MSE / floor.
+      above: the final MSE lies above the band (worse than any code-ignoring realistic decoder): not a
+        stall by the definition, but no converged run either.
+      reached: some point of the curve lies in the band or above it (the run was on the plateau).
+      left_at: the step from which the curve stays below the band to its end, after having been in or
+        above it; None when it ends in or above the band, or was never there.
+    """
+
+    stalled: bool
+    ratio: float
+    above: bool
+    reached: bool
+    left_at: Optional[int]
+
+
+def detect_stall(
+    steps: Sequence[int], values: Sequence[float], floor: float, band: float = STALL_BAND
+) -> Stall:
+    """Whether a run ended on the code-ignoring plateau, and when it left it (Yan et al., issue 26).
+
+    A perceptual decoder that ignores the code and draws a realistic image has test MSE 2 Var(X) (the floor,
+    `tfdplc.metrics.code_ignoring_mse`); G2 runs can sit there for thousands of steps before they use the
+    code. The run is stalled when its last test MSE m satisfies |m - floor| <= band * floor, computed as
+    (1 - band) * floor <= m <= (1 + band) * floor (both ends count as stalled).
+
+    Args:
+      steps: the training steps of the evaluations, strictly increasing.
+      values: the test MSE at each of them (the last one decides).
+      floor: 2 Var(X) of the test images, > 0.
+      band: the relative half-width of the plateau band, in (0, 1).
+
+    Returns:
+      A `Stall`.
+
+    Raises:
+      ValueError: on an empty curve, lengths that differ, steps not strictly increasing, a non-finite
+        value, a floor that is not positive and finite, or a band outside (0, 1).
+    """
+    steps, values = [int(s) for s in steps], [float(v) for v in values]
+    if not values or len(steps) != len(values):
+        raise ValueError(
+            f"detect_stall: need one value per step, got {len(steps)} steps, {len(values)} values."
+        )
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"detect_stall: the steps must increase strictly, got {steps}.")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"detect_stall: non-finite test MSE {values} (a diverged run must be looked at).")
+    floor, band = float(floor), float(band)
+    if not (math.isfinite(floor) and floor > 0):
+        raise ValueError(f"detect_stall: the floor must be positive and finite, got {floor}.")
+    if not 0 < band < 1:
+        raise ValueError(f"detect_stall: band must lie in (0, 1), got {band}.")
+    lower, upper = (1.0 - band) * floor, (1.0 + band) * floor
+    final = values[-1]
+    on_plateau = [v >= lower for v in values]  # in the band, or above it
+    left_at = None
+    if not on_plateau[-1] and any(on_plateau):
+        last_on = max(i for i, on in enumerate(on_plateau) if on)
+        left_at = steps[last_on + 1]
+    return Stall(
+        stalled=lower <= final <= upper,
+        ratio=final / floor,
+        above=final > upper,
+        reached=any(on_plateau),
+        left_at=left_at,
+    )
