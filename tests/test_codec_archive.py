@@ -289,6 +289,7 @@ def test_salvage_trusts_no_count_it_cannot_check():
     salvaged = archive.read(RANGE_LAYOUT, forged, salvage=True)
     assert len(salvaged) == 3 and salvaged.announced == 2**20 - 1 and salvaged.intact == (0, 1, 2)
     assert salvaged.payloads == tuple(payloads) and len(salvaged.seeds) == 3
+    assert not salvaged.checked and archive.read(RANGE_LAYOUT, valid).checked
     with pytest.raises(codec.DamagedArchiveError, match=r"0-2 of 3 found \(1048575 announced\)"):
         archive.read(RANGE_LAYOUT, forged)
     assert archive.read(RANGE_LAYOUT, valid).announced == 3  # intact: the count is checked

@@ -395,6 +395,17 @@ def test_cli_archives_compress_list_extract_and_refuse_damage(exports, tmp_path,
     np.testing.assert_array_equal(
         np.asarray(Image.open(tmp_path / "e" / "broken_2.png"))[..., None], expected
     )
+    # The last entry cut off (checksum gone): both entries found are intact, yet the archive is damaged.
+    cut = tmp_path / "cut.dplca"
+    # entry1 is where entry 1's payload starts; 4 bytes stand where the archive's check would be.
+    cut.write_bytes(data[: entry1 + lengths[1] + 4] + bytes(4))
+    code, out_text, err = _cli(
+        capsys, "extract", entropy_model, str(cut), f"--output={tmp_path / 'f'}", "--salvage"
+    )
+    assert code == 3 and "extracted 2 of 2" in out_text
+    assert "cut.dplca: damaged archive (--salvage): 2 entries found, 2 intact, the header announces 3" in err
+    code, out_text, _ = _cli(capsys, "list", entropy_model, str(cut), "--salvage")
+    assert code == 3 and "damaged archive, 2 entries found (the header announces 3: not checked)" in out_text
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -565,7 +565,7 @@ def list_archive(args):
     def run(codec, path, archive):
         count = len(archive)
         damaged = count - len(archive.intact)
-        unchecked = archive.announced != count
+        unchecked = not archive.checked
         what = (
             f"damaged archive, {count} entries found (the header announces {archive.announced}: not checked)"
             if unchecked
@@ -597,6 +597,12 @@ def extract(args):
 
     def run(codec, path, archive):
         count = len(archive)
+        if not archive.checked:  # salvaged: say why the run will end with exit 3
+            _say(
+                f"{path}: damaged archive (--salvage): {count} entries found, {len(archive.intact)} intact, the "
+                f"header announces {archive.announced} (not checked)",
+                sys.stderr,
+            )
         indices = list(range(count)) if not FLAGS.index else list(FLAGS.index)
         bad = [i for i in indices if not 0 <= i < count]
         if bad:
@@ -634,7 +640,7 @@ def extract(args):
                         refused += 1
                 progress.update(len(chunk))
         _say(f"extracted {written} of {len(indices)} images into {FLAGS.output}")
-        return EXIT_REFUSED if refused or archive.announced != count else 0
+        return EXIT_REFUSED if refused or not archive.checked else 0
 
     return _archive_command(args, run, check=lambda codec: _check_realism(codec, realism))
 

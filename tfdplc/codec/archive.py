@@ -106,6 +106,8 @@ class Archive:
       announced: the image count the header announces. It equals `len(payloads)` unless the archive was
         salvaged (`read(..., salvage=True)` of a damaged archive): then the count is not checked, and
         `payloads` holds only the entries found in the bytes.
+      checked: False for a salvaged damaged archive: its header (count, seed) failed or escaped a check,
+        so only the entries' own checks vouch for them (and a model's seed is not vouched for).
     """
 
     seed: int
@@ -114,6 +116,7 @@ class Archive:
     codes: Optional[np.ndarray]
     intact: Tuple[int, ...]
     announced: Optional[int] = None
+    checked: bool = True
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -315,7 +318,7 @@ def read(layout: fmt.Layout, data: bytes, salvage: bool = False) -> Archive:
     if not checksum_ok or problem is not None:
         if salvage and intact:
             return Archive(
-                seed, _seeds(layout, seed, len(payloads)), tuple(payloads), None, tuple(intact), count
+                seed, _seeds(layout, seed, len(payloads)), tuple(payloads), None, tuple(intact), count, False
             )
         reason = (
             "archive checksum mismatch" if not checksum_ok else "a damaged entry under an intact checksum"
