@@ -7,7 +7,7 @@ warm-up), XLA off and on, in each --precision (`train.precision`: float32, mixed
 mixed_float16; the objective is built under that Keras policy exactly as the trainer builds it); it prints the CPU's identity (vendor, family, model, ISA features:
 `tfdplc.cpu`), whether TensorFlow runs its oneDNN kernels and why, the median images/s, the achieved
 GFLOP/s (FLOPs per step from tools/flops.py) with its fraction of the CPU's float32 FMA peak, and, where
-DESIGN.md gives one measured on a CPU of the same identity, the ratio to the papers' PyTorch reference
+docs/measurements.md gives one measured on a CPU of the same identity, the ratio to the papers' PyTorch reference
 (none on another CPU: TF's speed differs between CPU generations far more than torch's). Paired cases (liu_sr) feed (degraded, clean) pairs;
 composite cases (yan_mnist) time one step of each of several objectives together (COMPOSITE_CASES).
 
@@ -102,12 +102,12 @@ _DPLC_32 = [
     "CAE_REFERENCE_METRICS = None",
 ]
 
-# The papers' PyTorch code (torch 2.13.0+cpu, 2 threads) per CPU, images/s (DESIGN.md "Speed targets"). TF's
+# The papers' PyTorch code (torch 2.13.0+cpu, 2 threads) per CPU, images/s (docs/measurements.md, "Training speed"). TF's
 # speed differs between CPU generations far more than torch's (and "AMD EPYC" names both EPYCs below), so a
 # ratio is printed only against the reference measured on a CPU of the same `tfdplc.cpu.CpuIdentity`:
 # vendor, family, model and ISA features (`reference_for`). The Intel Xeon of 2026-11-22 is left out:
 # its family, model and flags were not recorded, so no CPU can be matched to it (its figures stay in
-# DESIGN.md).
+# docs/measurements.md).
 ReferenceCpu = collections.namedtuple("ReferenceCpu", "label vendor family model features")
 _ZEN4 = ReferenceCpu(
     "AMD EPYC Zen 4, 2026-11-30",
