@@ -1,5 +1,7 @@
 """Checkpoints written before the DPLC-family refactor (issue 11) restore into today's objectives.
 
+Trainer checkpoints written before the objectives' random generators (issue 26) resume as well.
+
 `tests/data/checkpoints_pre_issue11/<name>/` holds one `tf.train.Checkpoint(model=objective)` per
 objective, written by running this file as a script with the code of commit 9a21ca5 (before losses.py and
 the objectives were reorganised):
@@ -21,6 +23,7 @@ import tensorflow as tf
 from tfdplc import nets
 from tfdplc.layers.quantizers import ScalarQuantizer
 from tfdplc.objectives import CAE, DPLC, GC, WAE, WGANGP, WassersteinPP
+from tfdplc.train import trainer as tr
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "checkpoints_pre_issue11")
 M = 8
@@ -105,6 +108,49 @@ def test_pre_refactor_checkpoint_restores(name):
     status.assert_existing_objects_matched()  # ... and every object of today's model had a value
     changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.variables)]
     assert sum(changed) > len(changed) // 2  # the restore really replaced the values
+
+
+def _state(model):
+    return model.random_generator.state.numpy().copy()
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "dplc"])
+def test_trainer_checkpoint_without_the_generator_state_still_resumes(name, tmp_path):
+    # Before issue 26 the trainer saved tf.train.Checkpoint(model, step) (CheckpointManager.save); now it
+    # adds the objective's random generator beside the model (`training_checkpoint`). DPLC also tracks it
+    # in the model, as `_prior`, as it did before.
+    old = _trained(name, seed=1)
+    old.random_generator.normal([5])  # a state that differs from a fresh objective's
+    step = tf.Variable(7, dtype=tf.int64, name="step")
+    old_path = tf.train.Checkpoint(model=old, step=step).save(str(tmp_path / "old" / "ckpt"))
+    new_path = tr.training_checkpoint(old, step).save(str(tmp_path / "new" / "ckpt"))
+    assert tf.train.load_checkpoint(new_path).has_tensor("random/_state_var/.ATTRIBUTES/VARIABLE_VALUE")
+    assert not tf.train.load_checkpoint(old_path).has_tensor("random/_state_var/.ATTRIBUTES/VARIABLE_VALUE")
+
+    # The old layout resumes through the trainer's restore (every object of the model matched) ...
+    model, fresh_step = _trained(name, seed=2), tf.Variable(0, dtype=tf.int64, name="step")
+    fresh = _state(model)
+    tr._restore(model, fresh_step, old_path, str(tmp_path), [])
+    assert int(fresh_step.numpy()) == 7
+    for a, b in zip(old.variables, model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # ... where the generator keeps the state it was built with: none was saved beside the model. DPLC's,
+    # tracked in the model as `_prior`, comes back with the model.
+    expected = _state(old) if name == "dplc" else fresh
+    np.testing.assert_array_equal(_state(model), expected)
+    assert name == "dplc" or not np.array_equal(fresh, _state(old))
+
+    # The new layout restores the generator too, through the trainer ...
+    model, fresh_step = _trained(name, seed=2), tf.Variable(0, dtype=tf.int64, name="step")
+    tr._restore(model, fresh_step, new_path, str(tmp_path), [])
+    np.testing.assert_array_equal(_state(model), _state(old))
+    # ... and code that reads only (model, step), as the trainer did before, still reads it.
+    other = _trained(name, seed=2)
+    tf.train.Checkpoint(model=other, step=tf.Variable(0, dtype=tf.int64)).restore(
+        new_path
+    ).assert_existing_objects_matched().expect_partial()
+    for a, b in zip(old.variables, other.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def _write(directory):

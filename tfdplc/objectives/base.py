@@ -1,17 +1,72 @@
 """The base class of every training objective."""
 
+import inspect
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
 from tfdplc.codec.interface import SAMPLER, CodecSpec, per_example_normal
 
-__all__ = ["ENCODER_FILE", "GENERATOR_FILE", "GeneratorObjective", "Objective"]
+__all__ = [
+    "ENCODER_FILE",
+    "GENERATOR_FILE",
+    "RANDOM_CHECKPOINT_KEY",
+    "GeneratorObjective",
+    "Objective",
+    "accepts_seed",
+    "objective_generator",
+]
 
 #: File names of the stand-alone networks a stage-1 (generator) workdir holds after training.
 GENERATOR_FILE = "generator.keras"
 ENCODER_FILE = "encoder.keras"
+
+#: The name of the objective's random generator in the trainer's checkpoint, beside "model" and "step".
+RANDOM_CHECKPOINT_KEY = "random"
+
+# The high word of the Philox counter of the objectives' generators derived from the run's seed, whose
+# key is the run's seed. A generator seeded with an integer s (`tf.random.Generator.from_seed(s)`, e.g. a
+# NoiseInput layer's) has key 0 and counter (s, 0), and draws advance the low word only: with a nonzero
+# high word the objective's stream never meets those, and runs of different seeds use different keys.
+_OBJECTIVE_STREAM = 0x0B1EC7
+
+
+def objective_generator(seed: Optional[int] = None) -> tf.random.Generator:
+    """The random generator of an objective: from `seed`, or from the run's seed when `seed` is None.
+
+    The run's seed is TF's global seed, which the trainer sets from `train.seed`
+    (`tf.keras.utils.set_random_seed`) before it builds the objective; without one TF's default graph seed
+    is used, so the stream is deterministic either way. Call it inside `strategy.scope()` (the trainer
+    builds objectives there): TF then gives every replica its own stream, a hash of the replica id and the
+    common state, so replicas draw different numbers and the run stays deterministic.
+
+    Args:
+      seed: an explicit seed (`tf.random.Generator.from_seed(seed)`), or None.
+
+    Returns:
+      A Philox `tf.random.Generator`.
+    """
+    with tf.init_scope():  # its state variable must not be created inside a traced function
+        if seed is not None:
+            return tf.random.Generator.from_seed(seed)
+        run_seed, _ = tf.compat.v1.get_seed(_OBJECTIVE_STREAM)
+        return tf.random.Generator.from_key_counter(
+            key=run_seed, counter=[0, _OBJECTIVE_STREAM], alg=tf.random.Algorithm.PHILOX
+        )
+
+
+def accepts_seed(function: Callable) -> bool:
+    """Whether `function` takes a `seed` keyword (a penalty function that can draw from a given seed).
+
+    The penalty functions of `tfdplc.losses` do; a user's `penalty(critic, real, fake)` without one is
+    called without a seed (its randomness, if any, is then its own and not resumed exactly).
+    """
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return any(p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class Objective(tf.keras.Model):
@@ -31,10 +86,47 @@ class Objective(tf.keras.Model):
       - optionally the codec interface of `tfdplc.codec.interface` (`codec_spec()`, `encode_codes`,
         `decode_codes`, `sample_images`): real bitstreams, SavedModel export and tools/codec.py.
     The trainer calls `compile()` with no optimizer: the objective passes its own to Keras.
+
+    Randomness (exact resume, issue 26): every random draw of a training step (gradient-penalty
+    interpolation weights, prior latents, shuffles) comes from the objective's own `random_generator`
+    (`objective_generator`: seeded from the run's seed, one stream per replica), either directly or through
+    a stateless seed from `next_seed()`. Its state is saved in the trainer's checkpoint under
+    `RANDOM_CHECKPOINT_KEY`, beside (not inside) the model, so a checkpoint written before the generator
+    existed still restores into the model unchanged (the generator then starts from its seed), and a
+    stopped and resumed run continues the uninterrupted run's streams bit for bit. The decoders' noise
+    layers (`tfdplc.layers.NoiseInput`) keep their own generators, which are part of the networks and
+    hence of the model's checkpoint.
     """
 
     #: Whether `reconstruct` is meaningful (False for objectives without an encoder, e.g. WGAN-GP).
     can_reconstruct: bool = True
+
+    def __init__(self, *args, random_seed: Optional[int] = None, **kwargs):
+        """Initialises the Keras model and the objective's random generator.
+
+        Args:
+          *args: passed to `tf.keras.Model`.
+          random_seed: seed of `random_generator`; None (the default) derives it from the run's seed
+            (`objective_generator`).
+          **kwargs: passed to `tf.keras.Model` (e.g. `name`).
+        """
+        super().__init__(*args, **kwargs)
+        self._hold_generator(objective_generator(random_seed))
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _hold_generator(self, generator: tf.random.Generator) -> None:
+        # Not a dependency of the model: the trainer checkpoints it beside the model, so the model's own
+        # checkpoint layout (and every checkpoint written before the generator existed) stays as it was.
+        self._random_generator = generator
+
+    @property
+    def random_generator(self) -> tf.random.Generator:
+        """The objective's checkpointed generator of the training steps' random draws."""
+        return self._random_generator
+
+    def next_seed(self) -> tf.Tensor:
+        """A fresh stateless seed (shape [2], int64) from `random_generator` (advances its state)."""
+        return self._random_generator.make_seeds(1)[:, 0]
 
     @staticmethod
     def images_of(data) -> tf.Tensor:
@@ -191,14 +283,15 @@ class GeneratorObjective(Objective):
 
         Args:
           batch_size: number of codes (int or scalar tensor).
-          seed: optional stateless seed (shape [2]); None uses TF's global generator.
+          seed: optional stateless seed (shape [2]); None draws from the objective's `random_generator`
+            (advancing it).
 
         Returns:
           A (batch_size, m) float32 tensor.
         """
         shape = tf.stack([tf.cast(batch_size, tf.int32), self.latent_dim])
         if seed is None:
-            return tf.random.normal(shape)
+            return self.random_generator.normal(shape)
         return tf.random.stateless_normal(shape, seed=seed)
 
     def sample(self, n: int, seed: Optional[tf.Tensor] = None) -> tf.Tensor:  # noqa: D102 - see base.

@@ -226,6 +226,7 @@ class DAL(Objective):
                 self(real, training=True),
                 self.gp_weight,
                 self.scale_for_replicas,
+                seed=self.next_seed(),  # the penalty's nu, from the objective's generator (exact resume)
             )
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)

@@ -75,9 +75,11 @@ class DPLC(Objective):
       iterations, x0.4 at 22k;38k / 44k;76k).
     - lambda_MMD(R) scales with the CAE's MSE at rate R: see `tfdplc.objectives.scaled_lambda`.
 
-    The prior samples z ~ N(0, I_m) come from a `tf.random.Generator` owned by the objective (seeded with
-    `seed`), created in `__init__`; build the objective inside `strategy.scope()` so each replica gets its
-    own stream, as for `tfdplc.layers.NoiseInput`.
+    The prior samples z ~ N(0, I_m) come from the objective's `random_generator` (seeded with `seed`, or
+    from the run's seed: `tfdplc.objectives.base.objective_generator`), created in `__init__`; build the
+    objective inside `strategy.scope()` so each replica gets its own stream, as for
+    `tfdplc.layers.NoiseInput`. The generator is also the model's attribute `_prior`, as before issue 26,
+    so its state is in the model's checkpoint too and checkpoints of either age restore it.
 
     The checkpoint of a stage-2 run holds G*'s weights as well (they are attributes of the objective), but
     rebuilding the objective from gin loads `generator_path` again, so that file must still exist.
@@ -111,7 +113,8 @@ class DPLC(Objective):
           distortion: d(x, x_hat) -> scalar; the paper uses the Euclidean distance. Its scale convention
             (`tfdplc.losses`) fixes what lambda_mmd means: Table 3's bases were tuned with the
             authors'-code `losses.batch_rmse_pm1`.
-          seed: seed of the prior sampler (None: non-deterministic).
+          seed: seed of the prior sampler (None: derived from the run's seed; before issue 26 it was
+            non-deterministic).
           batch_statistics: whether E's and B's batch normalisation uses the batch's statistics while
             training (Keras training mode for both networks, as the paper and the authors' code). False
             runs E and B in inference mode in the training step too (the quantizer keeps its training
@@ -127,7 +130,7 @@ class DPLC(Objective):
             input, if B's output and G*'s input dimensions differ, or if `lambda_mmd` is negative.
           FileNotFoundError: if `generator_path` does not exist.
         """
-        super().__init__(name=name)
+        super().__init__(name=name, random_seed=seed)
         if (generator_path is None) == (generator is None):
             raise ValueError(
                 "DPLC: give exactly one of generator_path (a stage-1 generator.keras) and generator."
@@ -158,12 +161,7 @@ class DPLC(Objective):
         self.distortion = distortion
         self.batch_statistics = bool(batch_statistics)
         self.latent_dim = m
-        with tf.init_scope():
-            self._prior = (
-                tf.random.Generator.from_non_deterministic_state()
-                if seed is None
-                else tf.random.Generator.from_seed(seed)
-            )
+        self._prior = self.random_generator  # tracked under its pre-issue-26 name (checkpoint layout)
         self.loss_tracker = tf.keras.metrics.Mean("loss")
         self.distortion_tracker = tf.keras.metrics.Mean("distortion")
         self.mmd_tracker = tf.keras.metrics.Mean("mmd")

@@ -41,6 +41,8 @@ class GC(Objective):
     updates: scale its boundaries by n_critic (see `tfdplc.train.step_decay`).
 
     The decoder is stochastic (B's noise), so `decode` takes an optional explicit noise, as in `DPLC`.
+    Randomness: B's noise comes from B's own noise layer (its generator is part of the model's checkpoint),
+    the penalty's interpolation weights from the objective's `random_generator` (exact resume).
     """
 
     def __init__(

@@ -49,6 +49,7 @@ __all__ = [
     "conditional_critic",
     "load_encoder",
     "pretrain_critic_update",
+    "random_permutation",
 ]
 
 #: File name of the stage-1 MSE decoder G1 in a stage-1 workdir (E is `ENCODER_FILE`, "encoder.keras").
@@ -152,6 +153,18 @@ def conditional_critic(critic: tf.keras.Model, code: tf.Tensor):
     return _Conditioned(critic, code)
 
 
+def random_permutation(n, seed: tf.Tensor) -> tf.Tensor:
+    """A uniformly random permutation of 0..n-1 drawn from a stateless seed (shape [2]).
+
+    The ranks of n i.i.d. full-range int64 draws (ties, which would bias it, have probability about
+    n^2 / 2^65). Core ops only, so it also runs under XLA.
+    """
+    keys = tf.random.stateless_uniform(
+        tf.reshape(n, [1]), seed=seed, minval=None, maxval=None, dtype=tf.int64
+    )
+    return tf.argsort(keys, stable=True)
+
+
 def pretrain_critic_update(
     critic: tf.keras.Model,
     optimizer: tf.keras.optimizers.Optimizer,
@@ -160,6 +173,7 @@ def pretrain_critic_update(
     gp_weight: float,
     scale,
     permutation: Optional[tf.Tensor] = None,
+    seed: Optional[tf.Tensor] = None,
 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One pre-training step of the conditional critic J on matched vs. shuffled (image, code) pairs.
 
@@ -181,15 +195,25 @@ def pretrain_critic_update(
       gp_weight: lambda_GP.
       scale: maps the loss to the value whose gradient is applied (`Objective.scale_for_replicas`).
       permutation: optional (b,) permutation of the batch (drawn at random when None).
+      seed: stateless seed (shape [2]) of the random draws: the permutation (when not given) from
+        `stateless_fold_in(seed, 0)`, nu from `stateless_fold_in(seed, 1)`; `PerceptualG2` passes its
+        `next_seed()` (exact resume). None: both from TF's global generator.
 
     Returns:
       (the loss, the estimate E J(x, c) - E J(x, c_pi), the gradient penalty), all scalars.
     """
     batch = tf.shape(images)[0]
-    if permutation is None:
-        permutation = tf.random.shuffle(tf.range(batch))
+    if seed is None:
+        if permutation is None:
+            permutation = tf.random.shuffle(tf.range(batch))
+        nu = tf.random.uniform(tf.stack([batch, 1]), dtype=code.dtype)
+    else:
+        if permutation is None:
+            permutation = random_permutation(batch, tf.random.experimental.stateless_fold_in(seed, 0))
+        nu = tf.random.stateless_uniform(
+            tf.stack([batch, 1]), seed=tf.random.experimental.stateless_fold_in(seed, 1), dtype=code.dtype
+        )
     shuffled = tf.gather(code, permutation)
-    nu = tf.random.uniform(tf.stack([batch, 1]), dtype=code.dtype)
     mixed_code = nu * code + (1.0 - nu) * shuffled
 
     def scores_of(pairs):  # float32 scores under a mixed-precision policy: the penalty stays float32
@@ -344,6 +368,10 @@ class PerceptualG2(Objective):
       (n_critic updates per step in both phases), so it survives a resumed run. G2's optimizer counts only
       its own updates: a G2 learning-rate schedule starts after the pre-training. The training "mse" of
       a pre-training step is that of the untrained G2 in inference mode.
+
+    Randomness (exact resume): the penalty's interpolation weights and the pre-training's shuffles come
+    from the objective's `random_generator`; G2's noise from its own noise layer (a generator inside G2,
+    part of the model's checkpoint).
 
     Deviations from the authors' code (which trains G1 and G2 at the same time, feeding G2 the codes of the
     E that is still learning): the two stages run one after the other, as Section 3.2 prescribes; the critic
@@ -642,7 +670,13 @@ class PerceptualG2(Objective):
     def _critic_iteration(self, real: tf.Tensor, code: tf.Tensor, pretraining: bool) -> None:
         if pretraining:
             loss, wasserstein, penalty = pretrain_critic_update(
-                self.critic, self.optimizer_critic, real, code, self.gp_weight, self.scale_for_replicas
+                self.critic,
+                self.optimizer_critic,
+                real,
+                code,
+                self.gp_weight,
+                self.scale_for_replicas,
+                seed=self.next_seed(),
             )
             self.pretrain_tracker.update_state(loss)
         else:
@@ -654,6 +688,7 @@ class PerceptualG2(Objective):
                 fake,
                 self.gp_weight,
                 self.scale_for_replicas,
+                seed=self.next_seed(),
             )
             self.critic_loss_tracker.update_state(loss)
             self.wasserstein_tracker.update_state(wasserstein)

@@ -20,7 +20,8 @@ class WAE(GeneratorObjective):
     kernel scales `losses.IMQ_SCALES`). Per step, on a batch x of b images:
       z_bar = F(x), z ~ P_Z = N(0, I_m), L_d = 1/b sum_i ||x_i - G(z_bar_i)|| (Euclidean distance),
       G <- Adam(G, L_d),  F <- Adam(F, L_d + lambda_MMD * MMD(z, z_bar)).
-    F is deterministic (WAE's deterministic encoder, as in DPLC's F of Appendix B). Table 2: Adam 1e-3 for
+    F is deterministic (WAE's deterministic encoder, as in DPLC's F of Appendix B); z comes from the
+    objective's `random_generator` (exact resume). Table 2: Adam 1e-3 for
     F and G, beta1 = 0.5, beta2 = 0.999, lambda_MMD = 100 (CelebA) / 300 (LSUN), b = 256, 41k iterations,
     learning rates x0.4 at 22k and 38k.
     """

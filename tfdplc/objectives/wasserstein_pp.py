@@ -38,7 +38,8 @@ class WassersteinPP(GeneratorObjective):
     gamma = 2.5e-5 (Section 5). LSUN: lambda_MMD = 300, gamma = 1e-4, iterations and schedule doubled.
 
     `sample_eta` and `sample_prior` are the only random draws besides the penalty's nu; tests override them
-    to check the interpolation, and `weighted_losses` holds lines 18-19's weighting.
+    to check the interpolation, and `weighted_losses` holds lines 18-19's weighting. All three draw from
+    the objective's `random_generator` (exact resume).
     """
 
     def __init__(
@@ -138,10 +139,12 @@ class WassersteinPP(GeneratorObjective):
     def sample_eta(self, batch_size) -> tf.Tensor:
         """Draws the interpolation weights eta_i ~ U(0, 1), one per sample (Algorithm 1 line 7).
 
+        They come from the objective's `random_generator` (advancing it).
+
         Returns:
           A (batch_size, 1) tensor.
         """
-        return tf.random.uniform(tf.stack([tf.cast(batch_size, tf.int32), 1]))
+        return self.random_generator.uniform(tf.stack([tf.cast(batch_size, tf.int32), 1]))
 
     @staticmethod
     def interpolate_latents(z: tf.Tensor, z_bar: tf.Tensor, eta: tf.Tensor) -> tf.Tensor:

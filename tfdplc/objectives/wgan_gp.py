@@ -9,7 +9,7 @@ import gin
 import tensorflow as tf
 
 from tfdplc import losses
-from tfdplc.objectives.base import GeneratorObjective, Objective
+from tfdplc.objectives.base import GeneratorObjective, Objective, accepts_seed
 
 __all__ = [
     "WGANGP",
@@ -82,6 +82,7 @@ def critic_update(
     gp_weight: float,
     scale: Callable[[tf.Tensor], tf.Tensor],
     penalty_fn: Callable[..., tf.Tensor] = losses.gradient_penalty,
+    seed: Optional[tf.Tensor] = None,
 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One Adam step of the WGAN critic with the gradient penalty (DPLC Algorithm 1 lines 8, 11-13).
 
@@ -98,7 +99,10 @@ def critic_update(
       fake: (b, ...) generated images x^.
       gp_weight: lambda_GP.
       scale: maps the loss to the value whose gradient is applied (`Objective.scale_for_replicas`).
-      penalty_fn: (critic, real, fake) -> the scalar penalty, e.g. `losses.gradient_penalty`.
+      penalty_fn: (critic, real, fake[, seed]) -> the scalar penalty, e.g. `losses.gradient_penalty`.
+      seed: stateless seed (shape [2]) of the penalty's interpolation weights nu, passed to `penalty_fn`
+        when it takes a `seed` (`objective_critic_update` gives the objective's `next_seed()`, so a resumed
+        run draws the nu of the uninterrupted one); None: the penalty draws nu from TF's global generator.
 
     Returns:
       (L_f, the Wasserstein estimate E f(x) - E f(x^), the gradient penalty), all scalars.
@@ -112,7 +116,10 @@ def critic_update(
 
     with tf.GradientTape() as tape:
         wasserstein_loss = losses.critic_loss(scores(real), scores(fake))
-        penalty = penalty_fn(scores, real, fake)
+        if seed is not None and accepts_seed(penalty_fn):
+            penalty = penalty_fn(scores, real, fake, seed=seed)
+        else:
+            penalty = penalty_fn(scores, real, fake)
         loss = wasserstein_loss + gp_weight * penalty
         scaled_loss = scale(loss)
     Objective.apply_gradients(optimizer, tape, scaled_loss, critic.trainable_variables)
@@ -125,7 +132,8 @@ def objective_critic_update(
     """`critic_update` with an objective's own critic, critic optimizer, lambda_GP and penalty function.
 
     For objectives with the attributes `critic`, `optimizer_critic`, `gp_weight` and `gradient_penalty`
-    (WGAN-GP, Wasserstein++, GC).
+    (WGAN-GP, Wasserstein++, GC). The penalty's interpolation weights come from the objective's
+    `next_seed()` (exact resume).
 
     Returns:
       (L_f, the Wasserstein estimate, the gradient penalty), as `critic_update`.
@@ -138,6 +146,7 @@ def objective_critic_update(
         objective.gp_weight,
         objective.scale_for_replicas,
         objective.gradient_penalty,
+        seed=objective.next_seed(),
     )
 
 
@@ -147,7 +156,8 @@ class WGANGP(GeneratorObjective):
 
     Per generator iteration: n_critic critic updates (`critic_update`, lambda_GP = 10), each on its own
     mini-batch of b real images and b samples G(z), z ~ P_Z = N(0, I_m); then one generator update on
-    L_G = -1/b sum_i f(G(z_i)) with fresh z. Table 2 of DPLC: Adam 1e-4 for G and f, beta1 = 0.5,
+    L_G = -1/b sum_i f(G(z_i)) with fresh z. Every z and the penalty's nu come from the objective's
+    `random_generator` (exact resume). Table 2 of DPLC: Adam 1e-4 for G and f, beta1 = 0.5,
     beta2 = 0.9, b = 64, n_critic = 5, 100k generator iterations, no learning-rate decay.
 
     Batch convention: Keras `fit` hands one batch per `train_step`, so the input batch holds

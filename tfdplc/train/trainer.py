@@ -3,8 +3,9 @@
 A workdir holds:
   config.gin             the full gin config the run was started with (used to rebuild the model),
   operative_config.gin   the parameters that were actually used,
-  checkpoints/           `tf.train.Checkpoint`s of the objective (networks + optimizers) and the global
-                         step, named by that step (ckpt-200),
+  checkpoints/           `tf.train.Checkpoint`s of the objective (networks + optimizers), the global
+                         step and the objective's random generator (`training_checkpoint`), named by
+                         that step (ckpt-200),
   logs/                  TensorBoard scalars (runs train and validation) and image grids (run images),
   and what the objective's `save_artifacts` writes at the end of a successful run (stage-1 generator
   objectives: generator.keras and, with an encoder, encoder.keras).
@@ -21,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfdplc import data
+from tfdplc.objectives.base import RANDOM_CHECKPOINT_KEY
 from tfdplc.train import callbacks as cb
 from tfdplc.train import checks
 from tfdplc.train import precision as mixed_precision
@@ -33,6 +35,7 @@ __all__ = [
     "NonFiniteLossError",
     "RUN_PARAMETERS",
     "train",
+    "training_checkpoint",
     "build_objective",
     "restore_objective",
     "load_workdir_config",
@@ -226,7 +229,7 @@ def train(
                 model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
                 step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model, step=step),
+            training_checkpoint(model, step),
             os.path.join(outdir, CHECKPOINT_DIR),
             max_to_keep=keep_checkpoints,
         )
@@ -313,6 +316,29 @@ def _first_image(grid_images):
     return grid_images[:1] if not isinstance(grid_images, tuple) else grid_images[0][:1]
 
 
+def _random_objects(model) -> dict:
+    """{RANDOM_CHECKPOINT_KEY: the objective's random generator}, or {} for a model without one."""
+    generator = getattr(model, "random_generator", None)
+    return {} if generator is None else {RANDOM_CHECKPOINT_KEY: generator}
+
+
+def training_checkpoint(model: tf.keras.Model, step: tf.Variable) -> tf.train.Checkpoint:
+    """What the trainer checkpoints: the objective, the step and the objective's random generator.
+
+    The generator (`Objective.random_generator`: penalty weights, latents, shuffles) is saved beside the
+    model, not inside it, so the model's checkpoint layout is that of checkpoints written before it
+    existed (issue 26); `train` restores it when the checkpoint holds it.
+
+    Args:
+      model: the objective.
+      step: the global step variable.
+
+    Returns:
+      A `tf.train.Checkpoint` with `model`, `step` and, where the objective has one, `random`.
+    """
+    return tf.train.Checkpoint(model=model, step=step, **_random_objects(model))
+
+
 def _float32(model, precision: str, dist, manager, grid_images) -> tf.keras.Model:
     """The trained objective with float32 layers: `model` itself, or a float32 copy of the last checkpoint.
 
@@ -369,6 +395,17 @@ def _restore(model, step, checkpoint: str, workdir: str, allowed: List[str]):
         objects["step"] = step
     elif reader.has_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"):
         objects["epoch"] = epoch
+    # Checkpoints written before issue 26 hold no generator state: the generator then starts from its seed
+    # (the run continues on other random draws than an uninterrupted run would have made).
+    for key, generator in _random_objects(model).items():
+        if reader.has_tensor(f"{key}/_state_var/.ATTRIBUTES/VARIABLE_VALUE"):
+            objects[key] = generator
+        else:
+            logging.warning(
+                "%s holds no state of the objective's random generator (written before issue 26): it "
+                "restarts from its seed, so the resumed run is not the one it continues.",
+                checkpoint,
+            )
     try:
         status = tf.train.Checkpoint(**objects).restore(checkpoint)
         status.assert_existing_objects_matched()
