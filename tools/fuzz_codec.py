@@ -549,8 +549,10 @@ def main(argv):
     del argv
     from tfdplc import codec as codec_lib
 
+    # Read before the command-line part: running tools/codec.py's main resets every flag to its default.
+    cases, archive_cases, cli_cases, seed = FLAGS.cases, FLAGS.archive_cases, FLAGS.cli_cases, FLAGS.seed
     codecs = [codec_lib.load(path) for path in FLAGS.model] if FLAGS.model else _tiny_models()
-    rng = np.random.default_rng(FLAGS.seed)
+    rng = np.random.default_rng(seed)
     # Files of other models to splice in: a second copy of each model with other weights would do as
     # well; files of the other models fuzzed here are simpler and differ in layout and fingerprint.
     pools = [c.compress(rng.integers(0, 256, size=(4, *c.image_shape), dtype=np.uint8)) for c in codecs]
@@ -558,19 +560,18 @@ def main(argv):
         c.compress_archive(rng.integers(0, 256, size=(3, *c.image_shape), dtype=np.uint8)) for c in codecs
     ]
     report = {
-        "cases_per_model": FLAGS.cases,
-        "archive_cases_per_model": FLAGS.archive_cases,
-        "cli_cases_per_model": FLAGS.cli_cases,
-        "seed": FLAGS.seed,
+        "cases_per_model": cases,
+        "archive_cases_per_model": archive_cases,
+        "cli_cases_per_model": cli_cases,
+        "seed": seed,
     }
     output_path = FLAGS.output
     report["models"], failures = {}, []
     start = time.time()
     # The command line first (names, disks, archives), then damaged files and archives per model.
-    if FLAGS.cli_cases:
+    if cli_cases:
         import tempfile
 
-        cli_cases = FLAGS.cli_cases
         tool = _codec_tool()
         with tempfile.TemporaryDirectory(prefix="fuzz_cli_") as root:
             for index, codec in enumerate(codecs):
@@ -582,7 +583,7 @@ def main(argv):
     for index, codec in enumerate(codecs):
         others = [f for j, pool in enumerate(pools) if j != index for f in pool] or [b"DPLC\x01" + bytes(60)]
         report["models"][f"{codec.spec.method} ({codec.fingerprint.hex()})"] = _fuzz_model(
-            codec, others, rng, FLAGS.cases, failures
+            codec, others, rng, cases, failures
         )
         _save(report, failures, start, output_path)
         other_archives = [a for j, a in enumerate(archives) if j != index] or [b"DA\x02" + bytes(20)]
@@ -590,7 +591,7 @@ def main(argv):
             codec,
             other_archives + [archives[index][:5] + b"\x01" + bytes(40)],
             rng,
-            FLAGS.archive_cases,
+            archive_cases,
             failures,
         )
         _save(report, failures, start, output_path)
