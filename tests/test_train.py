@@ -237,13 +237,6 @@ def test_argument_types_are_checked_against_annotations():
             tr.checks.check_argument_types("f", f, {name: value})
 
 
-def test_default_generator_path_is_where_quickstart_writes_g():
-    quickstart = open(f"{ROOT}/tools/quickstart.sh").read()
-    assert 'WORKDIR="${WORKDIR:-workdirs/quickstart}"' in quickstart and 'STAGE1="$WORKDIR/wpp"' in quickstart
-    tr.config.parse_gin([f"{ROOT}/gin/dplc_mnist5k.gin"])
-    assert gin.query_parameter("%GENERATOR_PATH") == "workdirs/quickstart/wpp/generator.keras"
-
-
 def _files(folder):
     return {
         os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
