@@ -174,7 +174,7 @@ def test_served_graph_refuses_damaged_and_foreign_files(exports):
     good = exports["files"][0]
     layout = codec.load(exports["dplc_info"].export_dir).layout
     seed, payload, version = layout.read(good)
-    assert version == 2 and seed == 4
+    assert version == 3 and seed == 4
     old = fmt.pack(layout.header(seed), payload)
     cases = {
         "checksum mismatch": good[:-1] + bytes([good[-1] ^ 1]),
@@ -381,8 +381,8 @@ def test_codec_cli_compresses_and_decompresses_a_folder(cae_export):
     assert result.returncode == 3, result.stderr[-3000:]
     assert "zz_damaged.dplc: refused: CorruptedError: checksum mismatch" in result.stderr
     assert (
-        "zz_huge.dplc: refused: ValueError: 5000005 bytes: too large for this model's containers"
-        in result.stderr
+        "zz_huge.dplc: refused: CorruptedError: 5000005 bytes: too long, this model's containers have at "
+        "most 50 bytes." in result.stderr
     )
     assert "decompressed 5 images" in result.stdout and "mean PSNR" in result.stdout
     # The PNGs are what the library decodes from the same files.
