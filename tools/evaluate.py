@@ -27,7 +27,7 @@ a deterministic decoder, `decode_codes` with each file's seed for a stochastic o
 same way: eager Keras and the exported graph run differently fused float kernels, so a pixel whose value
 lies on a rounding boundary can differ by one level there (never more). Seeds stored in the files: --seed +
 image index,
-modulo 2^28 (format version 2).
+modulo 2^28 (format versions 2 and 3).
 
 stdout shows what metrics.json holds: the JSON list of the workdir's records.
 
@@ -365,7 +365,7 @@ def _real_rate(model, test_images, rate_bits):
     codec = codec_lib.Codec.from_model(model)
     pixels = _to_uint8(test_images)
     floats = tf.cast(pixels, tf.float32) / 255.0  # what the codec's graphs feed the encoder
-    # Stored seeds (format version 2) lie in [0, 2^28); models that use none store none (read back as 0).
+    # Stored seeds (format versions 2 and 3) lie in [0, 2^28); models that use none store none (read back as 0).
     seeds = (FLAGS.seed + np.arange(len(pixels), dtype=np.int64)) % (codec_lib.container.MAX_SEED_V2 + 1)
     stored_seeds = seeds if codec.layout.uses_seed else np.zeros_like(seeds)
     batch = FLAGS.batch_size
