@@ -21,8 +21,8 @@
 # then `--gin_config=gin/quickstart_dplc_mnist5k.gin` (with `--gin_bindings="GENERATOR_PATH = '...'"` for
 # another WORKDIR) reproduce the training alone. What they trade against the full configs
 # (gin/wpp_mnist5k.gin, gin/dplc_mnist5k.gin), the measured quality and times: results/quickstart/README.md.
-# Environment overrides: STAGE1_STEPS (default 2000; WPP_STEPS is the old name and still works) and
-# DPLC_STEPS (default 2000), with the learning-rate decay boundaries moved to the configs' fractions of
+# Environment overrides: STAGE1_STEPS (default 1500; WPP_STEPS is the old name and still works) and
+# DPLC_STEPS (default 1500), with the learning-rate decay boundaries moved to the configs' fractions of
 # the run; K (code channels, 4 K bits per digit); SEED (both stages); DECODES (further decodes per file,
 # default 4); WORKDIR (default workdirs/quickstart).
 # E.g. `DPLC_STEPS=3000 WORKDIR=/tmp/qs tools/quickstart.sh`.
@@ -34,8 +34,8 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 WORKDIR="${WORKDIR:-workdirs/quickstart}"
-STAGE1_STEPS="${STAGE1_STEPS:-${WPP_STEPS:-2000}}"
-DPLC_STEPS="${DPLC_STEPS:-2000}"
+STAGE1_STEPS="${STAGE1_STEPS:-${WPP_STEPS:-1500}}"
+DPLC_STEPS="${DPLC_STEPS:-1500}"
 K="${K:-2}"
 SEED="${SEED:-0}"
 DECODES="${DECODES:-4}"
