@@ -294,7 +294,13 @@ class UnpairedWassersteinObjective(Objective):
     def _critic_iteration(self, sources: tf.Tensor, targets: tf.Tensor) -> None:
         fake, _ = self.transform(self.source(sources), training=True)
         loss, wasserstein, penalty = critic_update(
-            self.critic, self.optimizer_critic, targets, fake, self.gp_weight, self.scale_for_replicas
+            self.critic,
+            self.optimizer_critic,
+            targets,
+            fake,
+            self.gp_weight,
+            self.scale_for_replicas,
+            seed=self.next_seed(),  # checkpointed generator: a resumed run draws what it would have
         )
         self.critic_loss_tracker.update_state(loss)
         self.wasserstein_tracker.update_state(wasserstein)
