@@ -12,6 +12,16 @@ from tfdplc.objectives import DPLC
 M = 8
 
 
+@pytest.fixture(autouse=True)
+def _no_gin_bindings():
+    """DPLC is gin-configurable: bindings another test left in this worker (a failed run) must not reach it."""
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
 def _off_batch_statistics(network, rng):
     """Moving statistics far from any batch's: inference and training mode then give different outputs."""
     for layer in network.submodules:
