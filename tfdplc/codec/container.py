@@ -678,24 +678,37 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
         )
     if size < OVERHEAD:
         raise TruncatedError(f"truncated: {size} bytes, a tfdplc container has at least {OVERHEAD}.")
-    version = data[4]
-    if version != VERSION_1:
-        raise UnsupportedVersionError(
-            f"format version {version} in a version 1 header (this reader supports versions 1, 2 and 3; a "
-            "damaged file can also show a wrong version)."
-        )
-    fields = _PREFIX.unpack_from(data)
-    seed, length = _SEED_AND_LENGTH.unpack_from(data, PREFIX_SIZE)
-    expected_size = OVERHEAD + length
-    if size < expected_size:
-        raise TruncatedError(f"truncated: {size} bytes, the header announces {expected_size}.")
-    if size > expected_size:
-        raise CorruptedError(f"{size - expected_size} trailing bytes after the announced {expected_size}.")
+    header, length = _version_1_header(data, size)
     body = data[: HEADER_SIZE + length]
     (stored,) = struct.unpack_from(">I", data, HEADER_SIZE + length)
     actual = zlib.adler32(body)
     if stored != actual:
         raise CorruptedError(f"checksum mismatch (stored {stored:08x}, computed {actual:08x}).")
+    _check_fields(header)
+    return header, body[HEADER_SIZE:]
+
+
+def _version_1_header(head: bytes, size: int) -> Tuple[Header, int]:
+    """The header of a version 1 container of `size` bytes and its payload length, from its first bytes.
+
+    Checks the version and the announced size; the caller checks the checksum, then `_check_fields`.
+
+    Raises:
+      UnsupportedVersionError, TruncatedError, CorruptedError: see the module docstring.
+    """
+    version = head[4]
+    if version != VERSION_1:
+        raise UnsupportedVersionError(
+            f"format version {version} in a version 1 header (this reader supports versions 1, 2 and 3; a "
+            "damaged file can also show a wrong version)."
+        )
+    fields = _PREFIX.unpack_from(head)
+    seed, length = _SEED_AND_LENGTH.unpack_from(head, PREFIX_SIZE)
+    expected_size = OVERHEAD + length
+    if size < expected_size:
+        raise TruncatedError(f"truncated: {size} bytes, the header announces {expected_size}.")
+    if size > expected_size:
+        raise CorruptedError(f"{size - expected_size} trailing bytes after the announced {expected_size}.")
     _, _, kind, flags, bits, fingerprint, height, width, channels, h, w, k, levels = fields
     header = Header(
         payload_kind=kind,
@@ -707,8 +720,7 @@ def unpack(data: bytes) -> Tuple[Header, bytes]:
         levels=levels,
         seed=seed,
     )
-    _check_fields(header)
-    return header, body[HEADER_SIZE:]
+    return header, length
 
 
 #: The chunk `unpack_stream` reads at a time (a multiple of every packed symbol width's byte period).
@@ -750,30 +762,7 @@ def unpack_stream(stream, size: int, payload_check=None) -> Tuple[Header, int]:
     head = _read_exactly(stream, HEADER_SIZE)
     if head[: len(MAGIC)] != MAGIC:
         unpack(head)  # raises the magic's error (or names a version 2 / 3 file)
-    version = head[4]
-    if version != VERSION_1:
-        raise UnsupportedVersionError(
-            f"format version {version} in a version 1 header (this reader supports versions 1, 2 and 3; "
-            "a damaged file can also show a wrong version)."
-        )
-    fields = _PREFIX.unpack_from(head)
-    seed, length = _SEED_AND_LENGTH.unpack_from(head, PREFIX_SIZE)
-    expected_size = OVERHEAD + length
-    if size < expected_size:
-        raise TruncatedError(f"truncated: {size} bytes, the header announces {expected_size}.")
-    if size > expected_size:
-        raise CorruptedError(f"{size - expected_size} trailing bytes after the announced {expected_size}.")
-    _, _, kind, flags, bits, fingerprint, height, width, channels, h, w, k, levels = fields
-    header = Header(
-        payload_kind=kind,
-        flags=flags,
-        bits_per_symbol=bits,
-        fingerprint=fingerprint,
-        image_shape=(height, width, channels),
-        code_shape=(h, w, k),
-        levels=levels,
-        seed=seed,
-    )
+    header, length = _version_1_header(head, size)
     try:
         _check_fields(header)
         field_error = None
