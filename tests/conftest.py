@@ -12,6 +12,14 @@ from tfdplc import cpu
 cpu.prefer_onednn()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "bfloat16: computes in bfloat16 on the CPU; tools/test.sh runs these on TensorFlow's Eigen kernels when "
+        "ONEDNN_MAX_CPU_ISA emulates an AVX2-only CPU on an AVX-512 one (tfdplc.cpu.bf16_blocked_by_isa_cap)",
+    )
+
+
 @pytest.fixture(scope="session")
 def mnist5k_dir(tmp_path_factory):
     """A tfds data_dir with mnist5k built, shared by every pytest-xdist worker of the session."""

@@ -125,6 +125,7 @@ def test_unknown_precision_is_refused_before_anything_runs(benchmark, flags_of, 
         benchmark.main([])
 
 
+@pytest.mark.bfloat16
 def test_a_case_is_built_under_its_precision_and_the_policy_restored(benchmark, tmp_path):
     import tensorflow as tf
 

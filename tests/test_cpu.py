@@ -123,3 +123,55 @@ def test_bf16_warning_only_without_bf16_instructions():
         assert cpu.warn_if_bf16_emulated(amx) is False
     assert len(caught) == 1 and "without bfloat16 instructions" in str(caught[0].message)
     assert "family 25 model 1" in str(caught[0].message)
+
+
+@pytest.mark.parametrize(
+    "cap, kernels, tf_loaded, blocked",
+    [
+        ("AVX2", "1", False, True),  # the emulation of docs/performance.md, oneDNN chosen by the user
+        ("avx2", None, False, True),  # unset: prefer_onednn turns oneDNN on before TF loads; case-insensitive
+        ("SSE41", "true", False, True),
+        ("AVX2", "0", False, False),  # Eigen runs bfloat16 itself
+        ("AVX2", None, True, True),  # TF already loaded: its own flag decides
+        ("AVX512_CORE", "1", False, False),  # a cap at AVX-512 still builds bfloat16 primitives
+        ("", "1", False, False),
+    ],
+)
+def test_bf16_is_blocked_only_by_an_isa_cap_below_avx512_with_onednn_on(
+    cap, kernels, tf_loaded, blocked, monkeypatch
+):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    if kernels is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", kernels)
+    monkeypatch.setattr(cpu, "onednn_enabled", lambda: True if tf_loaded else None)
+    zen4 = cpu.parse_cpuinfo(_cpuinfo())
+    reason = cpu.bf16_blocked_by_isa_cap(zen4)
+    assert (reason is not None) is blocked
+    if blocked:
+        assert f"ONEDNN_MAX_CPU_ISA={cap.upper()}" in reason and "family 25 model 17" in reason
+    # A CPU without AVX-512 never hands bfloat16 to oneDNN, whatever the cap.
+    assert cpu.bf16_blocked_by_isa_cap(cpu.parse_cpuinfo(ZEN3_CPUINFO)) is None
+
+
+def test_loaded_tensorflow_with_onednn_off_is_not_blocked(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # the environment says on, the loaded TF says off
+    monkeypatch.setattr(cpu, "onednn_enabled", lambda: False)
+    assert cpu.bf16_blocked_by_isa_cap(cpu.parse_cpuinfo(_cpuinfo())) is None
+
+
+def test_mixed_bfloat16_policy_refuses_a_blocked_cpu_and_keeps_the_policy(monkeypatch):
+    import tensorflow as tf
+
+    from tfdplc.train import precision
+
+    monkeypatch.setattr(cpu, "bf16_blocked_by_isa_cap", lambda: "ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN")
+    before = tf.keras.mixed_precision.global_policy().name
+    with pytest.raises(RuntimeError, match="'mixed_bfloat16' cannot run here: ONEDNN_MAX_CPU_ISA=AVX2"):
+        with precision.policy("mixed_bfloat16"):
+            pass
+    assert tf.keras.mixed_precision.global_policy().name == before
+    with precision.policy("float32"):  # other precisions do not ask
+        assert tf.keras.mixed_precision.global_policy().name == "float32"

@@ -36,7 +36,8 @@ from tfdplc.train import callbacks, precision
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # float32 steps of every objective are the rest of the suite (each objective's own tests).
-MIXED = ("mixed_bfloat16", "mixed_float16")
+# The bfloat16 case carries the `bfloat16` marker (tests/conftest.py).
+MIXED = (pytest.param("mixed_bfloat16", marks=pytest.mark.bfloat16), "mixed_float16")
 COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 M = 8  # latent size of the tiny DCGAN-style networks
 LIU = (28, 28, 1)
@@ -263,6 +264,7 @@ def test_every_objective_takes_a_finite_step_under_every_policy(name, policy, fi
     assert all(v.dtype == tf.float32 for v in model.variables if v.dtype.is_floating)
 
 
+@pytest.mark.bfloat16
 @pytest.mark.parametrize("name", sorted(n for n in CASES if not n.startswith(("shift", "restoration"))))
 def test_the_trainers_image_grids_work_under_mixed_bfloat16(name, files, tmp_path):
     # What tfdplc.train.callbacks.ImageGrid draws at every epoch end, on the mixed-precision model: a DPLC
@@ -301,6 +303,7 @@ def _numpy_mmd(prior, encoded):
     )
 
 
+@pytest.mark.bfloat16
 def test_mixed_bfloat16_runs_b_in_bfloat16_but_the_mmd_in_float32(files):
     """B's output is bfloat16 (the policy is applied), the MMD of it is a float32 computation."""
     tf.keras.utils.set_random_seed(0)
@@ -361,6 +364,7 @@ TINY_G1 = [
 ]
 
 
+@pytest.mark.bfloat16
 def test_a_mixed_precision_run_writes_float32_checkpoints_artifacts_and_exports(tmp_path, mnist5k_dir):
     workdir = str(tmp_path / "g1")
     config = os.path.join(ROOT, "gin", "perceptual_g1_mnist5k.gin")

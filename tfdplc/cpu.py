@@ -24,7 +24,9 @@ from typing import Dict, FrozenSet, Optional
 __all__ = [
     "ISA_FEATURES",
     "ONEDNN_DEFAULT_FEATURES",
+    "ONEDNN_ISA_CAPS_WITHOUT_BF16",
     "CpuIdentity",
+    "bf16_blocked_by_isa_cap",
     "cpu_identity",
     "fma_peak_gflops",
     "onednn_enabled",
@@ -47,6 +49,9 @@ ISA_FEATURES = (
 
 #: Any of these makes TF 2.14 enable oneDNN by default on x86 Linux (tensorflow/core/util/util.cc).
 ONEDNN_DEFAULT_FEATURES = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile"})
+
+#: ONEDNN_MAX_CPU_ISA values below AVX-512, where oneDNN cannot build the bfloat16 primitives TF asks for.
+ONEDNN_ISA_CAPS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI"})
 
 #: Known (vendor, family, model) -> generation, for readable output. Unknown CPUs keep their numbers.
 _GENERATIONS = {
@@ -250,3 +255,44 @@ def warn_if_bf16_emulated(identity: Optional[CpuIdentity] = None) -> bool:
         stacklevel=2,
     )
     return True
+
+
+def _onednn_will_run(identity: CpuIdentity) -> bool:
+    """Whether TensorFlow runs (or, once imported through tfdplc, will run) its oneDNN kernels."""
+    loaded = onednn_enabled()
+    if loaded is not None:
+        return loaded
+    user = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if user is not None:
+        return user.strip().lower() in ("1", "true")
+    # Unset: `prefer_onednn` turns it on for x86-64 Linux before tfdplc imports TensorFlow.
+    return identity.machine in ("x86_64", "AMD64") and sys.platform.startswith("linux")
+
+
+def bf16_blocked_by_isa_cap(identity: Optional[CpuIdentity] = None) -> Optional[str]:
+    """Why bfloat16 math cannot run here, or None: oneDNN capped below AVX-512 on a CPU that has it.
+
+    TF 2.14 hands bfloat16 ops to oneDNN whenever the CPU reports AVX512F (`IsBF16SupportedByOneDNNOnThisCPU`
+    in tensorflow/core/graph/mkl_graph_util.h reads CPUID, not oneDNN's setting). With `ONEDNN_MAX_CPU_ISA`
+    capped at AVX2 or lower -- the way docs/performance.md emulates an AVX2-only CPU -- oneDNN then cannot
+    build those primitives: TF fails with "could not create a primitive descriptor" or crashes (measured on
+    an AMD Zen 4). A real AVX2-only CPU never takes that path (TF keeps its Eigen bfloat16 kernels there).
+
+    Args:
+      identity: the CPU (default: `cpu_identity()`).
+
+    Returns:
+      A sentence naming the cause and the two ways out, or None where bfloat16 can run.
+    """
+    identity = identity or cpu_identity()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if "avx512f" not in identity.features or cap not in ONEDNN_ISA_CAPS_WITHOUT_BF16:
+        return None
+    if not _onednn_will_run(identity):
+        return None
+    return (
+        f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below AVX-512 on a CPU with AVX-512 ({identity.describe()}): "
+        "TensorFlow 2.14 still routes bfloat16 ops to oneDNN there, which cannot build them at that cap. "
+        "Unset ONEDNN_MAX_CPU_ISA, or set TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's Eigen bfloat16 kernels, the "
+        "path a CPU without AVX-512 takes)."
+    )

@@ -68,9 +68,14 @@ def policy(precision: str) -> Iterator[None]:
 
     Raises:
       ValueError: if `precision` is not one of `PRECISIONS`.
+      RuntimeError: if `precision` is mixed_bfloat16 on a CPU whose oneDNN is capped below the ISA TensorFlow
+        sends bfloat16 ops to (`tfdplc.cpu.bf16_blocked_by_isa_cap`): the run would crash in its first step.
     """
     check_precision(precision)
     if precision == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU"):
+        blocked = cpu.bf16_blocked_by_isa_cap()
+        if blocked:
+            raise RuntimeError(f"train.precision = 'mixed_bfloat16' cannot run here: {blocked}")
         cpu.warn_if_bf16_emulated()  # once per process, on CPUs without bfloat16 instructions
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(precision)
