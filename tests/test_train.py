@@ -74,6 +74,37 @@ def test_parse_gin_reports_the_bad_binding():
         tr.config.parse_gin(config_files=["/nonexistent.gin"])
 
 
+def test_a_configs_include_resolves_from_any_working_directory(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "gin").mkdir(parents=True)
+    (project / "gin" / "base.gin").write_text("train.total_steps = 7\ntrain.seed = 3\n")
+    (project / "gin" / "top.gin").write_text("include 'gin/base.gin'\ntrain.seed = 5\n")
+    monkeypatch.chdir(tmp_path)  # not the project: gin alone would look for ./gin/base.gin here
+    tr.config.parse_gin([str(project / "gin" / "top.gin")])
+    assert tr.config.bound_value("train.total_steps") == 7
+    assert tr.config.bound_value("train.seed") == 5  # the including file's later binding wins
+    # The working directory keeps priority, as in gin: a ./gin/base.gin here shadows the project's.
+    gin.clear_config()
+    (tmp_path / "gin").mkdir()
+    (tmp_path / "gin" / "base.gin").write_text("train.total_steps = 9\n")
+    tr.config.parse_gin([str(project / "gin" / "top.gin")])
+    assert tr.config.bound_value("train.total_steps") == 9
+
+
+def test_a_config_outside_a_gin_folder_includes_the_shipped_configs(tmp_path):
+    # A fresh process: gin's search path is global, and another test may already have added the root.
+    (tmp_path / "mine.gin").write_text("include 'gin/cae_mnist5k.gin'\ntrain.total_steps = 11\n")
+    code = (
+        "from tfdplc import train as tr\n"
+        f"tr.config.parse_gin([{str(tmp_path / 'mine.gin')!r}])\n"
+        "print(tr.config.bound_value('train.total_steps'), tr.config.bound_value('input_pipeline.name'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-2:] == ["11", "mnist5k"]
+
+
 @pytest.mark.parametrize("path", sorted(p for p in os.listdir(f"{ROOT}/gin") if p.endswith(".gin")))
 def test_every_gin_file_parses_and_builds_its_objective(path, tmp_path):
     text = open(f"{ROOT}/gin/{path}").read()

@@ -1,6 +1,7 @@
 """Gin config parsing with clear errors, shared by the binaries."""
 
 import difflib
+import os
 from typing import Sequence
 
 import gin
@@ -14,6 +15,10 @@ __all__ = ["GinConfigError", "bound_value", "parse_gin", "split_cpu"]
 
 def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) -> None:
     """Parses gin config files then bindings (later ones override earlier ones), with clear errors.
+
+    A config's `include 'gin/NAME.gin'` resolves against the working directory first, as gin does, then
+    against the folder above the including config's `gin/` folder and above this package (the repository
+    root), so the shipped configs work from any working directory.
 
     Also refuses a binding of a macro that nothing uses: `k = 8` where the configs use `K` would
     otherwise define a new macro and train with the old value (unused macros of the config files only
@@ -34,6 +39,7 @@ def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) ->
     for path in config_files:
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"gin config file not found: {path!r}")
+        _add_include_roots(path)
         try:
             gin.parse_config_file(path)
         except Exception as e:  # gin raises ValueError, SyntaxError, KeyError... by case
@@ -51,6 +57,22 @@ def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) ->
         logging.warning(
             "gin macros defined in the config files but used by no binding: %s", ", ".join(unused)
         )
+
+
+#: The repository root of a source checkout: the folder holding `tfdplc/` and `gin/`.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_include_roots = []  # the folders added to gin's search path, in order, each once
+
+
+def _add_include_roots(config_path: str) -> None:
+    """Lets `include 'gin/x.gin'` in `config_path` resolve outside the repository root (see `parse_gin`)."""
+    folder = os.path.dirname(os.path.abspath(config_path))
+    candidates = [os.path.dirname(folder)] if os.path.basename(folder) == "gin" else []
+    candidates.append(_PACKAGE_ROOT)
+    for root in candidates:
+        if root not in _include_roots and os.path.isdir(os.path.join(root, "gin")):
+            _include_roots.append(root)
+            gin.add_config_file_search_path(root)  # after '' (the working directory), which keeps priority
 
 
 def _unused_macro_message(name: str, bindings: Sequence[str]) -> str:
