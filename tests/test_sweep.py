@@ -130,6 +130,41 @@ def test_a_point_is_reused_only_for_the_same_request_and_config_text(tmp_path, m
         sweep.FLAGS.unparse_flags()
 
 
+def test_an_edited_included_config_makes_another_request(tmp_path, monkeypatch):
+    sweep = load_tool("sweep")
+    (tmp_path / "gin").mkdir()
+    base, config = tmp_path / "gin" / "base.gin", tmp_path / "gin" / "top.gin"
+    base.write_text("train.total_steps = 5\n")
+    config.write_text("include 'gin/base.gin'\nK = 0\n")
+    sweep.FLAGS(["sweep.py", f"--methods=m:{config}", f"--workdir_root={tmp_path}", f"--output={tmp_path}"])
+    runs = []
+
+    def fake_run(args):
+        runs.append(args[0])
+        workdir = next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1]
+        os.makedirs(workdir, exist_ok=True)
+        if args[0] == "tools/evaluate.py":
+            pathlib.Path(workdir, "metrics.json").write_text(json.dumps([{"mse": len(runs)}]))
+        return 1.0
+
+    monkeypatch.setattr(sweep, "_run", fake_run)
+    try:
+        assert sweep.run_point("m", str(config), 2)["mse"] == 2
+        base.write_text("# a comment\ntrain.total_steps = 5\n")  # comments do not count
+        assert sweep.run_point("m", str(config), 2)["mse"] == 2 and len(runs) == 2
+        base.write_text("train.total_steps = 6\n")  # the including file is unchanged, its include is not
+        assert sweep.run_point("m", str(config), 2)["mse"] == 4
+        # A record from before includes were hashed matches on the rest, with a warning.
+        point = tmp_path / "m-k2" / sweep.POINT_RECORD
+        done = json.loads(point.read_text())
+        del done["request"]["includes_sha256"]
+        point.write_text(json.dumps(done))
+        base.write_text("train.total_steps = 7\n")
+        assert sweep.run_point("m", str(config), 2)["mse"] == 4 and len(runs) == 4
+    finally:
+        sweep.FLAGS.unparse_flags()
+
+
 def test_a_sweep_on_a_subset_keeps_the_other_points_of_its_output(tmp_path, monkeypatch):
     sweep = load_tool("sweep")
     config = tmp_path / "m.gin"

@@ -31,6 +31,7 @@ Optional, for experiments such as the perceptual decoder of Yan et al. 2021 (res
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -88,22 +89,67 @@ def _expand(text, k):
     return text.replace("{k}", str(k)).replace("{root}", FLAGS.workdir_root)
 
 
+def _binding_lines(path):
+    """A config file's lines without blank and comment-only lines (what the hashes cover)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+
+
 def _config_sha256(config):
     """The SHA-256 of the config's bindings: its lines without blank and comment-only lines.
 
-    An edited binding makes another request (the point is retrained); an edited comment does not. Files the
-    config includes are not hashed.
+    An edited binding makes another request (the point is retrained); an edited comment does not. The files
+    it includes are covered by `_includes_sha256`.
     """
-    with open(os.path.join(ROOT, config), encoding="utf-8") as f:
-        lines = [line.rstrip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+    return hashlib.sha256("\n".join(_binding_lines(os.path.join(ROOT, config))).encode("utf-8")).hexdigest()
+
+
+_INCLUDE = re.compile(r"""^include\s+['"](.+)['"]\s*$""")
+
+
+def _included_path(include, including):
+    """Where tools/train.py finds `include` (tfdplc.train.config.parse_gin's order), or None."""
+    folder = os.path.dirname(os.path.abspath(including))
+    roots = [ROOT] + ([os.path.dirname(folder)] if os.path.basename(folder) == "gin" else [])
+    for root in roots:
+        path = os.path.join(root, include)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _includes_sha256(config):
+    """The SHA-256 of the binding lines of every file `config` includes, recursively; None without includes.
+
+    A separate request key, so that points of configs without includes keep the hashes they were recorded with.
+    """
+    parts, seen = [], set()
+
+    def visit(path):
+        for line in _binding_lines(path):
+            match = _INCLUDE.match(line)
+            if not match:
+                continue
+            included = _included_path(match.group(1), path)
+            parts.append(f"include {match.group(1)}")
+            if included is None or included in seen:
+                parts.append("(not found)" if included is None else "(seen)")
+                continue
+            seen.add(included)
+            lines = _binding_lines(included)
+            parts.extend(lines)
+            visit(included)
+
+    visit(os.path.join(ROOT, config))
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest() if parts else None
 
 
 def _same_request(done, request):
-    """Whether a recorded point answers `request`; records written before config hashes match without one."""
-    if "config_sha256" not in done:
-        print("[sweep] warning: this point was recorded before config hashes; its config text is not checked")
-        done = dict(done, config_sha256=request["config_sha256"])
+    """Whether a recorded point answers `request`; records older than a hash match without it, with a warning."""
+    for key, what in (("config_sha256", "config text"), ("includes_sha256", "included configs")):
+        if key in request and key not in done:
+            print(f"[sweep] warning: this point was recorded before {key}; its {what} are not checked")
+            done = dict(done, **{key: request[key]})
     return done == request
 
 
@@ -123,6 +169,9 @@ def run_point(name, config, k):
         "data": data,
         "evaluate_args": list(FLAGS.evaluate_args),
     }
+    includes = _includes_sha256(config)
+    if includes:  # configs without includes keep the request they were recorded with
+        request["includes_sha256"] = includes
     if os.path.exists(done_path):
         with open(done_path) as f:
             done = json.load(f)
