@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdplc import deployed, losses, nets
+from tfdplc import batch_norm, deployed, losses, nets
 from tfdplc.codec.interface import noise_layer_draw
 from tfdplc.layers.quantizers import ScalarQuantizer
 from tfdplc.objectives import DPLC
@@ -172,3 +172,156 @@ def test_deployed_check_pv_at_zero_bits_beside_the_samples_pixel_variance():
     assert record["authors_mode_batch_size"] == 3
     with pytest.raises(ValueError, match="n >= 2"):
         deployed.deployed_check(model, images[:1])
+
+
+def _moving_statistics(model):
+    return {
+        id(v)
+        for layer in batch_norm.batch_norm_layers([model.encoder, model.mapping])
+        for v in (layer.moving_mean, layer.moving_variance)
+    }
+
+
+def test_recalibration_gives_the_deployed_codes_their_population_statistics():
+    model = _tiny_dplc()
+    last = model.mapping.trunk.layers[-1]  # B's final "fc-m, bn": its output is z itself
+    assert isinstance(last, tf.keras.layers.BatchNormalization)
+    rng = np.random.default_rng(9)
+    last.gamma.assign(rng.uniform(0.5, 2.0, M).astype(np.float32))
+    last.beta.assign(rng.normal(0.0, 1.0, M).astype(np.float32))
+    images, seed = _images(10), 6
+    z_before = deployed.deployed_latents(model, images, seed)
+    moving = _moving_statistics(model)
+    before = {id(v): v.numpy().copy() for v in model.variables}
+    records = deployed.recalibrate_batch_norm(model, images, batch_size=4, seed=seed)  # batches 4, 4, 2
+    assert len(records) == len(moving) // 2 == 6  # E's 3 c4s2b, B's residual block (2) and fc-m, bn
+    for v in model.variables:  # G*, the quantizer, every weight and generator state: untouched
+        assert (not np.array_equal(before[id(v)], v.numpy())) == (id(v) in moving), v.name
+    # Independent route: each image alone through the codec's path (batch of one, tf.function), the
+    # same per-image noise seeds. With every upstream layer at its population statistics, the last bn's
+    # input over these images has mean moving_mean and biased variance moving_variance, so z has mean
+    # beta and variance gamma^2 v / (v + eps) exactly. Float32 of O(1) values: 1e-4. Statistics of the
+    # wrong mode (B or E in training mode), of other noise, or unbiased (x 10/9) miss by far more.
+    z = deployed.deployed_latents(model, images, seed)
+    v = last.moving_variance.numpy().astype(np.float64)
+    np.testing.assert_allclose(z.mean(axis=0), last.beta.numpy(), atol=1e-4)
+    expected_variance = last.gamma.numpy().astype(np.float64) ** 2 * v / (v + last.epsilon)
+    np.testing.assert_allclose(z.astype(np.float64).var(axis=0), expected_variance, rtol=1e-3)
+    assert np.abs(z - z_before).max() > 1e-2  # the deployed codes changed
+    with pytest.raises(ValueError, match="batch_size"):
+        deployed.recalibrate_batch_norm(model, images, batch_size=0)
+
+
+def _checkpointed(model, directory, step):
+    from tfdplc.train.trainer import training_checkpoint
+
+    model.optimizer_eb.build(model.encoder.trainable_variables + model.mapping.trainable_variables)
+    counter = tf.Variable(step, dtype=tf.int64)
+    return tf.train.CheckpointManager(training_checkpoint(model, counter), directory, max_to_keep=3).save(
+        checkpoint_number=step
+    )
+
+
+def test_recalibrate_workdir_writes_the_latest_checkpoint_and_keeps_the_source(tmp_path):
+    images = _images(8)
+    trained = _tiny_dplc()
+    source = _checkpointed(trained, str(tmp_path / "run" / "checkpoints"), 7)
+    model = _tiny_dplc(seed=1)  # other initial values: everything must come from the checkpoint
+    record = deployed.recalibrate_workdir(model, str(tmp_path / "run"), images, batch_size=3, seed=2)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert latest.endswith("bn_recalibrated-7") and record["checkpoint"] == latest
+    assert record["source_checkpoint"] == source and record["step"] == 7 and record["num_images"] == 8
+    assert tf.io.gfile.exists(source + ".index")  # in place, the source stays
+    assert (tmp_path / "run" / deployed.RECALIBRATION_FILE).exists()
+    restored = _tiny_dplc(seed=3)
+    restored.optimizer_eb.build(restored.encoder.trainable_variables + restored.mapping.trainable_variables)
+    tf.train.Checkpoint(model=restored).restore(latest).assert_existing_objects_matched()
+    moving = _moving_statistics(trained)
+    for t, m, r in zip(trained.variables, model.variables, restored.variables):
+        np.testing.assert_array_equal(r.numpy(), m.numpy())  # what was recalibrated is what was saved
+        if id(t) not in moving:
+            np.testing.assert_array_equal(r.numpy(), t.numpy())  # weights and optimizer state as trained
+    reference = _tiny_dplc(seed=4)
+    tf.train.Checkpoint(model=reference).restore(source).expect_partial()
+    deployed.recalibrate_batch_norm(reference, images, batch_size=8, seed=2)
+    for layer_r, layer_m in zip(
+        *(batch_norm.batch_norm_layers([x.encoder, x.mapping]) for x in (reference, model))
+    ):
+        np.testing.assert_allclose(
+            layer_m.moving_variance.numpy(), layer_r.moving_variance.numpy(), rtol=1e-5
+        )
+    # Into another folder: the source workdir is left as it was; a second write there is refused.
+    other = deployed.recalibrate_workdir(
+        _tiny_dplc(seed=5), str(tmp_path / "run"), images, str(tmp_path / "copy")
+    )
+    assert other["source_checkpoint"] == latest
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")) == latest
+    with pytest.raises(FileExistsError):
+        deployed.recalibrate_workdir(_tiny_dplc(), str(tmp_path / "run"), images, str(tmp_path / "copy"))
+    with pytest.raises(FileNotFoundError):
+        deployed.recalibrate_workdir(_tiny_dplc(), str(tmp_path / "none"), images)
+
+
+def test_dplc_option_refuses_networks_without_batch_norm():
+    tf.keras.utils.set_random_seed(0)
+    with pytest.raises(ValueError, match="recalibrate_batch_norm needs batch norm"):
+        DPLC(
+            encoder=nets.encoder_E(32, 2, width=4, channels=1, normalization="layer"),
+            mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, normalization="layer"),
+            quantizer=ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard"),
+            optimizer=tf.keras.optimizers.Adam(1e-3),
+            lambda_mmd=1.0,
+            generator=nets.generator_G(32, m=M, width=4, channels=1),
+            recalibrate_batch_norm=True,
+        )
+
+
+def test_stage2_gin_option_recalibrates_at_the_end_of_training(tmp_path, mnist5k_dir):
+    import json
+    import os
+
+    import gin
+
+    from tfdplc import train as tr
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tf.keras.utils.set_random_seed(0)
+    nets.generator_G(32, m=M, width=4, channels=1).save(str(tmp_path / "generator.keras"))
+    workdir = str(tmp_path / "dplc")
+    bindings = [
+        f"GENERATOR_PATH = '{tmp_path / 'generator.keras'}'",
+        f"M = {M}",
+        "K = 2",
+        "encoder_E.width = 4",
+        "mapping_B.width = 8",
+        "input_pipeline.batch_size = 8",
+        f"input_pipeline.data_dir = '{mnist5k_dir}'",  # the recalibration reads the data through gin
+        "train.steps_per_epoch = 2",
+        "train.total_steps = 2",
+        "train.eval_steps = 1",
+        "train.num_grid_images = 2",
+        "train.verbose = 0",
+        "train.train_split = 'train[:40]'",  # the recalibration's split too: a fast test
+        "DPLC.recalibrate_batch_norm = True",
+    ]
+    try:
+        gin.clear_config()
+        tr.config.parse_gin([os.path.join(root, "gin", "dplc_mnist5k.gin")], bindings)
+        tr.train(workdir, mnist5k_dir)
+        stamp = os.stat(os.path.join(workdir, deployed.RECALIBRATION_FILE)).st_mtime_ns
+        latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+        model = tr.restore_objective(workdir, _images(1))  # what evaluate / export / diagnose load
+        model.save_artifacts(workdir)  # a restarted, finished run: the recalibration is not redone
+    finally:
+        gin.clear_config()
+    assert os.path.basename(latest) == "bn_recalibrated-2"
+    assert os.stat(os.path.join(workdir, deployed.RECALIBRATION_FILE)).st_mtime_ns == stamp
+    with open(os.path.join(workdir, deployed.RECALIBRATION_FILE)) as f:
+        record = json.load(f)
+    assert record["num_images"] == 40 and record["split"] == "train[:40]" and record["num_layers"] == 6
+    assert record["source_checkpoint"].endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(latest)
+    saved = {name for name in reader.get_variable_to_shape_map() if "moving_variance" in name}
+    assert len(saved) >= 6
+    last = model.mapping.trunk.layers[-1]
+    assert not np.allclose(last.moving_variance.numpy(), 1.0)  # not Keras' initial statistics

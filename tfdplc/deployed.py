@@ -19,23 +19,35 @@ the moving statistics (inference mode). This module measures the constraint in t
   variables it would change (batch-norm moving statistics) are restored afterwards (`preserved_variables`).
 
 `deployed_check` gathers all of it into one JSON-ready record (`tools/diagnose.py --deployed_workdir`).
+
+`recalibrate_batch_norm` / `recalibrate_workdir` make the deployed mode meet what training optimised
+(issue 25 item 3, "a documented fine-tune that freezes them"): E's and B's batch-norm moving statistics
+are set to the population statistics of the training images in the deployed pipeline
+(`tfdplc.batch_norm.recalibrate`); not in the paper (see that module). Entry points:
+`tools/recalibrate.py`, or `DPLC.recalibrate_batch_norm = True` at the end of stage 2.
 The objective must expose DPLC's interface: `encode`, `latents`, `generator`, `mapping.noise_layer`,
 `latent_dim`, `rate_bits` (`tfdplc.objectives.DPLC`).
 """
 
 import contextlib
-from typing import Dict, Iterator, Optional, Tuple
+import json
+import os
+import shutil
+import time
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from tfdplc import losses, metrics
+from tfdplc import batch_norm, losses, metrics
 from tfdplc.codec.interface import noise_layer_draw
 
 __all__ = [
     "AUTHORS_BATCH_SIZE",
     "AUTHORS_MODE_NOTE",
     "NULL_SDS",
+    "RECALIBRATED_CHECKPOINT_NAME",
+    "RECALIBRATION_FILE",
     "authors_mode_latents",
     "authors_mode_pixel_variance",
     "deployed_check",
@@ -44,6 +56,8 @@ __all__ = [
     "mmd_null_band",
     "preserved_variables",
     "prior_mmd",
+    "recalibrate_batch_norm",
+    "recalibrate_workdir",
     "sample_pixel_variance",
 ]
 
@@ -56,6 +70,9 @@ AUTHORS_MODE_NOTE = (
 )
 # Issue 25's criterion: the deployed MMD within this many null sd of the null mean.
 NULL_SDS = 3.0
+# Checkpoints written by `recalibrate_workdir` are CHECKPOINT_DIR/bn_recalibrated-STEP; its record goes here.
+RECALIBRATED_CHECKPOINT_NAME = "bn_recalibrated"
+RECALIBRATION_FILE = "bn_recalibration.json"
 
 
 def _check_images(images) -> np.ndarray:
@@ -344,4 +361,144 @@ def deployed_check(
                 model, pv_images, pv_decodes, seed, authors_batch_size
             )
         record["authors_mode_note"] = AUTHORS_MODE_NOTE
+    return record
+
+
+def recalibrate_batch_norm(model, images, batch_size: int = 256, seed: int = 0) -> List[Dict[str, object]]:
+    """Sets E's and B's batch-norm moving statistics to their population statistics over `images`.
+
+    Not in the paper (`tfdplc.batch_norm`): the statistics the codec's inference mode uses become the
+    exact mean and (biased) variance of each layer's input over `images` (the training set), computed in
+    the deployed pipeline: E, the hard quantizer and B in inference mode, layer by layer, B's noise drawn
+    from the per-image seeds `image_seeds(len(images), seed)` with B's own distribution. G* and every
+    trainable weight stay as they are.
+
+    Args:
+      model: a DPLC objective (`encode`, `latents`, `encoder`, `mapping.noise_layer`), built.
+      images: (n, H, W, C) images in [0, 1] (the training split), n >= 1.
+      batch_size: images per forward pass (the result does not depend on it), >= 1.
+      seed: seed of the per-image noise seeds.
+
+    Returns:
+      One record per layer in call order (`tfdplc.batch_norm.recalibrate`).
+
+    Raises:
+      ValueError: on malformed images, batch_size < 1, or if E and B have no batch norm.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[0] < 1:
+        raise ValueError(f"expected (n, H, W, C) images with n >= 1, got shape {images.shape}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    seeds = image_seeds(len(images), seed)
+    layers = batch_norm.batch_norm_layers([model.encoder, model.mapping])
+    if not layers:
+        raise ValueError("E and B have no batch norm (per-example normalisation): nothing to recalibrate.")
+
+    def forward(batch):
+        batch_images, batch_seeds = batch
+        code = model.encode(tf.constant(batch_images), training=False)
+        return model.latents(code, noise=_noise(model, tf.constant(batch_seeds)), training=False)
+
+    def batches():
+        return (
+            (images[i : i + batch_size], seeds[i : i + batch_size]) for i in range(0, len(images), batch_size)
+        )
+
+    return batch_norm.recalibrate(layers, forward, batches)
+
+
+def recalibrate_workdir(
+    model,
+    workdir: str,
+    images,
+    output_workdir: Optional[str] = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    metadata: Optional[Dict[str, object]] = None,
+) -> Dict[str, object]:
+    """Recalibrates a DPLC workdir's latest checkpoint and saves it as the latest checkpoint of the output.
+
+    The workdir's latest training checkpoint (objective with its optimizer state, step, random generator:
+    `tfdplc.train.training_checkpoint`) is restored into `model`, `recalibrate_batch_norm` runs, and the
+    result is written as OUTPUT/checkpoints/bn_recalibrated-STEP, which becomes the latest checkpoint
+    there, so tools/evaluate.py, tools/export.py, the codec and tools/diagnose.py use it; a resumed run
+    starts from it. In place (no `output_workdir`) the source checkpoint stays in the folder; with an
+    `output_workdir` the workdir is left unchanged and its config.gin / operative_config.gin are copied.
+    The record (also written to OUTPUT/bn_recalibration.json) names the source checkpoint, the images, the
+    per-layer changes and the wall time.
+
+    Args:
+      model: the workdir's DPLC objective built from its config (`load_workdir_config`, `build_objective`)
+        and called once.
+      workdir: a trained DPLC stage-2 workdir.
+      images: the images to recalibrate on (the training split).
+      output_workdir: where to write (None: in place); must not hold checkpoints yet.
+      batch_size: images per forward pass.
+      seed: seed of B's per-image noise seeds.
+      metadata: extra keys for the record (e.g. the split of `images`).
+
+    Returns:
+      The record.
+
+    Raises:
+      FileNotFoundError: if the workdir has no checkpoint.
+      FileExistsError: if `output_workdir` already holds checkpoints.
+      ValueError: as `recalibrate_batch_norm`.
+    """
+    # Imported here: the trainer imports the objectives, and DPLC calls this module.
+    from tfdplc.objectives.base import RANDOM_CHECKPOINT_KEY
+    from tfdplc.train import trainer
+
+    start = time.time()
+    checkpoints = os.path.join(workdir, trainer.CHECKPOINT_DIR)
+    source = tf.train.latest_checkpoint(checkpoints)
+    if source is None:
+        raise FileNotFoundError(f"No checkpoint in {checkpoints!r}: train the DPLC stage 2 first.")
+    output = workdir if output_workdir is None else output_workdir
+    output_checkpoints = os.path.join(output, trainer.CHECKPOINT_DIR)
+    if output_workdir is not None and os.path.abspath(output) != os.path.abspath(workdir):
+        if tf.train.latest_checkpoint(output_checkpoints) is not None:
+            raise FileExistsError(f"{output_checkpoints!r} already holds checkpoints: choose a new folder.")
+        tf.io.gfile.makedirs(output)
+        for name in (trainer.CONFIG_FILE, trainer.OPERATIVE_CONFIG_FILE):
+            if tf.io.gfile.exists(os.path.join(workdir, name)):
+                shutil.copyfile(os.path.join(workdir, name), os.path.join(output, name))
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = trainer.training_checkpoint(model, step)
+    # Slots first, so the optimizer state is restored now and written again (an exact resume).
+    model.optimizer_eb.build(model.encoder.trainable_variables + model.mapping.trainable_variables)
+    # What the source holds of the training checkpoint's objects: older checkpoints lack the step or the
+    # random generator (written again with step 0 / the generator at its seed state).
+    names = tf.train.load_checkpoint(source).get_variable_to_shape_map()
+    held = dict(model=model)
+    if "step/.ATTRIBUTES/VARIABLE_VALUE" in names:
+        held["step"] = step
+    generator = getattr(model, "random_generator", None)
+    if generator is not None and any(n.startswith(f"{RANDOM_CHECKPOINT_KEY}/") for n in names):
+        held[RANDOM_CHECKPOINT_KEY] = generator
+    tf.train.Checkpoint(**held).restore(source).assert_existing_objects_matched()
+    trainable = [v.numpy().copy() for v in model.trainable_variables]
+    layers = recalibrate_batch_norm(model, images, batch_size, seed)
+    if not all(np.array_equal(a, v.numpy()) for a, v in zip(trainable, model.trainable_variables)):
+        raise RuntimeError("recalibrate_workdir: a trainable weight changed.")  # never expected
+    manager = tf.train.CheckpointManager(
+        checkpoint, output_checkpoints, max_to_keep=None, checkpoint_name=RECALIBRATED_CHECKPOINT_NAME
+    )
+    path = manager.save(checkpoint_number=int(step.numpy()))
+    record = {
+        "workdir": workdir,
+        "source_checkpoint": source,
+        "checkpoint": path,
+        "step": int(step.numpy()),
+        "num_images": int(len(images)),
+        "batch_size": int(batch_size),
+        "noise_seed": int(seed),
+        "num_layers": len(layers),
+        "layers": layers,
+        **(metadata or {}),
+        "wall_s": round(time.time() - start, 1),
+    }
+    with tf.io.gfile.GFile(os.path.join(output, RECALIBRATION_FILE), "w") as f:
+        json.dump(record, f, indent=1)
     return record

@@ -14,6 +14,11 @@
 #   wpp        stage 1, the Wasserstein++ G* of seed S (gin/wpp_mnist5k.gin), trained and evaluated.
 #   sweep      CAE, DPLC-W++ (on seed S's G*) and GC at ALL_KS for seed 0, at SEED_KS for other seeds.
 #              lambda(R) = base * MSE_CAE(K) / MSE_CAE(0.5 bpp), with the CAE of the same seed at K.
+#   recal      for each DPLC-W++ point of seed S (the sweep's rates): the deployed-mode check
+#              (tools/diagnose.py --deployed_workdir -> POINT/deployed.json), then E's and B's batch-norm
+#              moving statistics re-estimated on the training split (tools/recalibrate.py, not in the paper)
+#              into POINT-bnrecal, evaluated (tools/evaluate.py) and checked again there (issue 25);
+#              python results/dplc/recalibration.py --workdirs=WORKDIRS tabulates before / after.
 #   others     stage 1, the WAE and WGAN-GP generators of seed S.
 #   gstar      for seeds in GSTAR_SEEDS: DPLC stage 2 on seed S's WAE and WGAN-GP generators at GSTAR_KS.
 #   tables     results/dplc/results.json and stage1.json (one record per run, with `seed`), the plots with
@@ -34,7 +39,7 @@ ALL_KS=${ALL_KS:-0,1,2,4,8}
 SEED_KS=${SEED_KS:-0,2,8}
 GSTAR_SEEDS=${GSTAR_SEEDS:-0}
 GSTAR_KS=${GSTAR_KS:-0,2,8}
-STAGES=${STAGES:-reference wpp sweep others gstar tables}
+STAGES=${STAGES:-reference wpp sweep recal others gstar tables}
 QUIET="train.verbose = 2"
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 listed() { [[ ",$2," == *",$1,"* ]]; }
@@ -61,6 +66,15 @@ sweep() {
     "$@"
 }
 
+# The deployed-mode check of DPLC point $1 before and after re-estimating its batch-norm statistics.
+recalibrated() {
+  local workdir=$1 after="$1-bnrecal"
+  [ -f "$workdir/deployed.json" ] || timed python tools/diagnose.py --deployed_workdir="$workdir"
+  [ -f "$after/bn_recalibration.json" ] || timed python tools/recalibrate.py --workdir="$workdir" --output_workdir="$after"
+  [ -f "$after/metrics.json" ] || timed python tools/evaluate.py --workdir="$after"
+  [ -f "$after/deployed.json" ] || timed python tools/diagnose.py --deployed_workdir="$after"
+}
+
 if has_stage reference && [ ! -f "$CAE_REF/metrics.json" ]; then
   timed python tools/train.py --gin_config=gin/cae_mnist5k.gin --workdir="$CAE_REF" \
     --gin_bindings="K = 128" --gin_bindings="$QUIET" --gin_bindings="train.seed = 0"
@@ -80,6 +94,10 @@ for seed in "${seed_list[@]}"; do
       --bindings="dplc-wpp:DPLC.seed = $seed" \
       --bindings="dplc-wpp:$SCALE" --bindings="dplc-wpp:$REF" --bindings="gc:$SCALE" --bindings="gc:$REF"
   fi
+  if has_stage recal; then
+    IFS=, read -r -a k_list <<< "$ks"
+    for k in "${k_list[@]}"; do recalibrated "$root/dplc-wpp-k$k"; done
+  fi
   if has_stage others; then
     stage1 "$seed" wae
     stage1 "$seed" wgan_gp
@@ -97,4 +115,5 @@ done
 
 if has_stage tables; then
   python results/dplc/tables.py --workdirs="$WORKDIRS"
+  python results/dplc/recalibration.py --workdirs="$WORKDIRS"
 fi

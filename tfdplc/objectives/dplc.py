@@ -16,7 +16,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfdplc import losses
+from tfdplc import batch_norm, losses
 from tfdplc.codec.interface import (
     SAMPLER,
     CodecSpec,
@@ -97,6 +97,7 @@ class DPLC(Objective):
         distortion: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = losses.euclidean_distance,
         seed: Optional[int] = None,
         batch_statistics: bool = True,
+        recalibrate_batch_norm: bool = False,
         name: Optional[str] = "dplc",
     ):
         """Initialises the objective.
@@ -123,11 +124,19 @@ class DPLC(Objective):
             MMD^2 >= 0 only for independent samples, can be driven below zero by the coupling itself; with
             a large lambda_MMD that becomes the optimum (issue 11: results/dplc/README.md). A deviation
             from the paper, off by default.
+          recalibrate_batch_norm: at the end of a successful training run (`save_artifacts`), set E's
+            and B's batch-norm moving statistics to the population statistics of the training split in
+            the deployed pipeline and save that as the workdir's latest checkpoint
+            (`tfdplc.deployed.recalibrate_workdir`; the split is `train.train_split` when bound, else
+            "train", read with the gin-bound `input_pipeline`). Not in the paper (its code never uses
+            moving statistics): with batch statistics in training, the codec's inference mode otherwise
+            runs on moving averages that lag the weights (issue 25). Off by default.
           name: Keras model name.
 
         Raises:
           ValueError: if both or neither of `generator_path` / `generator` are given, if B has no noise
-            input, if B's output and G*'s input dimensions differ, or if `lambda_mmd` is negative.
+            input, if B's output and G*'s input dimensions differ, if `lambda_mmd` is negative, or if
+            `recalibrate_batch_norm` is set but E and B have no batch norm.
           FileNotFoundError: if `generator_path` does not exist.
         """
         super().__init__(name=name, random_seed=seed)
@@ -151,6 +160,11 @@ class DPLC(Objective):
         lambda_mmd = float(lambda_mmd)
         if not (np.isfinite(lambda_mmd) and lambda_mmd >= 0):
             raise ValueError(f"DPLC: lambda_mmd must be non-negative and finite, got {lambda_mmd}.")
+        if recalibrate_batch_norm and not batch_norm.batch_norm_layers([encoder, mapping]):
+            raise ValueError(
+                "DPLC: recalibrate_batch_norm needs batch norm in E or B; these networks normalise per "
+                "example (nothing to recalibrate): leave it False."
+            )
         generator.trainable = False
         self.encoder = encoder
         self.mapping = mapping
@@ -160,6 +174,7 @@ class DPLC(Objective):
         self.lambda_mmd = lambda_mmd
         self.distortion = distortion
         self.batch_statistics = bool(batch_statistics)
+        self.recalibrate_batch_norm = bool(recalibrate_batch_norm)
         self.latent_dim = m
         self._prior = self.random_generator  # tracked under its pre-issue-26 name (checkpoint layout)
         self.loss_tracker = tf.keras.metrics.Mean("loss")
@@ -229,6 +244,28 @@ class DPLC(Objective):
         else:
             z = tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]), seed=seed)
         return self.float32(self.generator(z, training=False))
+
+    def save_artifacts(self, directory: str) -> None:
+        """With `recalibrate_batch_norm`: the workdir's latest checkpoint, recalibrated, as a new latest one.
+
+        Called by the trainer after a successful run (and again when a finished run is restarted, which
+        then finds the recalibrated checkpoint latest and does nothing). Without the option: nothing.
+        """
+        if not self.recalibrate_batch_norm:
+            return
+        # Imported here: the trainer imports the objectives.
+        from tfdplc import data, deployed
+        from tfdplc.train.config import bound_value
+
+        latest = tf.train.latest_checkpoint(os.path.join(directory, "checkpoints"))
+        if latest and os.path.basename(latest).startswith(deployed.RECALIBRATED_CHECKPOINT_NAME + "-"):
+            return
+        split = bound_value("train.train_split") or "train"
+        dataset = data.input_pipeline(
+            split=split, shuffle=False, repeat=False, drop_remainder=False, degradation=None
+        )
+        images = np.concatenate([batch.numpy() for batch in dataset])
+        deployed.recalibrate_workdir(self, directory, images, metadata={"split": split})
 
     # Codec interface (tfdplc.codec.interface): real bitstreams and export.
 
