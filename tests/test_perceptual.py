@@ -514,7 +514,7 @@ def test_mnist5k_stages_train_restore_and_log_epoch_curves(tmp_path, mnist5k_dir
         f"ENCODER_PATH = '{tmp_path / 'g1' / 'encoder.keras'}'",
         "yan_generator.width = 4",
         "yan_critic.width = 4",
-        "PerceptualG2.pretrain_steps = 1",
+        "PerceptualG2.pretrain_pairs = 8",  # the config's budget in pairs: one step of batch 8
     ]
     tr.config.parse_gin([f"{ROOT}/gin/perceptual_g2_mnist5k.gin"], g2_bindings)
     g2_history = tr.train(str(tmp_path / "g2"), mnist5k_dir)

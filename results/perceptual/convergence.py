@@ -9,12 +9,21 @@ The stopping rule (fixed before the curves of the long seed-0 runs were read): G
 first epoch e (a multiple of 20, e >= 40) at which the 10-epoch means of both curves changed by at most
 3% (test MSE) and 10% (W estimate) over the previous 20 epochs (`tfdplc.results.plateau_epoch`).
 
-Writes OUTPUT/convergence.json (one record per G2 run: rate, seed, epochs, the plateau epoch or None,
-the last epoch's values) and OUTPUT/convergence.png (per rate: the W estimate and the test MSE against the
-epoch, one line per seed, with 2 x G1's last test MSE and the code-ignoring floor 2 Var(X)).
+The stall rule (issue 26): a G2 run is stalled when its test MSE at the end of its budget lies within 20%
+of the code-ignoring floor 2 Var(X) (`tfdplc.results.detect_stall`, floor from floor.json). From the
+curves, each record also says whether the run was ever on the plateau and the step from which it stayed
+below it.
 
-Example:
+Writes OUTPUT/convergence.json (one record per G2 run: rate, seed, epochs, the plateau epoch or None,
+the last epoch's values, the stall verdict) and OUTPUT/convergence.png (per rate: the W estimate and the
+test MSE against the epoch, one line per seed, with 2 x G1's last test MSE and the floor 2 Var(X)), and
+prints both tables. With --records instead of --workdir_root, it reads an earlier convergence.json (whose
+runs are gone) and adds the stall verdict from each record's last test MSE alone; the curve-dependent
+fields `reached_plateau` and `left_plateau_step` are then null.
+
+Examples:
   python results/perceptual/convergence.py --workdir_root=/work/runs/perceptual --output=results/perceptual
+  python results/perceptual/convergence.py --records=results/perceptual/convergence.json
 """
 
 import argparse
@@ -34,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MSE_TOLERANCE = 0.03
 W_TOLERANCE = 0.10
 STEPS_PER_EPOCH = 70
+FLOOR_FILE = os.path.join(HERE, "floor.json")  # results/perceptual/floor.py writes it
 
 
 def load_runs(root):
@@ -58,8 +68,74 @@ def load_runs(root):
     return runs
 
 
-def records_of(runs):
-    """One record per G2 run with the stopping rule's epoch."""
+def read_floor(path=FLOOR_FILE):
+    """The code-ignoring floor 2 Var(X) of the test digits (results/perceptual/floor.py writes floor.json).
+
+    Raises:
+      SystemExit: if the file is missing.
+    """
+    if not os.path.exists(path):
+        raise SystemExit(
+            f"error: no {path}: run results/perceptual/floor.py first (the stall rule needs it)."
+        )
+    with open(path) as f:
+        return float(json.load(f)["code_ignoring_mse"])
+
+
+def stall_fields(curve, floor, epochs=None):
+    """The stall verdict of one G2 run (`tfdplc.results.detect_stall`) as record fields.
+
+    Args:
+      curve: the per-epoch test MSE (epoch i + 1 at step (i + 1) * STEPS_PER_EPOCH), or only its last value
+        with `epochs` given (the curve-dependent fields are then None).
+      floor: 2 Var(X).
+      epochs: the run's epoch count when `curve` holds only the last value.
+
+    Returns:
+      {"stalled", "stall_ratio", "reached_plateau", "left_plateau_step"}.
+    """
+    if epochs is None:
+        steps = [STEPS_PER_EPOCH * (i + 1) for i in range(len(curve))]
+    else:
+        steps = [STEPS_PER_EPOCH * epochs]
+    stall = results.detect_stall(steps, curve, floor)
+    return {
+        "stalled": stall.stalled,
+        "stall_ratio": stall.ratio,
+        "reached_plateau": stall.reached if epochs is None else None,
+        "left_plateau_step": stall.left_at if epochs is None else None,
+    }
+
+
+def with_stalls(records, floor):
+    """Earlier convergence.json records with the stall verdict of their last test MSE added."""
+    return [
+        {
+            **r,
+            **stall_fields([r["last_test_mse"]], floor, epochs=r["epochs"]),
+            "stall_band": results.STALL_BAND,
+        }
+        for r in records
+    ]
+
+
+def stall_table(records):
+    """Markdown lines: per rate, how many runs ended stalled, and which seeds."""
+    lines = [
+        "| bits | runs | stalled | stalled seeds | last test MSE / floor per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for rate in sorted({r["rate_bits"] for r in records}):
+        runs = sorted((r for r in records if r["rate_bits"] == rate), key=lambda r: r["seed"])
+        stalled = [r["seed"] for r in runs if r["stalled"]]
+        ratios = ", ".join(f"{r['stall_ratio']:.3f}" for r in runs)
+        seeds = ", ".join(str(s) for s in stalled) or "-"
+        lines.append(f"| {rate:g} | {len(runs)} | {len(stalled)} | {seeds} | {ratios} |")
+    return lines
+
+
+def records_of(runs, floor):
+    """One record per G2 run with the stopping rule's epoch and the stall verdict."""
     records = []
     for (rate, seed), run in sorted(runs.items()):
         plateau = results.plateau_epoch([run["g2_mse"], run["g2_w"]], [MSE_TOLERANCE, W_TOLERANCE])
@@ -73,6 +149,8 @@ def records_of(runs):
                 "last_test_mse": run["g2_mse"][-1],
                 "last_wasserstein": run["g2_w"][-1],
                 "g1_last_test_mse": run["g1_mse"][-1] if "g1_mse" in run else None,
+                **stall_fields(run["g2_mse"], floor),
+                "stall_band": results.STALL_BAND,
             }
         )
     return records
@@ -109,20 +187,25 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workdir_root", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir_root", help="the runs: ROOT/seed<S>/g2-k<R> with validation logs")
+    source.add_argument("--records", help="an earlier convergence.json: add the stall verdicts only")
     parser.add_argument("--output", default=HERE)
     args = parser.parse_args()
+    floor = read_floor()
+    if args.records:
+        with open(args.records) as f:
+            records = with_stalls(json.load(f), floor)
+        with open(os.path.join(args.output, "convergence.json"), "w") as f:
+            json.dump(records, f, indent=2)
+        print("\n".join(stall_table(records)))
+        return
     runs = load_runs(args.workdir_root)
     if not runs:
         raise SystemExit(f"error: no seed*/g2-k* workdir with validation logs under {args.workdir_root!r}.")
-    records = records_of(runs)
+    records = records_of(runs, floor)
     with open(os.path.join(args.output, "convergence.json"), "w") as f:
         json.dump(records, f, indent=2)
-    floor_path = os.path.join(HERE, "floor.json")  # results/perceptual/floor.py writes it
-    floor = None
-    if os.path.exists(floor_path):
-        with open(floor_path) as f:
-            floor = json.load(f).get("code_ignoring_mse")
     plot(runs, os.path.join(args.output, "convergence.png"), floor)
     print("| bits | seed | epochs | plateau epoch | last test MSE | last W estimate | 2 x G1 |")
     print("|---|---|---|---|---|---|---|")
@@ -133,6 +216,8 @@ def main():
             f"| {r['rate_bits']:g} | {r['seed']} | {r['epochs']} | {plateau} | {r['last_test_mse']:.4f} | "
             f"{r['last_wasserstein']:.3g} | {g1} |"
         )
+    print()
+    print("\n".join(stall_table(records)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 - `dcgan`: DPLC (Tschannen et al. 2018, Appendix B): WAE encoder F, generator G, critic f, rate-constrained
   encoder E and the (stochastic) map B.
 - `mnist`: Liu et al. 2022 (Tables 12-15) encoder / decoders / critic for super-resolution and denoising,
-  and Yan et al. 2021 encoder E, decoders G1 / G2 and conditional critic J.
+  and Yan et al. 2021 encoder E, decoders G1 / G2 and conditional critic J (concatenating, or by projection).
 """
 
 from tfdplc.nets.dcgan import critic_f, encoder_E, encoder_F, generator_G, mapping_B
@@ -16,6 +16,7 @@ from tfdplc.nets.mnist import (
     yan_decoder,
     yan_encoder,
     yan_generator,
+    yan_projection_critic,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "yan_decoder",
     "yan_generator",
     "yan_critic",
+    "yan_projection_critic",
 ]

@@ -9,7 +9,8 @@ PyTorch's default slope 0.01, kept here.
 Yan et al., Section 4: encoder E (32x32 MNIST -> d values), MSE decoder G1, perceptual decoder G2 fed with
 d code entries and Gaussian noise (100 inputs in all), and the critic J(x, code) conditioned on the code.
 Layer sizes follow the authors' public code (DCGAN-style, 4x4 kernels, width parameter "d" there, here
-`width`; weights ~ N(0, 0.02)).
+`width`; weights ~ N(0, 0.02)). `yan_projection_critic` (not in the paper) conditions J on the code by
+projection (Miyato & Koyama 2018) instead of concatenation.
 
 Images are float32 in [0, 1], NHWC. Quantization is applied by the caller to the encoders' outputs.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "yan_decoder",
     "yan_generator",
     "yan_critic",
+    "yan_projection_critic",
 ]
 
 SUPER_RESOLUTION = "super_resolution"
@@ -366,6 +368,16 @@ def yan_generator(
     return model
 
 
+def _yan_image_features(images, width):
+    """J's image branch: c4s2 width, 2*width, 4*width, a 4x4 "valid" conv to 8*width, leaky ReLU 0.2."""
+    x = images
+    for multiple in (1, 2, 4):
+        x = tf.keras.layers.Conv2D(multiple * width, 4, 2, padding="same", kernel_initializer=_yan_init())(x)
+        x = _leaky(x, _YAN_SLOPE)
+    x = tf.keras.layers.Conv2D(8 * width, 4, padding="valid", kernel_initializer=_yan_init())(x)
+    return tf.keras.layers.Flatten()(_leaky(x, _YAN_SLOPE))
+
+
 @gin.configurable(module="tfdplc.nets")
 def yan_critic(d: int, width: int = 16, name: str = "yan_critic"):
     """Conditional critic J(x, code) of Yan et al.: scores an image together with its code.
@@ -392,14 +404,51 @@ def yan_critic(d: int, width: int = 16, name: str = "yan_critic"):
     check_positive_int(width, "width")
     images = tf.keras.Input(YAN_IMAGE_SHAPE, name="images")
     code = tf.keras.Input((d,), name="code")
-    x = images
-    for multiple in (1, 2, 4):
-        x = tf.keras.layers.Conv2D(multiple * width, 4, 2, padding="same", kernel_initializer=_yan_init())(x)
-        x = _leaky(x, _YAN_SLOPE)
-    x = tf.keras.layers.Conv2D(8 * width, 4, padding="valid", kernel_initializer=_yan_init())(x)
-    x = tf.keras.layers.Flatten()(_leaky(x, _YAN_SLOPE))
+    x = _yan_image_features(images, width)
     y = _leaky(tf.keras.layers.Dense(8 * width, kernel_initializer=_yan_init())(code), _YAN_SLOPE)
     x = tf.keras.layers.Concatenate()([x, y])
     x = _leaky(tf.keras.layers.Dense(4 * width, kernel_initializer=_yan_init())(x), _YAN_SLOPE)
     scores = tf.keras.layers.Dense(1, kernel_initializer=_yan_init())(x)
+    return tf.keras.Model([images, code], scores, name=name)
+
+
+@gin.configurable(module="tfdplc.nets")
+def yan_projection_critic(d: int, width: int = 16, name: str = "yan_projection_critic"):
+    """A projection-conditioned critic J(x, code) (Miyato & Koyama 2018); not in Yan et al. (issue 26).
+
+    Miyato & Koyama, "cGANs with projection discriminator", ICLR 2018.
+
+    J(x, c) = psi(phi(x)) + <V c, phi(x)>, with phi(x) features of the image alone, psi a linear map to one
+    score and V c a linear embedding of the code (Miyato & Koyama embed a one-hot class label y as V^T y; a
+    code of d entries in {-1, 1} is embedded by the same kind of linear map). The code acts only through
+    the inner product with the image's features, instead of through layers shared with the image as in
+    the concatenating `yan_critic`. Layers: `yan_critic`'s image branch (to 8*width features) and a dense
+    4*width with leaky ReLU 0.2 give phi (4*width features); psi is dense 1 with a bias; V is dense
+    4*width without a bias. No normalisation (WGAN-GP critic).
+
+    Args:
+      d: code length, >= 1.
+      width: base filter count (16 as `yan_critic` in the authors' MNIST run).
+      name: model name.
+
+    Returns:
+      A functional `tf.keras.Model` with inputs [images (B, 32, 32, 1), code (B, d)] -> scores (B, 1).
+
+    Raises:
+      ValueError: on non-positive d or width.
+    """
+    check_positive_int(d, "d")
+    check_positive_int(width, "width")
+    images = tf.keras.Input(YAN_IMAGE_SHAPE, name="images")
+    code = tf.keras.Input((d,), name="code")
+    x = _yan_image_features(images, width)
+    features = _leaky(
+        tf.keras.layers.Dense(4 * width, kernel_initializer=_yan_init(), name="phi")(x), _YAN_SLOPE
+    )
+    unconditional = tf.keras.layers.Dense(1, kernel_initializer=_yan_init(), name="psi")(features)
+    embedded = tf.keras.layers.Dense(4 * width, use_bias=False, kernel_initializer=_yan_init(), name="embed")(
+        code
+    )
+    projection = tf.keras.layers.Dot(axes=1, name="projection")([embedded, features])
+    scores = tf.keras.layers.Add()([unconditional, projection])
     return tf.keras.Model([images, code], scores, name=name)

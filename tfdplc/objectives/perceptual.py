@@ -18,7 +18,14 @@ constraint, and an optimal G2 then doubles the MSE of G1: MSE(G2) = 2 MSE(G1) (T
 Optional critic pre-training (the "pre-training scheme" Section 4 mentions; it is in the authors' code, not
 in the paper's text): during the first `pretrain_steps` steps of stage 2, G2 is not trained and the critic
 learns to tell matched pairs (x, E(x)) (scored as real) from pairs with the codes shuffled within the batch
-(scored as fake), so that J is sensitive to the code before the adversarial game starts.
+(scored as fake), so that J is sensitive to the code before the adversarial game starts. Its budget is
+given in steps (`pretrain_steps`) or in matched/shuffled pairs (`pretrain_pairs`; the authors' code
+pre-trains for one MNIST epoch: 469 updates of up to 128 pairs, `AUTHORS_PRETRAIN_PAIRS` = 469 x 128).
+
+Remedies for a G2 that stalls on the code-ignoring plateau (issue 26; none of them is in the paper):
+`warm_start` starts G2 from G1's weights (`warm_start_from_g1`, with a G2 of G1's layers,
+`g1_shaped_generator`); `n_critic` > 1 gives more critic updates per G2 update; and a projection critic
+(`tfdplc.nets.yan_projection_critic`) can replace the concatenating J.
 """
 
 import os
@@ -36,24 +43,36 @@ from tfdplc.codec.interface import (
     quantized_code_spec,
     realism_value,
 )
-from tfdplc.layers.noise import WithNoiseInput
+from tfdplc.layers.noise import NoiseInput, WithNoiseInput
+from tfdplc.nets._checks import check_positive_int
+from tfdplc.nets.mnist import yan_decoder
 from tfdplc.objectives.base import ENCODER_FILE, Objective
 from tfdplc.objectives.wgan_gp import critic_update, repeat_critic_updates, split_critic_batches
 
 __all__ = [
+    "AUTHORS_PRETRAIN_PAIRS",
     "DECODER_FILE",
     "code_map",
     "code_vector",
     "PerceptualG1",
     "PerceptualG2",
     "conditional_critic",
+    "g1_shaped_generator",
     "load_encoder",
+    "load_mse_decoder",
     "pretrain_critic_update",
+    "pretrain_step_count",
     "random_permutation",
+    "warm_start_from_g1",
 ]
 
 #: File name of the stage-1 MSE decoder G1 in a stage-1 workdir (E is `ENCODER_FILE`, "encoder.keras").
 DECODER_FILE = "decoder.keras"
+
+#: The critic pre-training of the authors' train_MNIST.py, in matched/shuffled pairs: one epoch of the
+#: 60,000 MNIST training digits at batch 128, i.e. 469 updates (the last of 96 pairs, so 60,000 pairs in
+#: fact); counted here as 469 full batches.
+AUTHORS_PRETRAIN_PAIRS = 469 * 128
 
 
 def _images(data) -> tf.Tensor:
@@ -118,6 +137,157 @@ def load_encoder(path: str) -> tf.keras.Model:
             "gin/perceptual_g1_*.gin writes WORKDIR/encoder.keras) and point PerceptualG2.encoder_path at it."
         )
     return tf.keras.models.load_model(path, compile=False)
+
+
+def load_mse_decoder(path: str, code_length: int) -> tf.keras.Model:
+    """Loads the stage-1 MSE decoder G1 (`decoder.keras` of a `PerceptualG1` workdir), frozen.
+
+    Args:
+      path: a Keras v3 `.keras` file written by `PerceptualG1.save_artifacts`.
+      code_length: the code length d G1 must take.
+
+    Returns:
+      G1, (B, d) codes -> images, with `trainable = False`.
+
+    Raises:
+      FileNotFoundError: if `path` does not exist.
+      ValueError: if G1 takes another code length than `code_length`.
+    """
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"No stage-1 decoder at {path!r}: PerceptualG1 writes WORKDIR/decoder.keras.")
+    import tfdplc.nets  # noqa: F401 - registers the custom objects a saved network may use.
+
+    with tf.init_scope():
+        decoder = tf.keras.models.load_model(path, compile=False)
+    d = _code_length(decoder.input_shape, "the stage-1 decoder G1")
+    if d != code_length:
+        raise ValueError(
+            f"PerceptualG2: the stage-1 decoder G1 takes d={d} code entries but G2 takes {code_length}: use "
+            "the G1 of the same stage-1 run as the encoder."
+        )
+    decoder.trainable = False
+    return decoder
+
+
+@gin.configurable(module="tfdplc.objectives")
+def g1_shaped_generator(
+    d: int,
+    width: int = 64,
+    noise_dim: Optional[int] = None,
+    seed: Optional[int] = None,
+    name: str = "g1_shaped_generator",
+) -> WithNoiseInput:
+    """A G2 with G1's layers, so that it can be warm-started from G1 (`warm_start_from_g1`). Not in the paper.
+
+    `tfdplc.nets.yan_generator` (the authors' G2) feeds [code, noise] straight into a 4x4 transposed
+    convolution, while G1 (`tfdplc.nets.yan_decoder`) first maps the code by a 1x1 transposed convolution
+    with batch norm and ReLU; the two share no layer shape, and G1's first layer cannot be folded into G2's
+    (a batch norm and a ReLU lie between). This G2 is `yan_decoder(d + noise_dim, width)` behind a Gaussian
+    `NoiseInput`: the same layers as G1 of the same width, its first layer taking [code, noise].
+
+    Args:
+      d: code length.
+      width: base filter count; G1's (64 in gin/perceptual_g1_mnist5k.gin) for a warm start.
+      noise_dim: Gaussian noise entries; None gives 100 - d (Section 4's 100 inputs).
+      seed: seed of the noise generator (None: non-deterministic).
+      name: model name.
+
+    Returns:
+      A `WithNoiseInput` model: (B, d) codes [+ (B, noise_dim) noise] -> images (B, 32, 32, 1) in [0, 1].
+
+    Raises:
+      ValueError: on a non-positive d, width or noise_dim, or d >= 100 with noise_dim None.
+    """
+    check_positive_int(d, "g1_shaped_generator: d")
+    if noise_dim is None:
+        if d >= 100:
+            raise ValueError(
+                f"g1_shaped_generator: noise_dim defaults to 100 - d, which needs d < 100; got d={d}."
+            )
+        noise_dim = 100 - d
+    check_positive_int(noise_dim, "g1_shaped_generator: noise_dim")
+    trunk = yan_decoder(d + noise_dim, width=width, name=f"{name}_trunk")
+    model = WithNoiseInput(NoiseInput(noise_dim, "normal", seed=seed, name="noise"), trunk, name=name)
+    model.build((None, d))
+    return model
+
+
+def _weighted_layers(model: tf.keras.Model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+def warm_start_from_g1(generator: WithNoiseInput, g1: tf.keras.Model) -> None:
+    """Copies G1's weights into G2 (a warm start; not in the paper, issue 26).
+
+    The layers with weights are paired in order; each pair must be of one type. Every weight of the same
+    shape is copied (kernels, biases, batch-norm scales, offsets and moving statistics). The one exception
+    is G2's first layer, which takes [code, noise] where G1's takes the code: its kernel's input axis (the
+    last axis of a `Conv2DTranspose` kernel) holds the d code rows, copied from G1, then the noise rows,
+    which keep the values the layer's initializer drew when G2 was built (N(0, 0.02) in the Yan networks).
+    With zero noise and batch norm in inference mode, G2 then computes what G1 computes (up to float
+    rounding in its first layer's longer sums).
+
+    Args:
+      generator: G2 with G1's layers (`g1_shaped_generator`), built.
+      g1: the stage-1 decoder G1 (`load_mse_decoder`).
+
+    Raises:
+      ValueError: if the two networks do not have the same layers, or a weight shape other than the
+        first layer's input axis differs.
+    """
+    if not isinstance(generator, WithNoiseInput):
+        raise ValueError("warm_start_from_g1: G2 must be a WithNoiseInput model (g1_shaped_generator).")
+    noise_dim = generator.noise_layer.m
+    mine, theirs = _weighted_layers(generator.trunk), _weighted_layers(g1)
+    hint = (
+        "a warm start needs a G2 with G1's layers and width: PerceptualG2.generator = "
+        "@tfdplc.objectives.g1_shaped_generator() with g1_shaped_generator.width = G1's yan_decoder.width"
+    )
+    if len(mine) != len(theirs):
+        raise ValueError(
+            f"warm_start_from_g1: G2 has {len(mine)} layers with weights, G1 {len(theirs)}: {hint}."
+        )
+    for index, (target, source) in enumerate(zip(mine, theirs)):
+        if type(target) is not type(source) or len(target.weights) != len(source.weights):
+            raise ValueError(
+                f"warm_start_from_g1: layer {index} is {type(target).__name__} in G2 but "
+                f"{type(source).__name__} in G1: {hint}."
+            )
+        for variable, value in zip(target.weights, source.weights):
+            if variable.shape == value.shape:
+                variable.assign(value)
+            elif (
+                index == 0
+                and variable.shape[:-1] == value.shape[:-1]
+                and (variable.shape[-1] == value.shape[-1] + noise_dim)
+            ):
+                code_rows = value.shape[-1]  # the code comes first: NoiseInput appends the noise
+                variable.assign(tf.concat([value, variable[..., code_rows:]], axis=-1))
+            else:
+                raise ValueError(
+                    f"warm_start_from_g1: weight {variable.name} of layer {index} has shape "
+                    f"{variable.shape} in G2 but {value.shape} in G1: {hint}."
+                )
+
+
+def pretrain_step_count(pretrain_pairs, n_critic, batch, replicas=1):
+    """The steps of critic pre-training that see at least `pretrain_pairs` matched/shuffled pairs.
+
+    Each pre-training step makes n_critic critic updates, each on b matched and b shuffled pairs per
+    replica, so a step sees n_critic * b * replicas pairs and the budget takes
+    ceil(pretrain_pairs / (n_critic * b * replicas)) steps (whole steps: the last one may overshoot).
+
+    Args:
+      pretrain_pairs: the budget in pairs, >= 0 (Python int or integer tensor).
+      n_critic: critic updates per step.
+      batch: b, the images of one critic update on one replica (int or integer tensor).
+      replicas: replicas in sync (each updates on its own b pairs per critic update).
+
+    Returns:
+      The number of steps, of the type of the arguments.
+    """
+    per_step = n_critic * batch * replicas
+    return (pretrain_pairs + per_step - 1) // per_step
 
 
 class _Conditioned:
@@ -368,6 +538,12 @@ class PerceptualG2(Objective):
       (n_critic updates per step in both phases), so it survives a resumed run. G2's optimizer counts only
       its own updates: a G2 learning-rate schedule starts after the pre-training. The training "mse" of
       a pre-training step is that of the untrained G2 in inference mode.
+    - `pretrain_pairs` > 0 instead: the pre-training lasts the fewest whole steps that see at least that
+      many matched/shuffled pairs (`pretrain_step_count`: n_critic * b * replicas pairs per step), so the
+      budget does not change with the batch or n_critic. The authors' code: `AUTHORS_PRETRAIN_PAIRS`.
+    - `warm_start` (not in the paper; issue 26): G2 starts from G1's weights (`warm_start_from_g1`, with
+      G2 = `g1_shaped_generator`), loaded from `mse_decoder_path` when the objective is built. A resumed
+      run overwrites them from its checkpoint; G1 is not attached, so checkpoints hold no copy of it.
 
     Randomness (exact resume): the penalty's interpolation weights and the pre-training's shuffles come
     from the objective's `random_generator`; G2's noise from its own noise layer (a generator inside G2,
@@ -391,6 +567,8 @@ class PerceptualG2(Objective):
         gp_weight: float = 10.0,
         pretrain_steps: int = 0,
         mse_decoder_path: Optional[str] = None,
+        pretrain_pairs: int = 0,
+        warm_start: bool = False,
         name: Optional[str] = "perceptual_g2",
     ):
         """Initialises the objective.
@@ -408,15 +586,20 @@ class PerceptualG2(Objective):
           gp_weight: lambda_GP (Section 4: 10).
           pretrain_steps: steps of critic pre-training on matched vs. shuffled codes before G2 trains
             (0: none).
-          mse_decoder_path: the stage-1 `decoder.keras` (G1), needed only for decoding with a realism
-            weight (`decode_realism`, `decode_codes_realism`); loaded at the first such call, never trained.
-            None: `decoder.keras` beside `encoder_path` (the stage-1 workdir writes both).
+          mse_decoder_path: the stage-1 `decoder.keras` (G1), needed for decoding with a realism weight
+            (`decode_realism`, `decode_codes_realism`; loaded at the first such call, never trained) and
+            for `warm_start`. None: `decoder.keras` beside `encoder_path` (the stage-1 workdir writes both).
+          pretrain_pairs: the critic pre-training budget in matched/shuffled pairs instead of steps (0:
+            none); at most one of `pretrain_steps` and `pretrain_pairs` may be non-zero.
+          warm_start: copy G1's weights into G2 before training (`warm_start_from_g1`; not in the paper).
           name: Keras model name.
 
         Raises:
           ValueError: if both or neither of `encoder_path` / `encoder` are given, if G2 takes no noise, if
-            the code lengths of G2 and J (and of `encoder`) differ, or on a bad n_critic / gp_weight /
-            pretrain_steps.
+            the code lengths of G2 and J (and of `encoder`) differ, on a bad n_critic / gp_weight /
+            pretrain_steps / pretrain_pairs, on both pre-training budgets, or (`warm_start`) if no G1
+            path is known or G2 does not have G1's layers.
+          FileNotFoundError: with `warm_start`, if G1's file does not exist.
         """
         super().__init__(name=name)
         if (encoder_path is None) == (encoder is None):
@@ -432,6 +615,15 @@ class PerceptualG2(Objective):
         if isinstance(pretrain_steps, bool) or not isinstance(pretrain_steps, int) or pretrain_steps < 0:
             raise ValueError(
                 f"PerceptualG2: pretrain_steps must be a non-negative integer, got {pretrain_steps!r}."
+            )
+        if isinstance(pretrain_pairs, bool) or not isinstance(pretrain_pairs, int) or pretrain_pairs < 0:
+            raise ValueError(
+                f"PerceptualG2: pretrain_pairs must be a non-negative integer, got {pretrain_pairs!r}."
+            )
+        if pretrain_steps and pretrain_pairs:
+            raise ValueError(
+                "PerceptualG2: give the critic pre-training budget as pretrain_steps or as pretrain_pairs, "
+                f"not both (got {pretrain_steps} steps and {pretrain_pairs} pairs)."
             )
         gp_weight = float(gp_weight)
         if not (np.isfinite(gp_weight) and gp_weight >= 0):
@@ -465,6 +657,15 @@ class PerceptualG2(Objective):
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.pretrain_steps = pretrain_steps
+        self.pretrain_pairs = pretrain_pairs
+        if warm_start:
+            if self.mse_decoder_path is None:
+                raise ValueError(
+                    "PerceptualG2: warm_start needs G1: set PerceptualG2.mse_decoder_path (or encoder_path, "
+                    "beside which the stage-1 run wrote decoder.keras)."
+                )
+            # A local G1, not self.mse_decoder: checkpoints must not grow a copy of it.
+            warm_start_from_g1(generator, load_mse_decoder(self.mse_decoder_path, d))
         # Both updates may run inside tf.cond / tf.while_loop, where optimizer slots cannot be created.
         self.optimizer_critic.build(self.critic.trainable_variables)
         self.optimizer_generator.build(self.generator.trainable_variables)
@@ -607,22 +808,7 @@ class PerceptualG2(Objective):
                     "PerceptualG2: decoding with a realism weight needs the stage-1 MSE decoder G1: set "
                     "PerceptualG2.mse_decoder_path to the stage-1 workdir's decoder.keras."
                 )
-            if not tf.io.gfile.exists(self.mse_decoder_path):
-                raise FileNotFoundError(
-                    f"No stage-1 decoder at {self.mse_decoder_path!r}: PerceptualG1 writes WORKDIR/decoder.keras."
-                )
-            import tfdplc.nets  # noqa: F401 - registers the custom objects a saved network may use.
-
-            with tf.init_scope():
-                decoder = tf.keras.models.load_model(self.mse_decoder_path, compile=False)
-            d = _code_length(decoder.input_shape, "PerceptualG2 mse_decoder")
-            if d != self.code_length:
-                raise ValueError(
-                    f"PerceptualG2: the stage-1 decoder G1 takes d={d} code entries but G2 takes "
-                    f"{self.code_length}: use the G1 of the same stage-1 run as the encoder."
-                )
-            decoder.trainable = False
-            self.mse_decoder = decoder
+            self.mse_decoder = load_mse_decoder(self.mse_decoder_path, self.code_length)
         return self.mse_decoder
 
     def decode_realism(self, code: tf.Tensor, realism, noise: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -718,9 +904,36 @@ class PerceptualG2(Objective):
         self.mse_tracker.update_state(losses.squared_error(batches[-1], self.decode(codes[-1])))
         return tf.constant(False)
 
-    def in_pretraining(self) -> tf.Tensor:
-        """Whether the next step is a critic pre-training step (a boolean scalar tensor)."""
-        return self.optimizer_critic.iterations < self.pretrain_steps * self.n_critic
+    def pretrains(self) -> bool:
+        """Whether the run has a critic pre-training phase (either budget non-zero)."""
+        return bool(self.pretrain_steps or self.pretrain_pairs)
+
+    def in_pretraining(self, batch=None) -> tf.Tensor:
+        """Whether the next step is a critic pre-training step (a boolean scalar tensor).
+
+        The critic optimizer has made n_critic updates per finished step, in both phases, so the finished
+        steps are its iterations / n_critic.
+
+        Args:
+          batch: b, the images of one critic update on one replica; needed with `pretrain_pairs`.
+
+        Raises:
+          ValueError: with `pretrain_pairs` and no `batch`.
+        """
+        if self.pretrain_pairs:
+            if batch is None:
+                raise ValueError(
+                    "PerceptualG2.in_pretraining: a budget in pairs needs the batch b per update."
+                )
+            steps = pretrain_step_count(
+                tf.constant(self.pretrain_pairs, tf.int64),
+                self.n_critic,
+                tf.cast(batch, tf.int64),
+                tf.distribute.get_strategy().num_replicas_in_sync,
+            )
+        else:
+            steps = self.pretrain_steps
+        return self.optimizer_critic.iterations < steps * self.n_critic
 
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         images = _images(data)
@@ -738,9 +951,9 @@ class PerceptualG2(Objective):
           batches: (n_critic, b, H, W, C) images, one mini-batch per critic update (`split_critic_batches`).
           codes: (n_critic, b, d) their codes, with no gradient to E.
         """
-        if self.pretrain_steps:
+        if self.pretrains():
             tf.cond(
-                self.in_pretraining(),
+                self.in_pretraining(tf.shape(batches)[1]),
                 lambda: self._pretrain_step(batches, codes),
                 lambda: self._adversarial_step(batches, codes),
             )
