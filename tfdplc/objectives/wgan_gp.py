@@ -59,6 +59,11 @@ def repeat_critic_updates(n_critic: int, update: Callable[[tf.Tensor], None]) ->
     `tf.while_loop` holds one traced copy of the (double-backprop) update: unrolling n_critic copies took
     minutes to trace and optimise on CPU. `update` may not create variables (build optimizers first).
 
+    Under a strategy with several replicas (MirroredStrategy over GPUs or logical CPUs, multi-worker), the
+    updates are unrolled instead: each one aggregates its gradients across replicas (a `merge_call`), which
+    TensorFlow does not allow inside a `tf.while_loop` of a traced step ("merge_call called while defining a
+    new graph"). The step then traces n_critic copies of the update, once.
+
     Args:
       n_critic: the number of critic updates (a positive Python int).
       update: one critic update; gets the update's index t as a scalar int32 tensor.
@@ -70,8 +75,19 @@ def repeat_critic_updates(n_critic: int, update: Callable[[tf.Tensor], None]) ->
 
     if n_critic == 1:
         update(tf.constant(0))
+    elif _replicas_in_sync() > 1:
+        for t in range(n_critic):
+            update(tf.constant(t))
     else:
         tf.while_loop(lambda t: t < n_critic, body, (tf.constant(0),), parallel_iterations=1)
+
+
+def _replicas_in_sync() -> int:
+    """How many replicas aggregate gradients in the current context (1 outside any strategy)."""
+    context = tf.distribute.get_replica_context()
+    if context is not None:
+        return context.num_replicas_in_sync
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def critic_update(
