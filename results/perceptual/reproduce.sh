@@ -6,7 +6,10 @@
 #   g1g2     for every seed S in SEEDS and rate R in RATES (bits per image = K, the code length d):
 #            stage 1, E and the MSE decoder G1 (gin/perceptual_g1_mnist5k.gin, 2800 steps), then stage 2,
 #            G2 against the code-conditioned critic J(x, code) with E frozen, loading E from that run
-#            (gin/perceptual_g2_mnist5k.gin with train.total_steps = G2_STEPS); WORKDIRS/seedS/{g1,g2}-kR.
+#            (G2_CONFIG, default gin/perceptual_g2_mnist5k.gin, with train.total_steps = G2_STEPS);
+#            WORKDIRS/seedS/{g1,g2}-kR. With G1_FROM (another WORKDIRS), its finished stage-1 runs are
+#            linked as WORKDIRS/seedS/g1-kR instead of trained again (for the G2 remedies of issue 26:
+#            G2_CONFIG=gin/perceptual_g2_warm_mnist5k.gin or gin/perceptual_g2_projection_mnist5k.gin).
 #   dal      DAL (gin/dal_mnist5k.gin) at R = DAL_RATE for every lambda in DAL_LAMBDAS and seed in
 #            DAL_SEEDS; WORKDIRS/seedS/dal-LAMBDA-kR.
 #   slider   tools/evaluate.py --realism=REALISMS on every G2 at SLIDER_RATES: the blend
@@ -15,13 +18,14 @@
 #            run_times.json, tables.md, tradeoff_kR.png) and
 #            results/perceptual/convergence.py (G2's curves and the stopping rule: convergence.json/.png).
 # Seed S binds train.seed = S (weights, data order) and yan_generator.seed = S + 1 (G2's noise layer; the
-# config's 1 for seed 0). Every run is evaluated by tools/evaluate.py (test MSE, PSNR, Fréchet / kernel
-# distances on the shipped digit classifier's features, PV); tools/sweep.py writes one results.json per
-# stage and seed under WORKDIRS/sweeps, with the per-epoch curves of every run ("epoch_curves").
+# config's 1 for seed 0; g1_shaped_generator.seed as well when G2_CONFIG uses that G2). Every run is
+# evaluated by tools/evaluate.py (test MSE, PSNR, Fréchet / kernel distances on the shipped digit
+# classifier's features, PV); tools/sweep.py writes one results.json per stage and seed under
+# WORKDIRS/sweeps, with the per-epoch curves of every run ("epoch_curves").
 #
 # Every run resumes from its last checkpoint and a finished one is not retrained, so the script can be
-# stopped and started again. Knobs: SEEDS (0,1,2), RATES (8,16,32,64), G2_STEPS (8400), DAL_RATE (16),
-# DAL_LAMBDAS ("0.001 0.01 0.03 0.1 1 5"), DAL_SEEDS (0,1), SLIDER_RATES (16,32), REALISMS
+# stopped and started again. Knobs: SEEDS (0,1,2), RATES (8,16,32,64), G2_STEPS (8400), G2_CONFIG, G1_FROM,
+# DAL_RATE (16), DAL_LAMBDAS ("0.001 0.01 0.03 0.1 1 5"), DAL_SEEDS (0,1), SLIDER_RATES (16,32), REALISMS
 # (0,0.25,0.5,0.75,1), WORKDIRS (workdirs/perceptual), STAGES. Wall times: results/perceptual/README.md.
 # Run from anywhere; the script moves to the repository root.
 set -euo pipefail
@@ -33,6 +37,8 @@ WORKDIRS=${WORKDIRS:-workdirs/perceptual}
 SEEDS=${SEEDS:-0,1,2}
 RATES=${RATES:-8,16,32,64}
 G2_STEPS=${G2_STEPS:-8400}
+G2_CONFIG=${G2_CONFIG:-gin/perceptual_g2_mnist5k.gin}
+G1_FROM=${G1_FROM:-}
 DAL_RATE=${DAL_RATE:-16}
 read -r -a DAL_LAMBDAS <<< "${DAL_LAMBDAS:-0.001 0.01 0.03 0.1 1 5}"
 DAL_SEEDS=${DAL_SEEDS:-0,1}
@@ -57,10 +63,22 @@ IFS=, read -r -a dal_seed_list <<< "$DAL_SEEDS"
 IFS=, read -r -a slider_rates <<< "$SLIDER_RATES"
 
 if has_stage g1g2; then
+  IFS=, read -r -a rate_list <<< "$RATES"
   for seed in "${seed_list[@]}"; do
-    sweep "$seed" "$RATES" "g1:gin/perceptual_g1_mnist5k.gin,g2:gin/perceptual_g2_mnist5k.gin" g1g2 \
+    g2_extra=()
+    if grep -q "g1_shaped_generator" "$G2_CONFIG"; then
+      g2_extra+=(--bindings="g2:g1_shaped_generator.seed = $((seed + 1))")
+    fi
+    if [ -n "$G1_FROM" ]; then
+      mkdir -p "$WORKDIRS/seed$seed"
+      for rate in "${rate_list[@]}"; do
+        source_run="$(cd "$G1_FROM/seed$seed/g1-k$rate" && pwd)"
+        [ -e "$WORKDIRS/seed$seed/g1-k$rate" ] || ln -s "$source_run" "$WORKDIRS/seed$seed/g1-k$rate"
+      done
+    fi
+    sweep "$seed" "$RATES" "g1:gin/perceptual_g1_mnist5k.gin,g2:$G2_CONFIG" g1g2 \
       --bindings="g2:ENCODER_PATH = '{root}/g1-k{k}/encoder.keras'" \
-      --bindings="g2:train.total_steps = $G2_STEPS" \
+      --bindings="g2:train.total_steps = $G2_STEPS" "${g2_extra[@]}" \
       --perceptual=g1,g2
   done
 fi
