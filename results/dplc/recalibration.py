@@ -4,12 +4,13 @@
 Reads, for every DPLC point WORKDIRS/seedS/METHOD-kK that has a deployed.json (tools/diagnose.py
 --deployed_workdir) and its recalibrated copy METHOD-kK-bnrecal (tools/recalibrate.py --output_workdir,
 then tools/evaluate.py and tools/diagnose.py there), and writes:
-  OUTPUT/recalibration.json   one record per (method, K, seed): the deployed MMD in null sd, the authors'-mode
-                              MMD, PV and z statistics before and after, test MSE / FD / PV (evaluate)
-                              before and after, the recalibration's images and wall time;
-  OUTPUT/recalibration.md     the per-seed table and the mean ± sd over seeds per rate, and the verdict of
-                              the criterion of results/dplc/calibration_plan.md (deployed MMD within
-                              NULL_SDS null sd at every rate).
+  OUTPUT/NAME.json   one record per (method, K, seed): the deployed MMD in null sd, the authors'-mode MMD,
+                     PV and z statistics before and after, test MSE / FD / PV (tools/evaluate.py) before
+                     and after, the recalibration's images and wall time;
+  OUTPUT/NAME.md     the per-seed table, the mean ± sd over seeds per rate, and the verdict of the
+                     criterion of results/dplc/calibration_plan.md (deployed MMD within NULL_SDS null sd
+                     at every rate).
+NAME is --name (default recalibration).
 
   python results/dplc/recalibration.py --workdirs=workdirs/dplc
 """
@@ -150,6 +151,7 @@ def main():
     )
     parser.add_argument("--workdirs", default="workdirs/dplc")
     parser.add_argument("--output", default=HERE)
+    parser.add_argument("--name", default="recalibration", help="Output file names: NAME.json, NAME.md.")
     args = parser.parse_args()
     records, missing = collect(args.workdirs)
     if not records:  # not an error: reproduce.sh's tables stage may run before any recal stage
@@ -157,10 +159,10 @@ def main():
             f"[recalibration] no DPLC point checked before and after under {args.workdirs!r}: nothing written."
         )
         return
-    with open(os.path.join(args.output, "recalibration.json"), "w") as f:
+    with open(os.path.join(args.output, f"{args.name}.json"), "w") as f:
         json.dump(records, f, indent=1)
     text = tables(records)
-    with open(os.path.join(args.output, "recalibration.md"), "w") as f:
+    with open(os.path.join(args.output, f"{args.name}.md"), "w") as f:
         f.write(text)
     print(text)
     for workdir in missing:
