@@ -26,6 +26,8 @@ the same estimator between two prior batches of the same size (the null band), t
 variance of G*(z) samples, and the authors' batch-statistics mode (labelled as not what the codec
 produces). It writes one JSON record to --output (default WORKDIR/deployed.json) and prints it:
   python tools/diagnose.py --deployed_workdir=workdirs/quickstart/dplc
+It checks the workdir's latest checkpoint (the record's "checkpoint"): after tools/recalibrate.py (E's and
+B's batch-norm statistics re-estimated on the training split) that is bn_recalibrated-STEP.
 """
 
 import inspect
