@@ -91,22 +91,27 @@ def test_sweep_trains_and_evaluates_a_point(tmp_path, mnist5k_dir):
         assert (tmp_path / "out" / name).exists()
 
 
+def _fake_run(runs, wall_s):
+    """Stands in for sweep's train / evaluate subprocesses: logs each tool, evaluate writes mse = len(runs)."""
+
+    def run(args):
+        runs.append(args[0])
+        workdir = next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1]
+        os.makedirs(workdir, exist_ok=True)
+        if args[0] == "tools/evaluate.py":
+            pathlib.Path(workdir, "metrics.json").write_text(json.dumps([{"mse": len(runs)}]))
+        return wall_s
+
+    return run
+
+
 def test_a_point_is_reused_only_for_the_same_request_and_config_text(tmp_path, monkeypatch):
     sweep = load_tool("sweep")
     config = tmp_path / "m.gin"
     config.write_text("K = 0\n")
     sweep.FLAGS(["sweep.py", f"--methods=m:{config}", f"--workdir_root={tmp_path}", f"--output={tmp_path}"])
     runs = []
-
-    def fake_run(args):  # stands in for the train / evaluate subprocesses
-        runs.append(args[0])
-        workdir = next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1]
-        os.makedirs(workdir, exist_ok=True)
-        if args[0] == "tools/evaluate.py":
-            pathlib.Path(workdir, "metrics.json").write_text(json.dumps([{"mse": len(runs)}]))
-        return 1.5
-
-    monkeypatch.setattr(sweep, "_run", fake_run)
+    monkeypatch.setattr(sweep, "_run", _fake_run(runs, 1.5))
     try:
         first = sweep.run_point("m", str(config), 2)
         assert runs == ["tools/train.py", "tools/evaluate.py"] and first["train_wall_s"] == 1.5
@@ -138,16 +143,7 @@ def test_an_edited_included_config_makes_another_request(tmp_path, monkeypatch):
     config.write_text("include 'gin/base.gin'\nK = 0\n")
     sweep.FLAGS(["sweep.py", f"--methods=m:{config}", f"--workdir_root={tmp_path}", f"--output={tmp_path}"])
     runs = []
-
-    def fake_run(args):
-        runs.append(args[0])
-        workdir = next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1]
-        os.makedirs(workdir, exist_ok=True)
-        if args[0] == "tools/evaluate.py":
-            pathlib.Path(workdir, "metrics.json").write_text(json.dumps([{"mse": len(runs)}]))
-        return 1.0
-
-    monkeypatch.setattr(sweep, "_run", fake_run)
+    monkeypatch.setattr(sweep, "_run", _fake_run(runs, 1.0))
     try:
         assert sweep.run_point("m", str(config), 2)["mse"] == 2
         base.write_text("# a comment\ntrain.total_steps = 5\n")  # comments do not count

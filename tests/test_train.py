@@ -453,14 +453,7 @@ print("iterations", model.optimizer_generator.iterations.numpy(), model.optimize
 def test_a_critic_loop_trains_in_graph_mode_on_two_replicas():
     # Each critic update aggregates its gradients across replicas (a merge_call), which a tf.while_loop in
     # the traced step cannot hold: repeat_critic_updates unrolls the updates there.
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_CRITIC_LOOP],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = _run_tool(["-c", MIRRORED_CRITIC_LOOP])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-3:] == ["iterations", "1", "2"]  # each critic update applied once
 
