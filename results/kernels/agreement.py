@@ -84,14 +84,15 @@ class RunSpec:
 
 # The learning-rate boundaries of the configs lie beyond these step counts, so every short run is the
 # first `steps` steps of its config's own schedule (constant learning rates). Steps and batches are sized
-# for about a minute per run on a 2-core CPU loaded by other trainings (load 6-8) at nice 19.
+# for about a minute per run on a 2-core CPU loaded by other trainings (load 6-8) at nice 19 (the
+# perceptual G1 runs, 150 steps, took 90-150 s there).
 #: Short runs of earlier stages, trained once (oneDNN, seed 0) and loaded by both kernel settings.
 PREREQUISITES = {
-    "wae_gstar": RunSpec("wae_gstar", "gin/wae_mnist5k.gin", 200, 64, ("mse",)),
+    "wae_gstar": RunSpec("wae_gstar", "gin/wae_mnist5k.gin", 150, 64, ("mse",)),
     # G2 loads E of the perceptual_g1 objective run below (oneDNN, seed 0): the same run, not a new one.
     "perceptual_g1": RunSpec("perceptual_g1", "gin/perceptual_g1_mnist5k.gin", 150, 64, ("mse",)),
     "shift_ncr_source": RunSpec(
-        "shift_ncr_source", "gin/shift_sr_mnist5k.gin", 150, 64, ("mse",), ("COMMON_RANDOMNESS = False",)
+        "shift_ncr_source", "gin/shift_sr_mnist5k.gin", 100, 64, ("mse",), ("COMMON_RANDOMNESS = False",)
     ),
 }
 
@@ -99,12 +100,12 @@ PREREQUISITES = {
 #: per step (batch 80).
 OBJECTIVES = (
     PREREQUISITES["perceptual_g1"],
-    RunSpec("cae", "gin/cae_mnist5k.gin", 100, 64, ("mse", "loss")),
-    RunSpec("wae", "gin/wae_mnist5k.gin", 100, 64, ("mse", "loss")),
+    RunSpec("cae", "gin/cae_mnist5k.gin", 60, 64, ("mse", "loss")),
+    RunSpec("wae", "gin/wae_mnist5k.gin", 60, 64, ("mse", "loss")),
     RunSpec(
         "dplc_stage2",
         "gin/dplc_mnist5k.gin",
-        100,
+        60,
         64,
         ("mse", "loss"),
         needs="wae_gstar",
@@ -113,27 +114,27 @@ OBJECTIVES = (
     RunSpec(
         "perceptual_g2",
         "gin/perceptual_g2_mnist5k.gin",
-        100,
+        60,
         64,
         ("mse", "wasserstein"),
         ("PerceptualG2.pretrain_steps = 20",),
         needs="perceptual_g1",
         needs_binding="ENCODER_PATH = '{workdir}/encoder.keras'",
     ),
-    RunSpec("dal", "gin/dal_mnist5k.gin", 100, 64, ("mse", "loss")),
-    RunSpec("shift_ncr", "gin/shift_sr_mnist5k.gin", 60, 64, ("mse", "loss"), ("COMMON_RANDOMNESS = False",)),
+    RunSpec("dal", "gin/dal_mnist5k.gin", 60, 64, ("mse", "loss")),
+    RunSpec("shift_ncr", "gin/shift_sr_mnist5k.gin", 40, 64, ("mse", "loss"), ("COMMON_RANDOMNESS = False",)),
     RunSpec(
         "shift_decomposition",
         "gin/shift_decomposition_sr_mnist5k.gin",
-        60,
+        40,
         32,
         ("decomposed_loss", "loss"),
         needs="shift_ncr_source",
         needs_binding="SOURCE = '{workdir}'",
     ),
-    RunSpec("wgan_gp", "gin/wgan_gp_mnist5k.gin", 30, 80, ("wasserstein", "generator_loss")),
-    RunSpec("gc", "gin/gc_mnist5k.gin", 30, 80, ("mse", "loss")),
-    RunSpec("wasserstein_pp", "gin/wpp_mnist5k.gin", 30, 80, ("mse", "loss")),
+    RunSpec("wgan_gp", "gin/wgan_gp_mnist5k.gin", 20, 80, ("wasserstein", "generator_loss")),
+    RunSpec("gc", "gin/gc_mnist5k.gin", 20, 80, ("mse", "loss")),
+    RunSpec("wasserstein_pp", "gin/wpp_mnist5k.gin", 20, 80, ("mse", "loss")),
 )
 
 
@@ -333,7 +334,7 @@ def summarize(records: List[dict], seeds: Sequence[int]) -> Tuple[List[dict], st
         [],
         [
             "| objective | steps x batch | metric | oneDNN mean ± sd | Eigen mean ± sd | paired diffs "
-            "(oneDNN - Eigen), seeds " + ", ".join(map(str, seeds)) + " | |Δ| / pooled sd | bit-identical "
+            "(oneDNN - Eigen), seeds " + ", ".join(map(str, seeds)) + " | mean diff / pooled sd | bit-identical "
             "(weights / metric) | verdict |",
             "|---|---|---|---|---|---|---|---|---|",
         ],
