@@ -152,8 +152,9 @@ def main():
     parser.add_argument("--workdirs", default="workdirs/dplc")
     parser.add_argument("--output", default=HERE)
     parser.add_argument("--name", default="recalibration", help="Output file names: NAME.json, NAME.md.")
+    parser.add_argument("--methods", default="dplc-wpp", help="Comma-separated METHOD names of the points.")
     args = parser.parse_args()
-    records, missing = collect(args.workdirs)
+    records, missing = collect(args.workdirs, tuple(args.methods.split(",")))
     if not records:  # not an error: reproduce.sh's tables stage may run before any recal stage
         print(
             f"[recalibration] no DPLC point checked before and after under {args.workdirs!r}: nothing written."
