@@ -161,7 +161,7 @@ COMPOSITE_CASES = {
         ("gin/perceptual_g1_mnist5k.gin", ["K = 4"]),
         (
             "gin/perceptual_g2_mnist5k.gin",
-            ["K = 4", f"ENCODER_PATH = '{STAND_IN_ENCODER_YAN}'", "PerceptualG2.pretrain_steps = 0"],
+            ["K = 4", f"ENCODER_PATH = '{STAND_IN_ENCODER_YAN}'", "PerceptualG2.pretrain_pairs = 0"],
         ),
     ],
 }
