@@ -119,6 +119,15 @@ def test_every_gin_file_parses_and_builds_its_objective(path, tmp_path):
         generator = tfdplc.nets.generator_G(resolution, m, width=4, channels=channels)
         generator.save(str(tmp_path / "generator.keras"))
         bindings.append(f"GENERATOR_PATH = '{tmp_path / 'generator.keras'}'")
+    if "warm_start = True" in text:
+        # G2 warm-started from G1 reads G1's decoder beside ENCODER_PATH when built: stand in with an
+        # untrained G1 of the config's code size and generator width.
+        tr.config.parse_gin([f"{ROOT}/gin/{path}"])
+        d, width = gin.query_parameter("%K"), gin.query_parameter("g1_shaped_generator.width")
+        gin.clear_config()
+        tfdplc.nets.yan_encoder(d, width=4).save(str(tmp_path / "encoder.keras"))
+        tfdplc.nets.yan_decoder(d, width=width).save(str(tmp_path / "decoder.keras"))
+        bindings.append(f"ENCODER_PATH = '{tmp_path / 'encoder.keras'}'")
     if "CAE_METRICS" in text:  # lambda(R) from CAE runs that a test machine does not have
         bindings += ["CAE_METRICS = None", "CAE_REFERENCE_METRICS = None"]
     tr.config.parse_gin([f"{ROOT}/gin/{path}"], bindings)
