@@ -43,6 +43,8 @@ from tfdplc import quiet
 tf = quiet.import_tensorflow()
 from absl import app, flags  # noqa: E402
 
+from tfdplc.train import config as train_config  # noqa: E402
+
 flags.DEFINE_list("methods", None, "NAME:CONFIG.gin pairs, run in this order.", required=True)
 flags.DEFINE_list("ks", ["0", "1", "2", "4", "8"], "Values of the gin macro K (the rate).")
 flags.DEFINE_multi_string("bindings", [], "NAME:BINDING, applied to that method's runs ({k}, {root}).")
@@ -109,9 +111,7 @@ _INCLUDE = re.compile(r"""^include\s+['"](.+)['"]\s*$""")
 
 def _included_path(include, including):
     """Where tools/train.py finds `include` (tfdplc.train.config.parse_gin's order), or None."""
-    folder = os.path.dirname(os.path.abspath(including))
-    roots = [ROOT] + ([os.path.dirname(folder)] if os.path.basename(folder) == "gin" else [])
-    for root in roots:
+    for root in [ROOT, *train_config.include_roots(including)]:  # tools run with ROOT as the cwd
         path = os.path.join(root, include)
         if os.path.exists(path):
             return path

@@ -2,7 +2,7 @@
 
 import difflib
 import os
-from typing import Sequence
+from typing import List, Sequence
 
 import gin
 import tensorflow as tf
@@ -10,7 +10,7 @@ from absl import logging
 
 from tfdplc.train.checks import ConfigText, GinConfigError, unused_macros
 
-__all__ = ["GinConfigError", "bound_value", "parse_gin", "split_cpu"]
+__all__ = ["GinConfigError", "bound_value", "include_roots", "parse_gin", "split_cpu"]
 
 
 def parse_gin(config_files: Sequence[str] = (), bindings: Sequence[str] = ()) -> None:
@@ -64,12 +64,23 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 _include_roots = []  # the folders added to gin's search path, in order, each once
 
 
+def include_roots(config_path: str) -> List[str]:
+    """Where `parse_gin` looks for the files `config_path` includes, after the working directory.
+
+    Args:
+      config_path: the including config file.
+
+    Returns:
+      The folder above the config's `gin/` folder (if it is in one), then the repository root.
+    """
+    folder = os.path.dirname(os.path.abspath(config_path))
+    roots = [os.path.dirname(folder)] if os.path.basename(folder) == "gin" else []
+    return roots + [_PACKAGE_ROOT]
+
+
 def _add_include_roots(config_path: str) -> None:
     """Lets `include 'gin/x.gin'` in `config_path` resolve outside the repository root (see `parse_gin`)."""
-    folder = os.path.dirname(os.path.abspath(config_path))
-    candidates = [os.path.dirname(folder)] if os.path.basename(folder) == "gin" else []
-    candidates.append(_PACKAGE_ROOT)
-    for root in candidates:
+    for root in include_roots(config_path):
         if root not in _include_roots and os.path.isdir(os.path.join(root, "gin")):
             _include_roots.append(root)
             gin.add_config_file_search_path(root)  # after '' (the working directory), which keeps priority
