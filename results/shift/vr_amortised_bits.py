@@ -28,6 +28,8 @@ import tensorflow as tf
 from tfdplc import data, train
 from tfdplc.layers.bottlenecks import UniversalModelWithTables
 
+__all__ = ["count_bits", "measure", "test_codes"]
+
 
 def test_codes(model, batch_size=100):
     """The scaled codes f(S) * code_scale of the test split in order, shape (N, d), as `compress` codes them.
@@ -47,31 +49,26 @@ def test_codes(model, batch_size=100):
     return tf.concat(codes, axis=0)
 
 
-def measure(workdir):
-    """{per-image and one-string real and estimated bits per image} of one variable-rate workdir.
+def count_bits(bottleneck, codes):
+    """Per-image and one-string real and estimated bits per image of `codes` under a prepared bottleneck.
 
     Args:
-      workdir: a variable-rate shift-compression workdir with a checkpoint.
+      bottleneck: a built `UniversalBottleneck` with range-coding tables (`update_tables()` called) and
+        the default coding rank (one coding unit per code vector).
+      codes: float tensor (N, d), the scaled codes `compress` codes.
 
     Returns:
-      A dict of floats (bits per image) and the number of images.
+      A dict: `images` (N), `per_image_real` (8 x the mean byte length of the N per-image strings),
+      `per_image_estimated` (the entropy model's mean bits of the same codes), `one_string_real` (8 x the
+      byte length of one string of all N codes, / N), `one_string_estimated` (the model's bits of that
+      stacked unit, / N) and `round_trip_max_abs_error` (that string decoded against the quantized codes).
 
     Raises:
-      ValueError: if the workdir's objective has a fixed rate or its code is not one vector per image.
+      ValueError: if `codes` is not one vector per image.
     """
-    gin.clear_config()
-    tf.keras.backend.clear_session()
-    train.load_workdir_config(workdir)
-    first, _ = next(iter(data.input_pipeline(split="test", batch_size=1, shuffle=False, repeat=False)))
-    model = train.restore_objective(workdir, first)
-    if model.fixed_rate:
-        raise ValueError(f"{workdir!r} has a fixed-rate code: nothing to range code.")
-    model.prepare_for_coding()
-    bottleneck = model.quantizer
-    codes = test_codes(model)
     if codes.shape.rank != 2:
         raise ValueError(
-            f"{workdir!r}: expected one code vector per image, got codes of shape {codes.shape}."
+            f"Expected one code vector per image, shape (N, d); got codes of shape {codes.shape}."
         )
     n = int(codes.shape[0])
 
@@ -97,6 +94,32 @@ def measure(workdir):
         "one_string_estimated": float(one_string_estimate) / n,
         "round_trip_max_abs_error": round_trip,
     }
+
+
+def measure(workdir):
+    """`count_bits` of one variable-rate workdir's test codes (its checkpoint's prior and tables).
+
+    Args:
+      workdir: a variable-rate shift-compression workdir with a checkpoint.
+
+    Returns:
+      `count_bits`' dict.
+
+    Raises:
+      ValueError: if the workdir's objective has a fixed rate or its code is not one vector per image.
+    """
+    gin.clear_config()
+    tf.keras.backend.clear_session()
+    train.load_workdir_config(workdir)
+    first, _ = next(iter(data.input_pipeline(split="test", batch_size=1, shuffle=False, repeat=False)))
+    model = train.restore_objective(workdir, first)
+    if model.fixed_rate:
+        raise ValueError(f"{workdir!r} has a fixed-rate code: nothing to range code.")
+    model.prepare_for_coding()
+    try:
+        return count_bits(model.quantizer, test_codes(model))
+    except ValueError as error:
+        raise ValueError(f"{workdir!r}: {error}") from error
 
 
 def main():
