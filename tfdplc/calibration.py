@@ -15,10 +15,17 @@ the norms of the two weighted terms' gradients with respect to the tensor they s
 Norms are over the whole batch tensor. Both terms' per-image gradients scale as 1/b, so the ratios do not
 depend on the batch size beyond sampling noise. It also reports the critic's mean per-image input-gradient
 norm at x^ (w.r.t. [0, 1] images), which the per-pixel penalty lets grow far above 1.
+
+With a `seed`, every random input of the measurement (the prior samples the MMD compares with, B's noise)
+is drawn statelessly from it, so the measurement advances none of the objective's or the networks' random
+generators; `measure_gradient_ratios` also puts back the batch-norm moving statistics that the
+training-mode forward passes update, so measuring during a run leaves the run as it was
+(`tfdplc.train.ratio_curve`).
 """
 
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfdplc import losses
@@ -30,11 +37,35 @@ from tfdplc.objectives.wae import WAE
 from tfdplc.objectives.wasserstein_pp import WassersteinPP
 from tfdplc.objectives.wgan_gp import WGANGP, split_critic_batches
 
-__all__ = ["gradient_ratios", "regularizer_weights"]
+__all__ = ["CURVE_KEYS", "MEASURABLE", "gradient_ratios", "measure_gradient_ratios", "regularizer_weights"]
+
+#: The values of `gradient_ratios`, in the order tables and curves show them.
+CURVE_KEYS = ("adversarial_ratio", "mmd_ratio", "critic_grad", "distortion", "mmd")
+
+#: The objectives `gradient_ratios` measures (what applies to each: see its Returns).
+MEASURABLE = (WassersteinPP, GC, WAE, DPLC, WGANGP, DAL, CAE)
 
 
 def _norm(tensor: tf.Tensor) -> float:
     return float(tf.norm(tf.reshape(tensor, [-1])))
+
+
+def _prior(model, n, seed) -> tf.Tensor:
+    """(n, m) samples of P_Z = N(0, I_m): from `seed` (stateless), or from the objective's generator."""
+    if seed is None:
+        return model.sample_prior(n)
+    return tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), model.latent_dim]), seed=seed)
+
+
+def _noise(model, n, seed) -> Optional[tf.Tensor]:
+    """B's (n, m) noise with its layer's distribution from `seed`; None (B draws its own) without a seed."""
+    if seed is None:
+        return None
+    layer = model.mapping.noise_layer
+    shape = tf.stack([tf.cast(n, tf.int32), layer.m])
+    if layer.distribution == "uniform":
+        return tf.random.stateless_uniform(shape, seed=seed)
+    return tf.random.stateless_normal(shape, seed=seed)
 
 
 def _critic_gradient_norm(critic: tf.keras.Model, images: tf.Tensor) -> float:
@@ -95,13 +126,22 @@ def _adversarial_terms(
     }
 
 
-def gradient_ratios(model: tf.keras.Model, images: tf.Tensor) -> Dict[str, float]:
+def gradient_ratios(
+    model: tf.keras.Model, images: tf.Tensor, seed: Optional[Sequence[int]] = None
+) -> Dict[str, float]:
     """Measures the balance of one batch's loss terms, with the networks in training mode.
+
+    The networks run as the objective's training step runs them: in training mode (batch statistics),
+    except DPLC's E and B with `batch_statistics=False`, which its step runs in inference mode too.
 
     Args:
       model: a built CAE, WAE, WGANGP, WassersteinPP, DPLC, GC or DAL objective.
       images: one input batch as `train_step` receives it (n_critic * b images for the objectives with a
         critic: the generator step's last mini-batch is used, as in Algorithm 1).
+      seed: an optional stateless seed (shape [2]) of the measurement's random inputs: the prior samples
+        are `tf.random.stateless_normal((b, m), s1)` and B's noise (DPLC, GC) has its noise layer's
+        distribution drawn with `s2`, where (s1, s2) = `tf.random.experimental.stateless_split(seed, 2)`.
+        None draws them from the objective's and B's own generators (advancing them).
 
     Returns:
       A dict with, where they apply: "distortion" (L_d), "mmd" (L_MMD), "adversarial_ratio",
@@ -112,30 +152,42 @@ def gradient_ratios(model: tf.keras.Model, images: tf.Tensor) -> Dict[str, float
       TypeError: for another objective.
     """
     images = tf.convert_to_tensor(images)
+    prior_seed = noise_seed = None
+    if seed is not None:
+        prior_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     if isinstance(model, WassersteinPP):
         real = split_critic_batches(images, model.n_critic)[-1]
-        codes = model.encoder(real, training=True)
-        prior = model.sample_prior(tf.shape(real)[0])
-        decoded = model.generator(codes, training=True)
+        codes = model.float32(model.encoder(real, training=True))
+        decoded = model.float32(model.generator(codes, training=True))
         result = _adversarial_terms(model, real, decoded, 1.0 - model.gamma, model.gamma)
+        prior = _prior(model, tf.shape(real)[0], prior_seed)
         result.update(_mmd_terms(model, real, codes, prior, lambda z: model.generator(z, training=True)))
         return result
     if isinstance(model, GC):
         real = split_critic_batches(images, model.n_critic)[-1]
-        return _adversarial_terms(model, real, model(real, training=True), 1.0, model.lambda_wd)
+        noise = _noise(model, tf.shape(real)[0], noise_seed)
+        decoded = model.decode(model.encode(real, training=True), noise=noise, training=True)
+        return _adversarial_terms(model, real, decoded, 1.0, model.lambda_wd)
     if isinstance(model, WAE):
-        codes = model.encoder(images, training=True)
-        prior = model.sample_prior(tf.shape(images)[0])
+        codes = model.float32(model.encoder(images, training=True))
+        prior = _prior(model, tf.shape(images)[0], prior_seed)
         return _mmd_terms(model, images, codes, prior, lambda z: model.generator(z, training=True))
     if isinstance(model, DPLC):
         batch = tf.shape(images)[0]
-        codes = model.latents(model.encode(images, training=True), model.sample_noise(batch), training=True)
-        prior = model.sample_prior(batch)
+        # As DPLC.compute_losses: E and B in training mode only with batch statistics; the quantizer in
+        # training mode always.
+        networks_training = model.batch_statistics
+        code = model.quantizer(model.encoder(images, training=networks_training), training=True)
+        noise = _noise(model, batch, noise_seed)
+        if noise is None:
+            noise = model.sample_noise(batch)
+        codes = model.latents(code, noise, training=networks_training)
+        prior = _prior(model, batch, prior_seed)
         return _mmd_terms(model, images, codes, prior, lambda z: model.generator(z, training=False))
     if isinstance(model, WGANGP):
         real = split_critic_batches(images, model.n_critic)[-1]
-        samples = model.generator(model.sample_prior(tf.shape(real)[0]), training=True)
-        return {"critic_grad": _critic_gradient_norm(model.critic, samples)}
+        samples = model.generator(_prior(model, tf.shape(real)[0], prior_seed), training=True)
+        return {"critic_grad": _critic_gradient_norm(model.critic, model.float32(samples))}
     if isinstance(model, DAL):
         # Yan et al. eq. 5: L = MSE + lambda L_adv, both at the reconstructions G(E(x)) of the last mini-batch.
         real = split_critic_batches(images, model.n_critic)[-1]
@@ -146,3 +198,36 @@ def gradient_ratios(model: tf.keras.Model, images: tf.Tensor) -> Dict[str, float
     if isinstance(model, CAE):
         return {"distortion": float(model.distortion(images, model(images, training=True)))}
     raise TypeError(f"gradient_ratios: no balance defined for {type(model).__name__}.")
+
+
+def measure_gradient_ratios(
+    model: tf.keras.Model, batches: Sequence[tf.Tensor], seed: int
+) -> Dict[str, float]:
+    """`gradient_ratios` averaged over batches, leaving every variable of the model as it was.
+
+    Batch i is measured with the stateless seed (seed, i), so no random generator advances; the
+    training-mode forward passes update batch-norm moving statistics, which are put back afterwards (every
+    variable of `model.variables` is restored to its value before the call). Measuring between two
+    training steps therefore leaves the training run unchanged.
+
+    Args:
+      model: a built objective of `MEASURABLE`.
+      batches: input batches as `train_step` receives them.
+      seed: the measurement's seed.
+
+    Returns:
+      The mean over the batches of each value `gradient_ratios` returns.
+
+    Raises:
+      ValueError: if `batches` is empty.
+      TypeError: for an objective `gradient_ratios` does not measure.
+    """
+    if not batches:
+        raise ValueError("measure_gradient_ratios needs at least one batch.")
+    saved = [variable.numpy() for variable in model.variables]
+    try:
+        results = [gradient_ratios(model, images, seed=(seed, i)) for i, images in enumerate(batches)]
+    finally:
+        for variable, value in zip(model.variables, saved):
+            variable.assign(value)
+    return {key: float(np.mean([r[key] for r in results])) for key in results[0]}

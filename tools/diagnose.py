@@ -28,6 +28,16 @@ produces). It writes one JSON record to --output (default WORKDIR/deployed.json)
   python tools/diagnose.py --deployed_workdir=workdirs/quickstart/dplc
 It checks the workdir's latest checkpoint (the record's "checkpoint"): after tools/recalibrate.py (E's and
 B's batch-norm statistics re-estimated on the training split) that is bn_recalibrated-STEP.
+
+--ratio_curve_workdir=WORKDIR prints the gradient ratios as a curve over the whole run
+(`tfdplc.train.ratio_curve`) and plots it (--output, default WORKDIR/logs/gradient_ratios.png):
+- from WORKDIR/logs/gradient_ratios.jsonl, written during training with `train.gradient_ratio_every = N`:
+    python tools/diagnose.py --ratio_curve_workdir=workdirs/dplc/seed0/wpp_mnist5k
+- --ratio_curve_source=checkpoints: measured now on each checkpoint the run kept (`train.keep_checkpoints`),
+  on the batches and seed the callback would have used (the workdir's train.gradient_ratio_batches /
+  gradient_ratio_seed, or their defaults; --measure_batches overrides the count), written to
+  WORKDIR/logs/gradient_ratios_checkpoints.jsonl (and ..._checkpoints.png), for runs trained without it.
+Exit status 2 on a missing or empty log, or a workdir without checkpoints.
 """
 
 import inspect
@@ -60,7 +70,21 @@ flags.DEFINE_integer("pv_decodes", 100, "Decodes per code for the PVs.")
 flags.DEFINE_integer("null_repetitions", 100, "Pairs of prior batches for the MMD's null band.")
 flags.DEFINE_integer("authors_batch_size", 256, "Batch of the authors' mode (0: skip it).")
 flags.DEFINE_string("split", "test", "Split of the deployed-mode check.")
-flags.DEFINE_string("output", None, "JSON of the deployed-mode check (default WORKDIR/deployed.json).")
+flags.DEFINE_string(
+    "output",
+    None,
+    "JSON of the deployed-mode check (default WORKDIR/deployed.json); PNG of the ratio curve (default "
+    "WORKDIR/logs/gradient_ratios[_checkpoints].png).",
+)
+flags.DEFINE_string(
+    "ratio_curve_workdir", None, "A training workdir: print and plot its gradient-ratio curve."
+)
+flags.DEFINE_enum(
+    "ratio_curve_source",
+    "log",
+    ["log", "checkpoints"],
+    "log: the curve logged during training; checkpoints: measure it now on the kept checkpoints.",
+)
 FLAGS = flags.FLAGS
 
 _CHANNELS = {"mnist5k": 1, "mnist": 1, "svhn_cropped": 3, "celeb_a": 3, "lsun/bedroom": 3}
@@ -210,10 +234,100 @@ def _main_deployed(workdir):
     return 0
 
 
+def _ratio_curve_records(workdir):
+    """The curve's records and the file they are in (measured now from the checkpoints if asked to)."""
+    import json
+
+    from tfdplc import data
+    from tfdplc.train import ratio_curve
+
+    logs = os.path.join(workdir, "logs")
+    hint = (
+        f"measure the checkpoints it kept instead: tools/diagnose.py --ratio_curve_source=checkpoints "
+        f"--ratio_curve_workdir={workdir}"
+    )
+    if FLAGS.ratio_curve_source == "log":
+        path = os.path.join(logs, ratio_curve.LOG_FILE)
+        if not os.path.exists(path):
+            raise ValueError(f"{path} does not exist (trained without train.gradient_ratio_every); {hint}")
+        records = ratio_curve.read_curve(path)
+        if not records:
+            raise ValueError(f"{path} holds no measurement; {hint}")
+        return records, path
+    try:
+        from tfdplc.train import load_workdir_config
+
+        load_workdir_config(workdir)
+        count = (
+            FLAGS.measure_batches
+            if FLAGS["measure_batches"].present
+            else _value("train.gradient_ratio_batches")
+        )
+        seed = _value("train.gradient_ratio_seed")
+        records = ratio_curve.curve_from_checkpoints(
+            workdir, count=count or 2, seed=1 if seed is None else seed, data_dir=FLAGS.data_dir
+        )
+    except (OSError, TypeError, data.DatasetNotFoundError) as e:
+        raise ValueError(str(e)) from e
+    path = os.path.join(logs, ratio_curve.CHECKPOINT_LOG_FILE)
+    os.makedirs(logs, exist_ok=True)
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return records, path
+
+
+def _plot_ratio_curve(records, path):
+    from tfdplc import plots
+
+    panels = [
+        (key, label)
+        for key, label in (
+            ("adversarial_ratio", "adversarial / distortion"),
+            ("mmd_ratio", "MMD / distortion"),
+            ("critic_grad", "critic |grad f(x^)|"),
+        )
+        if any(key in r for r in records)
+    ]
+    fig, axes = plots.plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        ax.plot(*zip(*points), marker=".")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    return plots.save_figure(fig, path)
+
+
+def _main_ratio_curve(workdir):
+    """Prints and plots the gradient-ratio curve of one workdir (module docstring); exit status 0 or 2."""
+    try:
+        records, source = _ratio_curve_records(workdir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    last = records[-1]
+    weights = ", ".join(f"{k} = {v:.4g}" for k, v in last.get("weights", {}).items())
+    print(f"workdir: {workdir}; objective: {last.get('objective', '-')}; weights: {weights or '-'}")
+    print(
+        f"source: {source}; {last.get('batches', '?')} batches of {last.get('batch_size', '?')} images, "
+        f"seed {last.get('seed', '?')}"
+    )
+    print("| step | distortion | adversarial / distortion | MMD / distortion | critic |grad f(x^)| |")
+    print("|---|---|---|---|---|")
+    for record in records:
+        print(_format(record["step"], record))
+    default = os.path.splitext(source)[0] + ".png"
+    print(f"[diagnose] wrote {_plot_ratio_curve(records, FLAGS.output or default)}")
+    return 0
+
+
 def main(argv):
     del argv
     if FLAGS.deployed_workdir:
         return _main_deployed(FLAGS.deployed_workdir)
+    if FLAGS.ratio_curve_workdir:
+        return _main_ratio_curve(FLAGS.ratio_curve_workdir)
 
     from tfdplc import calibration
     from tfdplc.train import build_objective, checks

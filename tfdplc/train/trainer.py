@@ -27,6 +27,7 @@ from tfdplc.train import callbacks as cb
 from tfdplc.train import checks
 from tfdplc.train import precision as mixed_precision
 from tfdplc.train.checks import GinConfigError
+from tfdplc.train.ratio_curve import GradientRatioCurve, measurement_batches
 from tfdplc.train.strategy import STRATEGIES, is_chief, make_strategy
 
 __all__ = [
@@ -77,6 +78,9 @@ RUN_PARAMETERS = (
     "train.num_grid_decodes",
     "train.steps_per_execution",
     "train.strategy",
+    "train.gradient_ratio_every",
+    "train.gradient_ratio_batches",
+    "train.gradient_ratio_seed",
 )
 
 
@@ -129,6 +133,9 @@ def train(
     replay_data_on_resume: bool = True,
     seed: int = 0,
     verbose: int = 1,
+    gradient_ratio_every: int = 0,
+    gradient_ratio_batches: int = 2,
+    gradient_ratio_seed: int = 1,
     allow_config_change: Sequence[str] = (),
 ) -> dict:
     """Trains the gin-bound objective with Keras `fit` under a distribution strategy.
@@ -168,6 +175,11 @@ def train(
         decoded data sets this costs minutes: set False to start the data afresh instead).
       seed: seeds TF's global generator and the input pipeline's shuffling.
       verbose: Keras progress-bar verbosity on the chief.
+      gradient_ratio_every: measure the objective's gradient balance (`tfdplc.calibration`) at step 0 and
+        every this many steps into logs/gradient_ratios.jsonl and TensorBoard (`tfdplc.train.ratio_curve`);
+        0 (the default) is off. It does not change the training run; it needs one replica.
+      gradient_ratio_batches: batches each measurement averages over.
+      gradient_ratio_seed: the seed of the measurement's fixed batches and random inputs.
       allow_config_change: parameters ("step_decay.boundaries") a resumed run may change besides
         `RUN_PARAMETERS` (not a gin parameter: tools/train.py --allow_config_change).
 
@@ -196,9 +208,14 @@ def train(
         "log_every_steps",
         "steps_per_execution",
         "keep_checkpoints",
+        "gradient_ratio_batches",
     ):
         if arguments[name] <= 0:
             raise GinConfigError(f"train.{name} must be > 0, got {arguments[name]}.", configurable="train")
+    if gradient_ratio_every < 0:
+        raise GinConfigError(
+            f"train.gradient_ratio_every must be >= 0, got {gradient_ratio_every}.", configurable="train"
+        )
     # The policy holds while the models are built and trained, and is restored on return (or error).
     with mixed_precision.policy(precision):
         # The strategy comes first: MultiWorkerMirroredStrategy must be created before TF's context starts.
@@ -228,6 +245,10 @@ def train(
                 model(_first_image(grid_images))
                 model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
                 step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            ratio_batches = _ratio_batches(
+                model, dist, gradient_ratio_every, gradient_ratio_batches, gradient_ratio_seed, train_split,
+                data_dir,
+            )  # fmt: skip
         manager = tf.train.CheckpointManager(
             training_checkpoint(model, step),
             os.path.join(outdir, CHECKPOINT_DIR),
@@ -275,6 +296,17 @@ def train(
                 pixels=int(images.shape[1]) * int(images.shape[2]),
             ),
         ]
+        if ratio_batches is not None:
+            callbacks.append(
+                GradientRatioCurve(
+                    ratio_batches,
+                    os.path.join(outdir, LOG_DIR),
+                    clock,
+                    gradient_ratio_every,
+                    gradient_ratio_seed,
+                    guard,
+                )  # fmt: skip
+            )
         # Every worker renders the grid: reading synced-on-read variables (BatchNorm statistics) outside a
         # replica context is a collective op under MultiWorkerMirroredStrategy. Non-chiefs write to scratch.
         if not isinstance(grid_images, tuple):
@@ -309,6 +341,35 @@ def train(
                 f"The last good checkpoint is {manager.latest_checkpoint or 'none (no epoch finished)'}."
             )
         return history.history
+
+
+def _ratio_batches(model, dist, every, count, seed, split, data_dir) -> Optional[List[tf.Tensor]]:
+    """The fixed batches of the gradient-ratio curve (`ratio_curve.measurement_batches`), None when off.
+
+    Raises:
+      GinConfigError: for an objective without a gradient balance, paired (degraded, clean) data or more
+        than one replica (the measurement runs outside the replicas).
+    """
+    if not every:
+        return None
+    from tfdplc import calibration
+
+    if not isinstance(model, calibration.MEASURABLE):
+        raise GinConfigError(
+            f"train.gradient_ratio_every: no gradient balance is defined for {type(model).__name__} "
+            f"(tfdplc.calibration.gradient_ratios measures {', '.join(c.__name__ for c in calibration.MEASURABLE)}).",
+            configurable="train",
+        )
+    if dist.num_replicas_in_sync > 1:
+        raise GinConfigError(
+            f"train.gradient_ratio_every needs one replica, the run has {dist.num_replicas_in_sync}: measure "
+            "afterwards from the checkpoints (tools/diagnose.py --ratio_curve_workdir, --ratio_curve_source).",
+            configurable="train",
+        )
+    try:
+        return measurement_batches(count, seed, split=split, data_dir=data_dir)
+    except ValueError as e:
+        raise GinConfigError(f"train.gradient_ratio_every: {e}", configurable="train") from e
 
 
 def _first_image(grid_images):
