@@ -403,6 +403,87 @@ def pretrain_critic_update(
     return loss, -wasserstein_loss, penalty
 
 
+def _per_replica_batch(iterator) -> Optional[int]:
+    """The static per-replica batch size of a (distributed) dataset iterator's images, or None.
+
+    The images are the first component of an element (`x` of `(x,)` / `(x, y)`); under a distribution
+    strategy the element spec holds one spec per local replica, all of one batch size.
+    """
+    spec = getattr(iterator, "element_spec", None)
+    leaves = [leaf for leaf in tf.nest.flatten(spec, expand_composites=True) if hasattr(leaf, "shape")]
+    if not leaves or leaves[0].shape.rank in (None, 0):
+        return None
+    batch = leaves[0].shape[0]
+    return None if batch is None else int(batch)
+
+
+class _PhasedTrainFunction:
+    """The train function of a `PerceptualG2` with critic pre-training: one traced step per phase.
+
+    Before each call it reads the finished steps (the critic optimizer's updates / n_critic, n_critic per
+    step in both phases, as `PerceptualG2.in_pretraining` does) and runs Keras' train function made for
+    the phase of the next step, with `PerceptualG2._pinned_phase` set so that tracing that function traces
+    that phase only. A call of several steps (`steps_per_execution`) that would cross the end of the
+    pre-training runs as two calls, the pre-training steps then the adversarial ones (Keras' multi-step
+    function reads the step count from its variable at every call). With `pretrain_pairs` and a batch
+    size unknown before the step runs, the phase is left to the step's `tf.cond` (one replica only).
+    """
+
+    def __init__(self, model: "PerceptualG2"):
+        self.model = model
+        execution = model._steps_per_execution
+        # The value Keras decides by whether its function runs one step or loops over the variable's value.
+        self.nominal = None if execution is None else int(execution.numpy())
+        self.multi_step = execution is not None and (
+            self.nominal > 1 or model.enable_tune_steps_per_execution
+        )
+        self.functions = {}
+
+    def _function(self, phase: Optional[bool]):
+        if phase not in self.functions:
+            model = self.model
+            execution, cached = model._steps_per_execution, model.train_function
+            current = None if execution is None else int(execution.numpy())
+            try:
+                # Keras makes a 1-step function when the variable holds 1, e.g. in a call shortened by
+                # StepClock or by the split below: make it at the compiled value.
+                if execution is not None:
+                    execution.assign(self.nominal)
+                self.functions[phase] = model._keras_train_function()
+            finally:
+                if execution is not None:
+                    execution.assign(current)
+                model.train_function = cached  # Keras' maker caches its own function there
+        return self.functions[phase]
+
+    def _run(self, phase: Optional[bool], iterator):
+        self.model._pinned_phase = phase  # read while the phase's function is traced (first call, retrace)
+        try:
+            return self._function(phase)(iterator)
+        finally:
+            self.model._pinned_phase = None
+
+    def __call__(self, iterator):
+        model = self.model
+        batch = _per_replica_batch(iterator)
+        boundary = model.pretraining_steps(None if batch is None else batch // model.n_critic)
+        if boundary is None:
+            return self._run(None, iterator)
+        done = int(model.optimizer_critic.iterations.numpy()) // model.n_critic
+        execution = model._steps_per_execution
+        steps = int(execution.numpy()) if self.multi_step else 1
+        if done >= boundary or done + steps <= boundary:
+            return self._run(done < boundary, iterator)
+        first = boundary - done
+        try:
+            execution.assign(first)
+            self._run(True, iterator)
+            execution.assign(steps - first)
+            return self._run(False, iterator)  # its logs hold both calls' steps (trackers reset per epoch)
+        finally:
+            execution.assign(steps)
+
+
 @gin.configurable(module="tfdplc.objectives")
 class PerceptualG1(Objective):
     """Stage 1 of Yan et al.: E (binary code, straight-through) and G1 trained on MSE only, eq. (26).
@@ -535,7 +616,10 @@ class PerceptualG2(Objective):
     - `pretrain_steps` > 0: the first `pretrain_steps` steps only pre-train J on matched vs. shuffled code
       pairs (`pretrain_critic_update`, one update per mini-batch) and leave G2 untouched; the authors' code
       does this for one epoch. The phase is read from the critic optimizer's step count
-      (n_critic updates per step in both phases), so it survives a resumed run. G2's optimizer counts only
+      (n_critic updates per step in both phases), so it survives a resumed run. Keras' train function
+      (`make_train_function`) reads it in Python before each call and runs a step traced for that phase
+      alone, so pre-training also trains under a multi-replica strategy (MirroredStrategy), where a
+      `tf.cond` between the phases' optimizer updates cannot. G2's optimizer counts only
       its own updates: a G2 learning-rate schedule starts after the pre-training. The training "mse" of
       a pre-training step is that of the untrained G2 in inference mode.
     - `pretrain_pairs` > 0 instead: the pre-training lasts the fewest whole steps that see at least that
@@ -658,6 +742,8 @@ class PerceptualG2(Objective):
         self.gp_weight = gp_weight
         self.pretrain_steps = pretrain_steps
         self.pretrain_pairs = pretrain_pairs
+        # The phase of the step being traced, set by `_PhasedTrainFunction` around each call (None outside).
+        self._pinned_phase: Optional[bool] = None
         if warm_start:
             if self.mse_decoder_path is None:
                 raise ValueError(
@@ -935,6 +1021,51 @@ class PerceptualG2(Objective):
             steps = self.pretrain_steps
         return self.optimizer_critic.iterations < steps * self.n_critic
 
+    def pretraining_steps(self, batch: Optional[int] = None) -> Optional[int]:
+        """The number of critic pre-training steps, as a Python int.
+
+        Args:
+          batch: b, the images of one critic update on one replica; needed with `pretrain_pairs`.
+
+        Returns:
+          `pretrain_steps`, or with `pretrain_pairs` the steps of `pretrain_step_count` at the model's
+          replicas; None with `pretrain_pairs` and no `batch`.
+        """
+        if not self.pretrain_pairs:
+            return self.pretrain_steps
+        if batch is None:
+            return None
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        return pretrain_step_count(self.pretrain_pairs, self.n_critic, int(batch), replicas)
+
+    def make_train_function(self, force: bool = False):
+        """Keras' train function; with critic pre-training, one traced step per phase (see `stage2_step`).
+
+        A `tf.cond` between the two phases cannot hold their optimizer updates under a multi-replica
+        strategy (each update aggregates gradients across replicas, a merge_call, which TensorFlow does not
+        allow inside a cond). The function returned here decides the phase in Python before each call,
+        from the critic optimizer's step count as `in_pretraining` does, and runs the Keras train function
+        traced for that phase (`_PhasedTrainFunction`): the same steps, in the same order, with the same
+        random draws as the `tf.cond`, on any number of replicas, and a resumed run starts in the phase its
+        checkpoint is in. A call of `steps_per_execution` steps that would cross the end of the pre-training
+        is split there into two calls.
+
+        Args:
+          force: make a new function even if one is cached.
+
+        Returns:
+          A function of a (distributed) dataset iterator that runs one call of training steps.
+        """
+        if not self.pretrains() or self._cluster_coordinator:
+            return super().make_train_function(force=force)
+        if self.train_function is None or force:
+            self.train_function = _PhasedTrainFunction(self)
+        return self.train_function
+
+    def _keras_train_function(self):
+        """A new train function of Keras' own (`tf.keras.Model.make_train_function`), not cached."""
+        return super().make_train_function(force=True)
+
     def train_step(self, data) -> Dict[str, tf.Tensor]:  # noqa: D102
         images = _images(data)
         batches = split_critic_batches(images, self.n_critic)
@@ -947,18 +1078,39 @@ class PerceptualG2(Objective):
     def stage2_step(self, batches: tf.Tensor, codes: tf.Tensor) -> None:
         """The critic updates and the G2 update of one step (or J's pre-training while `in_pretraining`).
 
+        The phase is the one the train function of `make_train_function` pinned for the step being traced;
+        a step traced or run outside it (a hand-written loop) reads it from the critic optimizer's step
+        count with a `tf.cond`, which works eagerly and on one replica only.
+
         Args:
           batches: (n_critic, b, H, W, C) images, one mini-batch per critic update (`split_critic_batches`).
           codes: (n_critic, b, d) their codes, with no gradient to E.
+
+        Raises:
+          ValueError: when traced under several replicas without a pinned phase.
         """
-        if self.pretrains():
+        if not self.pretrains():
+            self._adversarial_step(batches, codes)
+        elif self._pinned_phase is not None:  # decided in Python by `make_train_function`'s function
+            if self._pinned_phase:
+                self._pretrain_step(batches, codes)
+            else:
+                self._adversarial_step(batches, codes)
+        else:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1 and not tf.executing_eagerly():
+                # Each branch would aggregate gradients across replicas (a merge_call) inside a tf.cond.
+                raise ValueError(
+                    f"PerceptualG2: a traced step under {replicas} replicas cannot choose between critic "
+                    "pre-training and the adversarial step in the graph; train through Keras (fit / "
+                    "train_on_batch, which trace one step per phase: make_train_function) with a static "
+                    "batch size (drop_remainder=True), or call train_step eagerly."
+                )
             tf.cond(
                 self.in_pretraining(tf.shape(batches)[1]),
                 lambda: self._pretrain_step(batches, codes),
                 lambda: self._adversarial_step(batches, codes),
             )
-        else:
-            self._adversarial_step(batches, codes)
 
     def test_step(self, data) -> Dict[str, tf.Tensor]:
         """MSE of G2 on held-out images and the critic's estimate of the conditional W (no update)."""
