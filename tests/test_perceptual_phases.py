@@ -155,9 +155,10 @@ def test_fit_runs_the_steps_of_the_tf_cond_and_of_hand_driven_phases(_grappler_o
     assert int(fitted.optimizer_generator.iterations) == STEPS - PRETRAIN
 
 
-def test_a_call_of_several_steps_is_split_at_the_end_of_pretraining(_grappler_off):
+def test_a_call_of_several_steps_is_split_at_the_end_of_pretraining():
     # One call of 3 steps from step 1 crosses the boundary after step 2: 2 pre-training steps, then 1
-    # adversarial one, as 3 calls of one step run them. Unsplit, the call would pre-train 3 steps.
+    # adversarial one, as 3 calls of one step run them. Unsplit, the call would pre-train 3 steps. Both
+    # runs trace the same two phase steps (in a loop or not), so Grappler treats them alike: bit for bit.
     stepwise = _g2()
     _fit(stepwise, steps_per_execution=1, steps_per_epoch=STEPS)
     split = _g2()
@@ -316,3 +317,40 @@ def test_pretraining_trains_under_mirrored_strategy_in_graph_mode(tmp_path, enco
     iterations = "model/optimizer_{}/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
     assert [int(s.get_tensor(iterations.format("generator"))) for s in steps] == [0, 0, 1]
     assert [int(s.get_tensor(iterations.format("critic"))) for s in steps] == [1, 2, 3]
+
+
+# A fresh interpreter (logical devices must be set before TensorFlow starts): a hand-written traced loop
+# under two replicas has no pinned phase, and the tf.cond it would need cannot hold the updates.
+UNPINNED_UNDER_MIRRORED = f"""
+import sys
+import tensorflow as tf
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from tfdplc.train import config
+config.split_cpu(2)
+import test_perceptual_phases as t
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = t._g2()
+    model.compile()
+images = tf.data.Dataset.from_tensors(t._batches()[0]).repeat()
+batch = next(iter(strategy.experimental_distribute_dataset(images)))
+try:
+    tf.function(lambda x: strategy.run(model.train_step, args=(x,)))(batch)
+except ValueError as e:
+    print("ERROR", e)
+"""
+
+
+def test_a_step_traced_by_hand_under_two_replicas_is_refused_clearly():
+    result = subprocess.run(
+        [sys.executable, "-c", UNPINNED_UNDER_MIRRORED],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "PerceptualG2: a traced step under 2 replicas" in result.stdout, result.stdout[-2000:]
+    assert "make_train_function" in result.stdout
