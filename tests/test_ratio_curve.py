@@ -157,7 +157,7 @@ def _independent_point(workdir, data_dir, checkpoint, seed=1, count=2):
     measurement's documented stateless seed.
     """
     load_workdir_config(str(workdir))
-    batches = [b for b in data.input_pipeline(split="train", data_dir=data_dir, seed=seed).take(count)]
+    batches = ratio_curve.measurement_batches(count, seed, data_dir=data_dir)
     model = build_objective()
     model(batches[0][:1])
     tf.train.Checkpoint(model=model).restore(str(workdir / "checkpoints" / checkpoint)).expect_partial()
@@ -221,12 +221,34 @@ def test_the_trainer_curve_leaves_the_run_bit_identical(wpp_workdir, mnist5k_dir
 
 def test_the_curve_from_checkpoints_equals_the_logged_curve(wpp_workdir, mnist5k_dir):
     logged = {r["step"]: r for r in ratio_curve.read_curve(str(wpp_workdir / "logs" / ratio_curve.LOG_FILE))}
+    tf.random.set_seed(1234)  # as in a fresh process: another global seed than the training run's 0
     after = ratio_curve.curve_from_checkpoints(str(wpp_workdir), count=2, seed=1, data_dir=mnist5k_dir)
     assert [(r["step"], r["checkpoint"]) for r in after] == [(2, "ckpt-2"), (4, "ckpt-4")]
     for record in after:
         for key in ("adversarial_ratio", "mmd_ratio", "critic_grad", "distortion", "mmd"):
             # The same ops on the same weights and batches; the trainer ran them under its strategy scope.
             assert record[key] == pytest.approx(logged[record["step"]][key], rel=1e-5), key
+
+
+def test_the_measured_batches_are_a_seeded_sample_of_the_split_whatever_the_global_seed(mnist5k_dir):
+    tr.config.parse_gin([f"{ROOT}/gin/wpp_mnist5k.gin"], ["input_pipeline.batch_size = 40"])
+    tf.random.set_seed(0)
+    first = ratio_curve.measurement_batches(3, seed=4, data_dir=mnist5k_dir)
+    tf.random.set_seed(99)
+    again = ratio_curve.measurement_batches(3, seed=4, data_dir=mnist5k_dir)
+    other = ratio_curve.measurement_batches(3, seed=5, data_dir=mnist5k_dir)
+    assert len(first) == 3 and all(b.shape == (40, 32, 32, 1) for b in first)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    split = data.load_images("mnist5k", "train", data_dir=mnist5k_dir, resolution=32)
+    index = {x.numpy().tobytes(): i for i, x in enumerate(split)}
+    drawn = [index[image.tobytes()] for b in first for image in b.numpy()]  # KeyError: not a split image
+    assert len(set(drawn)) == 120
+    # Spread over the class-sorted split (450 digits per class), not its first digits.
+    assert len({i // 450 for i in drawn}) == 10 and max(drawn) > 4000
+    assert set(drawn) != {index[image.tobytes()] for b in other for image in b.numpy()}
+    with pytest.raises(ValueError, match="fewer than 3 batches of 40"):
+        ratio_curve.measurement_batches(3, seed=4, data_dir=mnist5k_dir, pool=100)
 
 
 def test_diagnose_prints_the_curve_and_refuses_a_missing_or_empty_log(wpp_workdir, tmp_path, capsys):

@@ -11,11 +11,12 @@ so a ratio measured over the first steps says little about step 1000. Two ways t
 - after the fact, `curve_from_checkpoints`: the same measurement on each checkpoint a workdir kept
   (`train.keep_checkpoints`, 3 by default: set it high enough before the run to read a curve this way).
 
-Both measure on the same fixed batches (`measurement_batches`: the first `gradient_ratio_batches` batches of
-the gin-bound training pipeline shuffled with `gradient_ratio_seed`, a stream of its own, not the training
-run's) with the same stateless seeds, so they agree at a checkpointed step. Measuring changes nothing of the
-run: no random generator advances and the batch-norm statistics the forward passes update are put back
-(`measure_gradient_ratios`), so a run with the callback ends with the same weights, bit for bit.
+Both measure on the same fixed batches (`measurement_batches`: `gradient_ratio_batches` batches of
+training images drawn with `gradient_ratio_seed`, apart from the training run's batches and independent of
+TF's global seed) with the same stateless seeds, so they agree at a checkpointed step. Measuring changes
+nothing of the run: no random generator advances and the batch-norm statistics the forward passes update
+are put back (`measure_gradient_ratios`), so a run with the callback ends with the same weights, bit for
+bit.
 """
 
 import json
@@ -23,6 +24,7 @@ import os
 import re
 from typing import Dict, List, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tfdplc import calibration, data
@@ -31,6 +33,7 @@ __all__ = [
     "CHECKPOINT_LOG_FILE",
     "GradientRatioCurve",
     "LOG_FILE",
+    "POOL",
     "TENSORBOARD_RUN",
     "checkpoint_steps",
     "curve_from_checkpoints",
@@ -46,36 +49,72 @@ CHECKPOINT_LOG_FILE = "gradient_ratios_checkpoints.jsonl"
 #: The TensorBoard run (a folder of WORKDIR/logs) of the curve's scalars.
 TENSORBOARD_RUN = "gradient_ratios"
 
+#: Leading images of the training split the measured batches are drawn from (`measurement_batches`).
+POOL = 10000
+
 _TRAINING_CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
 
 
 def measurement_batches(
-    count: int, seed: int, split: str = "train", data_dir: Optional[str] = None
+    count: int, seed: int, split: str = "train", data_dir: Optional[str] = None, pool: int = POOL
 ) -> List[tf.Tensor]:
-    """The fixed batches the curve is measured on: the first `count` of the gin-bound pipeline.
+    """The fixed batches the curve is measured on: `count` batches drawn from the training split.
+
+    The images are a uniform sample without replacement (reservoir sampling with NumPy's generator of
+    `seed`) of the first `pool` images of the split read in stored order, in a random order, cut into
+    batches of the gin-bound `input_pipeline.batch_size`. Nothing depends on TF's global seed (a shuffled
+    tf.data pipeline would: its seeds pair with the global one), so the trainer and a later process that
+    measures the checkpoints draw the same batches.
 
     Args:
       count: number of batches (>= 1).
-      seed: the shuffle seed of this pipeline (its own stream: the training run's batches are untouched).
+      seed: the draw's seed.
       split: the tfds split (the run's `train.train_split`).
       data_dir: tfds data folder.
+      pool: how many leading images of the split to draw from (mnist5k's 4,500 training digits, stored
+        sorted by class, are all in the default pool).
 
     Returns:
       `count` image batches as `train_step` receives them.
 
     Raises:
-      ValueError: if `count` < 1 or the pipeline yields (degraded, clean) pairs (no balance is defined for
-        the restoration objectives).
+      ValueError: if `count` < 1, the pool holds fewer than `count` batches, or the pipeline yields
+        (degraded, clean) pairs (no balance is defined for the restoration objectives).
       data.DatasetNotFoundError: if the data set is not prepared.
     """
     if count < 1:
         raise ValueError(f"measurement_batches needs count >= 1, got {count}.")
-    batches = [batch for batch in data.input_pipeline(split=split, data_dir=data_dir, seed=seed).take(count)]
-    if isinstance(batches[0], tuple):
+    dataset = data.input_pipeline(
+        split=split, data_dir=data_dir, shuffle=False, repeat=False, drop_remainder=False
+    )
+    rng = np.random.default_rng(seed)
+    reservoir, seen, batch_size = [], 0, None
+    for batch in dataset:
+        if isinstance(batch, tuple):
+            raise ValueError(
+                "the gradient ratio curve is defined for image batches, not (degraded, clean) pairs."
+            )
+        batch_size = batch_size or int(batch.shape[0])
+        for image in batch.numpy():
+            if seen >= pool:
+                break
+            # Algorithm R: after i images each is in the reservoir with probability needed / i.
+            if seen < count * batch_size:
+                reservoir.append(image)
+            else:
+                slot = rng.integers(0, seen + 1)
+                if slot < count * batch_size:
+                    reservoir[slot] = image
+            seen += 1
+        if seen >= pool:
+            break
+    if batch_size is None or len(reservoir) < count * batch_size:
         raise ValueError(
-            "the gradient ratio curve is defined for image batches, not (degraded, clean) pairs."
+            f"measurement_batches: the first {pool} images of split {split!r} hold {seen}, fewer than "
+            f"{count} batches of {batch_size}."
         )
-    return [tf.constant(batch) for batch in batches]
+    images = np.stack(reservoir)[rng.permutation(len(reservoir))]
+    return [tf.constant(part) for part in np.split(images, count)]
 
 
 def measurement_record(model: tf.keras.Model, step: int, batches, seed: int) -> Dict:
