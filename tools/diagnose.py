@@ -296,6 +296,9 @@ def _plot_ratio_curve(records, path):
         ax.set_xlabel("training step")
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
+    last = records[-1]
+    weights = ", ".join(f"{k} {v:g}" for k, v in last.get("weights", {}).items())
+    fig.suptitle(f"{last.get('objective', '')} ({weights})", fontsize=9)
     return plots.save_figure(fig, path)
 
 
