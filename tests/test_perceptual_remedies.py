@@ -264,6 +264,18 @@ def test_warm_start_config_builds_a_warm_g2(stage1):
     assert model.pretrain_pairs == AUTHORS_PRETRAIN_PAIRS
 
 
+def test_the_warm_start_lives_in_nets_under_its_old_names():
+    from tfdplc.nets import warm_start
+
+    assert g1_shaped_generator is nets.g1_shaped_generator is warm_start.g1_shaped_generator
+    assert warm_start_from_g1 is nets.warm_start_from_g1 is warm_start.warm_start_from_g1
+    # The gin name configs and existing workdirs' config.gin files use.
+    gin.parse_config("tfdplc.objectives.g1_shaped_generator.width = 2")
+    model = gin.get_configurable("tfdplc.objectives.g1_shaped_generator")(D)
+    # yan_decoder's first layer: a 1x1 transposed convolution, kernel (1, 1, width, d + noise_dim).
+    assert tuple(model.trunk.weights[0].shape) == (1, 1, 2, 100)
+
+
 # ------------------------------------------------------------------------------------------------------
 # The projection critic (Miyato & Koyama 2018; not in the paper).
 

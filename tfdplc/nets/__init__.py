@@ -4,6 +4,7 @@
   encoder E and the (stochastic) map B.
 - `mnist`: Liu et al. 2022 (Tables 12-15) encoder / decoders / critic for super-resolution and denoising,
   and Yan et al. 2021 encoder E, decoders G1 / G2 and conditional critic J (concatenating, or by projection).
+- `warm_start`: a G2 with G1's layers and its warm start from G1 (issue 26; not in the paper).
 """
 
 from tfdplc.nets.dcgan import critic_f, encoder_E, encoder_F, generator_G, mapping_B
@@ -18,6 +19,7 @@ from tfdplc.nets.mnist import (
     yan_generator,
     yan_projection_critic,
 )
+from tfdplc.nets.warm_start import g1_shaped_generator, warm_start_from_g1
 
 __all__ = [
     "encoder_F",
@@ -34,4 +36,6 @@ __all__ = [
     "yan_generator",
     "yan_critic",
     "yan_projection_critic",
+    "g1_shaped_generator",
+    "warm_start_from_g1",
 ]
