@@ -176,8 +176,8 @@ def test_the_pair_budget_reads_the_per_replica_batch_of_the_iterator():
     assert _per_replica_batch(iter(spec.map(lambda x: (x,)))) == 8
     assert _per_replica_batch(iter(tf.data.Dataset.range(10).batch(4))) is None  # a partial last batch
     model = _g2(pretrain_steps=0, pretrain_pairs=17)  # 2 x 4 pairs per step: 3 steps
-    assert model.pretraining_steps(4) == 3 and model.pretraining_steps(None) is None
-    assert _g2().pretraining_steps() == PRETRAIN
+    assert model.pretraining_end(4) == 3 and model.pretraining_end(None) is None
+    assert _g2().pretraining_end() == PRETRAIN
 
 
 def test_an_unknown_batch_size_leaves_the_phase_to_the_tf_cond():

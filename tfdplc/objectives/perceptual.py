@@ -364,7 +364,7 @@ class _PhasedTrainFunction:
     def __call__(self, iterator):
         model = self.model
         batch = _per_replica_batch(iterator)
-        boundary = model.pretraining_steps(None if batch is None else batch // model.n_critic)
+        boundary = model.pretraining_end(None if batch is None else batch // model.n_critic)
         if boundary is None:
             return self._run(None, iterator)
         done = int(model.optimizer_critic.iterations.numpy()) // model.n_critic
@@ -919,8 +919,10 @@ class PerceptualG2(Objective):
             steps = self.pretrain_steps
         return self.optimizer_critic.iterations < steps * self.n_critic
 
-    def pretraining_steps(self, batch: Optional[int] = None) -> Optional[int]:
-        """The number of critic pre-training steps, as a Python int.
+    def pretraining_end(self, batch: Optional[int] = None) -> Optional[int]:
+        """The step after which pre-training ends (its number of steps), as a Python int.
+
+        `in_pretraining` is True while the finished steps are fewer (the same count, as a graph tensor).
 
         Args:
           batch: b, the images of one critic update on one replica; needed with `pretrain_pairs`.
