@@ -1,4 +1,4 @@
-"""A G2 with the layers of Yan et al.'s MSE decoder G1, and its warm start from G1 (issue 26; not in the paper).
+"""A G2 with the layers of the MSE decoder G1 of Yan et al., and its warm start from G1 (not in the paper).
 
 A remedy for a perceptual decoder G2 that stalls on the code-ignoring plateau: start G2 from the trained G1
 (`tfdplc.objectives.PerceptualG2.warm_start`). The authors' G2 (`yan_generator`) shares no layer shape with

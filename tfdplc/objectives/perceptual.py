@@ -24,8 +24,9 @@ pre-trains for one MNIST epoch: 469 updates of up to 128 pairs, `AUTHORS_PRETRAI
 
 Remedies for a G2 that stalls on the code-ignoring plateau (issue 26; none of them is in the paper):
 `warm_start` starts G2 from G1's weights (`warm_start_from_g1`, with a G2 of G1's layers,
-`g1_shaped_generator`; both in `tfdplc.nets.warm_start`, importable from here too); `n_critic` > 1 gives more critic updates per G2 update; and a projection critic
-(`tfdplc.nets.yan_projection_critic`) can replace the concatenating J.
+`g1_shaped_generator`; both in `tfdplc.nets.warm_start`, importable from here too); `n_critic` > 1
+gives more critic updates per G2 update; and a projection critic (`tfdplc.nets.yan_projection_critic`)
+can replace the concatenating J.
 """
 
 import os
@@ -948,7 +949,10 @@ class PerceptualG2(Objective):
         traced for that phase (`_PhasedTrainFunction`): the same steps, in the same order, with the same
         random draws as the `tf.cond`, on any number of replicas, and a resumed run starts in the phase its
         checkpoint is in. A call of `steps_per_execution` steps that would cross the end of the pre-training
-        is split there into two calls.
+        is split there into two calls. On one replica the results equal the `tf.cond`'s bit for bit with
+        Grappler off; with it on, they may differ in float rounding (measured: about 1e-7 relative after 4
+        steps), because Grappler fuses ops of a one-phase graph differently from those of the cond's
+        branches (the `tf.cond` step itself differs as much between steps_per_execution 1 and 3).
 
         Args:
           force: make a new function even if one is cached.
