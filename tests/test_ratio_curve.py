@@ -273,6 +273,18 @@ def test_diagnose_prints_the_curve_and_refuses_a_missing_or_empty_log(wpp_workdi
     assert png.stat().st_size > 1000
 
 
+def test_a_resumed_run_drops_the_records_after_its_checkpoint_and_measures_where_it_starts(
+    tmp_path, mnist5k_dir
+):
+    workdir = tmp_path / "resumed"
+    _train_wpp(workdir, mnist5k_dir, ["train.total_steps = 2"])  # without the curve: ckpt-2
+    path = workdir / "logs" / ratio_curve.LOG_FILE
+    path.write_text(json.dumps({"step": 3, "mmd_ratio": -1.0}) + "\n")  # as if logged, then lost in a crash
+    _train_wpp(workdir, mnist5k_dir, ["train.gradient_ratio_every = 2"])  # resumed at 2 with the curve
+    records = ratio_curve.read_curve(str(path))
+    assert [r["step"] for r in records] == [2, 4] and records[0]["mmd_ratio"] > 0
+
+
 def test_the_trainer_refuses_a_curve_it_cannot_measure(tmp_path, mnist5k_dir):
     from tfdplc.train.checks import GinConfigError
 

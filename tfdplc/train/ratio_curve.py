@@ -165,11 +165,12 @@ def _append(path: str, record: Dict) -> None:
 class GradientRatioCurve(tf.keras.callbacks.Callback):
     """Measures the gradient balance every `every_steps` training steps (see the module docstring).
 
-    Measures at step 0 of a fresh run, at the first step end on or past every multiple of `every_steps`
-    (with `train.steps_per_execution` > 1 a call runs several steps: the step written is the one reached),
-    and at the last step, never after a non-finite loss. A resumed run first drops the records after its
-    checkpoint's step from the file (the run repeats those steps, with the same weights under exact
-    resume). Put it after the `StepClock` and the `NonFiniteGuard` it reads.
+    Measures at the run's first step (0, or the step a resumed run starts at, unless the file has it), at
+    the first step end on or past every multiple of `every_steps` (with `train.steps_per_execution` > 1 a
+    call runs several steps: the step written is the one reached), and at the last step, never after a
+    non-finite loss. A resumed run first drops the records after its checkpoint's step from the file (the
+    run repeats those steps, with the same weights under exact resume), so a run trained without the curve
+    can be resumed with it (`train.gradient_ratio_every` is a run parameter). Put it after the `StepClock` and the `NonFiniteGuard` it reads.
     """
 
     def __init__(
@@ -206,10 +207,12 @@ class GradientRatioCurve(tf.keras.callbacks.Callback):
         self.path = os.path.join(log_dir, LOG_FILE)
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, TENSORBOARD_RUN))
         self._last = clock.step
+        kept = []
         if os.path.exists(self.path):
             kept = [r for r in read_curve(self.path) if r["step"] <= clock.step]
             with open(self.path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
+        self._logged = {r["step"] for r in kept}
 
     def measure(self) -> Dict:
         """Measures at the clock's step, appends the record and writes the scalars; returns the record."""
@@ -223,8 +226,8 @@ class GradientRatioCurve(tf.keras.callbacks.Callback):
         self._last = self.clock.step
         return record
 
-    def on_train_begin(self, logs=None):  # noqa: D102
-        if self.clock.step == 0:
+    def on_train_begin(self, logs=None):  # noqa: D102 - a fresh run's step 0, or where a run resumes.
+        if self.clock.step not in self._logged:
             self.measure()
 
     def on_train_batch_end(self, batch, logs=None):  # noqa: D102
