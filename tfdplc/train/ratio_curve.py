@@ -170,7 +170,8 @@ class GradientRatioCurve(tf.keras.callbacks.Callback):
     call runs several steps: the step written is the one reached), and at the last step, never after a
     non-finite loss. A resumed run first drops the records after its checkpoint's step from the file (the
     run repeats those steps, with the same weights under exact resume), so a run trained without the curve
-    can be resumed with it (`train.gradient_ratio_every` is a run parameter). Put it after the `StepClock` and the `NonFiniteGuard` it reads.
+    can be resumed with it (`train.gradient_ratio_every` is a run parameter). Put it after the `StepClock`
+    and the `NonFiniteGuard` it reads.
     """
 
     def __init__(

@@ -175,9 +175,10 @@ def train(
         decoded data sets this costs minutes: set False to start the data afresh instead).
       seed: seeds TF's global generator and the input pipeline's shuffling.
       verbose: Keras progress-bar verbosity on the chief.
-      gradient_ratio_every: measure the objective's gradient balance (`tfdplc.calibration`) at step 0 and
-        every this many steps into logs/gradient_ratios.jsonl and TensorBoard (`tfdplc.train.ratio_curve`);
-        0 (the default) is off. It does not change the training run; it needs one replica.
+      gradient_ratio_every: measure the objective's gradient balance (`tfdplc.calibration`) at the run's
+        first step, every this many steps and at the last step into logs/gradient_ratios.jsonl and
+        TensorBoard (`tfdplc.train.ratio_curve`); 0 (the default) is off. It does not change the training
+        run; it needs one replica.
       gradient_ratio_batches: batches each measurement averages over.
       gradient_ratio_seed: the seed of the measurement's fixed batches and random inputs.
       allow_config_change: parameters ("step_decay.boundaries") a resumed run may change besides
@@ -305,7 +306,7 @@ def train(
                     gradient_ratio_every,
                     gradient_ratio_seed,
                     guard,
-                )  # fmt: skip
+                )
             )
         # Every worker renders the grid: reading synced-on-read variables (BatchNorm statistics) outside a
         # replica context is a collective op under MultiWorkerMirroredStrategy. Non-chiefs write to scratch.
