@@ -28,7 +28,8 @@
 #   tables      sr: results/shift/{sr_mnist5k,decomposition}/results.json and results/shift/tables.md;
 #               denoise: results/shift/denoise_mnist5k/{,decomposition/}results.json and
 #               results/shift/tables_denoise.md (one record per run, with `seed`; mean +- sd over seeds next to
-#               the paper's numbers), with the plots.
+#               the paper's numbers), with the plots; for sr and sr_authors then results/shift/regime_checks.py
+#               (printed), and for sr's variable-rate runs results/shift/vr_amortised_bits.py (printed).
 # sr: K code symbols with L = 4 levels are 2K bits: K = 2, 5, 10, 15 are the 4, 10, 20, 30 bits of Tables 1,
 # 2, 11. denoise: L = 8 levels, 3K bits: K = 4, 10, 20 are the 12, 30, 60 bits of Tables 1, 6, 11.
 #
@@ -151,7 +152,12 @@ if has_stage vr && [ "$TASK" = sr ]; then
 fi
 if has_stage tables; then
   timed python results/shift/tables.py --sweeps="$ROOT/sweeps" --output="$OUT" --task="$TASK"
+  if [ "$TASK" != denoise ]; then  # issue 27's regime checks (4 -> 30 bit fall, term (a) vs Table 11)
+    timed python results/shift/regime_checks.py --task="$TASK" --output="$OUT"
+  fi
   if [ "$TASK" = sr ] && [ -d "$ROOT/vr/sweeps" ]; then
     timed python results/shift/tables.py --sweeps="$ROOT/vr/sweeps" --output="$OUT" --task=sr_vr
+    # Real bits per image with one string per image and one for the whole test set.
+    timed python results/shift/vr_amortised_bits.py "$ROOT"/vr/seed0/shift-vr-*-k16
   fi
 fi
