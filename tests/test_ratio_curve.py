@@ -19,17 +19,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from inprocess_tools import load_tool
+from tiny_objectives import M, build
 
-from tfdplc import calibration, data, losses, nets
+from tfdplc import calibration, data, losses
 from tfdplc import train as tr
-from tfdplc.layers.quantizers import ScalarQuantizer
-from tfdplc.objectives import DPLC, GC, WAE, WassersteinPP
 from tfdplc.train import ratio_curve
 from tfdplc.train.callbacks import StepClock
 from tfdplc.train.trainer import build_objective, load_workdir_config, training_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-M = 8
 STEPS = 3
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"  # holds the layers' names, which differ between two builds
 
@@ -39,35 +37,6 @@ def _clean_gin():
     gin.clear_config()
     yield
     gin.clear_config()
-
-
-def _adam():
-    return tf.keras.optimizers.Adam(1e-3)
-
-
-def _build(name):
-    """(tiny objective, batch size); E, F and B have batch norm (what the measurement must put back)."""
-    dcgan = dict(width=4, channels=1)
-    quantizer = ScalarQuantizer((-1.0, 1.0), gradient="soft_to_hard")
-    if name == "wae":
-        return WAE(nets.encoder_F(32, M, **dcgan), nets.generator_G(32, M, **dcgan), _adam(), _adam()), 4
-    if name == "wpp":
-        model = WassersteinPP(nets.encoder_F(32, M, **dcgan), nets.generator_G(32, M, **dcgan),
-                              nets.critic_f(32, **dcgan), _adam(), _adam(), _adam(), gamma=0.5,
-                              n_critic=2)  # fmt: skip
-        return model, 8
-    if name == "dplc":
-        model = DPLC(encoder=nets.encoder_E(32, 2, **dcgan),
-                     mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
-                     quantizer=quantizer, optimizer=_adam(), lambda_mmd=10.0,
-                     generator=nets.generator_G(32, m=M, **dcgan))  # fmt: skip
-        return model, 4
-    model = GC(encoder=nets.encoder_E(32, 2, **dcgan),
-               mapping=nets.mapping_B(32, 2, m=M, n_blocks=1, width=8, noise=True, seed=1),
-               generator=nets.generator_G(32, m=M, **dcgan), critic=nets.critic_f(32, **dcgan),
-               quantizer=quantizer, optimizer=_adam(), critic_optimizer=_adam(), lambda_wd=0.5,
-               n_critic=2)  # fmt: skip
-    return model, 8
 
 
 def _state(model, step, path):
@@ -80,7 +49,7 @@ def _state(model, step, path):
 def _train_eagerly(name, log_dir, tmp_path):
     """STEPS train steps on fixed batches through the Keras callback hooks; the curve every step if log_dir."""
     tf.keras.utils.set_random_seed(5)
-    model, batch = _build(name)
+    model, batch = build(name)
     model(tf.zeros((1, 32, 32, 1)))
     model.compile()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
