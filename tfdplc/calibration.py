@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdplc import losses
+from tfdplc.deployed import preserved_variables
 from tfdplc.objectives.cae import CAE
 from tfdplc.objectives.dal import DAL
 from tfdplc.objectives.dplc import DPLC
@@ -207,7 +208,8 @@ def measure_gradient_ratios(
 
     Batch i is measured with the stateless seed (seed, i), so no random generator advances; the
     training-mode forward passes update batch-norm moving statistics, which are put back afterwards (every
-    variable of `model.variables` is restored to its value before the call). Measuring between two
+    variable of `model.variables` is restored to its value before the call, by
+    `tfdplc.deployed.preserved_variables`). Measuring between two
     training steps therefore leaves the training run unchanged.
 
     Args:
@@ -224,10 +226,6 @@ def measure_gradient_ratios(
     """
     if not batches:
         raise ValueError("measure_gradient_ratios needs at least one batch.")
-    saved = [variable.numpy() for variable in model.variables]
-    try:
+    with preserved_variables(model):
         results = [gradient_ratios(model, images, seed=(seed, i)) for i, images in enumerate(batches)]
-    finally:
-        for variable, value in zip(model.variables, saved):
-            variable.assign(value)
     return {key: float(np.mean([r[key] for r in results])) for key in results[0]}
