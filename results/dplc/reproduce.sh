@@ -19,6 +19,9 @@
 #              moving statistics re-estimated on the training split (tools/recalibrate.py, not in the paper)
 #              into POINT-bnrecal, evaluated (tools/evaluate.py) and checked again there (issue 25);
 #              python results/dplc/recalibration.py --workdirs=WORKDIRS tabulates before / after.
+#   gcbudget   GC as App. B trains it, on the Wasserstein++ schedule (gin/gc_wpp_budget_mnist5k.gin: 1830 steps
+#              at b = 64, the G images of the W++ G*; issue 25 item 2) at GC_BUDGET_KS, with the CAE of seed S
+#              at those rates for lambda(R) (WORKDIRS/seedS/gc_wppbudget-kK).
 #   others     stage 1, the WAE and WGAN-GP generators of seed S.
 #   gstar      for seeds in GSTAR_SEEDS: DPLC stage 2 on seed S's WAE and WGAN-GP generators at GSTAR_KS.
 #   tables     results/dplc/results.json and stage1.json (one record per run, with `seed`), the plots with
@@ -27,6 +30,7 @@
 # prior draws of the MMD). Evaluation (tools/evaluate.py) always uses its own fixed seeds.
 #
 # Knobs: SEEDS (default 0,1,2), ALL_KS (0,1,2,4,8), SEED_KS (0,2,8), GSTAR_SEEDS (0), GSTAR_KS (0,2,8),
+# GC_BUDGET_KS (0,2,8),
 # WORKDIRS (default workdirs/dplc), STAGES. Wall times measured here: results/dplc/README.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -39,7 +43,8 @@ ALL_KS=${ALL_KS:-0,1,2,4,8}
 SEED_KS=${SEED_KS:-0,2,8}
 GSTAR_SEEDS=${GSTAR_SEEDS:-0}
 GSTAR_KS=${GSTAR_KS:-0,2,8}
-STAGES=${STAGES:-reference wpp sweep recal others gstar tables}
+GC_BUDGET_KS=${GC_BUDGET_KS:-0,2,8}
+STAGES=${STAGES:-reference wpp sweep recal gcbudget others gstar tables}
 QUIET="train.verbose = 2"
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 listed() { [[ ",$2," == *",$1,"* ]]; }
@@ -97,6 +102,11 @@ for seed in "${seed_list[@]}"; do
   if has_stage recal; then
     IFS=, read -r -a k_list <<< "$ks"
     for k in "${k_list[@]}"; do recalibrated "$root/dplc-wpp-k$k"; done
+  fi
+  if has_stage gcbudget; then
+    sweep "$seed" "$GC_BUDGET_KS" cae:gin/cae_mnist5k.gin cae
+    sweep "$seed" "$GC_BUDGET_KS" "gc_wppbudget:gin/gc_wpp_budget_mnist5k.gin" gc-wppbudget \
+      --bindings="gc_wppbudget:$SCALE" --bindings="gc_wppbudget:$REF"
   fi
   if has_stage others; then
     stage1 "$seed" wae
