@@ -635,3 +635,38 @@ def test_record_budget_reads_each_runs_config_and_dplc_its_stage1_generator(tmp_
     row = dict(gc, rate_bits=0.0, mse=0.07, **tables.record_budget(gc, str(tmp_path / "none")))
     table = "\n".join(tables.sweep_table([row]))
     assert "| gc | 0 | 0.0000 | 117k | 117k |" in table
+
+
+def _gc_budget():
+    import importlib.util
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "dplc", "gc_budget.py"
+    )
+    spec = importlib.util.spec_from_file_location("dplc_gc_budget", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "gc_pv, gc_fd, pv_verdict, fd_verdict",
+    [(0.25, 150.0, "holds", "holds"), (0.25 - 2**-10, 150.0 + 2**-4, "fails", "fails")],
+)
+def test_gc_budget_verdicts_sit_at_the_planned_thresholds(gc_pv, gc_fd, pv_verdict, fd_verdict):
+    # DPLC's 0-bit PV averages 0.5 over two seeds and the G*'s sample FD 100: the thresholds are PV 0.25
+    # (0.5x) and FD 150 (1.5x), all exact in binary, so a GC mean on each threshold, or just past it, tells
+    # >= from > and <= from <.
+    gc_budget = _gc_budget()
+    dplc = [{"pv": 0.25}, {"pv": 0.75}]
+    gc0 = [{"pv": gc_pv - 0.125, "fd": gc_fd - 8}, {"pv": gc_pv + 0.125, "fd": gc_fd + 8}]
+    gc8 = [{"pv": 0.05}, {"pv": 0.05}]  # exactly 0.1x DPLC's 0-bit PV: not "below a tenth"
+    stage1 = [{"generator": "wpp", "sample_fd": 96.0}, {"generator": "wpp", "sample_fd": 104.0}]
+    stage1.append({"generator": "wae", "sample_fd": 1.0})  # another G* must not enter the mean
+    lines = gc_budget.claims({0: gc0, 8: gc8}, {("dplc-wpp", 0): dplc}, stage1)
+    assert len(lines) == 3
+    assert f"PV at 0 bits >= 0.5x DPLC-W++'s — {pv_verdict}" in lines[0]
+    assert f"sample FD — {fd_verdict}" in lines[1]
+    assert "PV at 8 bits is about 0" in lines[2] and "— fails" in lines[2]
+    lines = gc_budget.claims({8: [{"pv": 0.05 - 2**-20}]}, {("dplc-wpp", 0): dplc}, stage1)
+    assert len(lines) == 1 and "— holds" in lines[0]
