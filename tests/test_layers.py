@@ -331,6 +331,47 @@ def test_training_mode_adds_noise_and_gives_finite_bits(cls):
     assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in grads)
 
 
+@pytest.mark.parametrize("expected_grads", [False, True])
+@pytest.mark.parametrize("cls", BOTTLENECKS)
+def test_seeded_training_noise_is_tfcs_training_output_for_that_noise(cls, expected_grads):
+    # `call(y, training=True, seed=s)` (exact resume: the noise from a checkpointed seed) is tfc's own
+    # training branch with the noise u drawn from s: given the u tfc draws itself, `perturbed` is tfc's
+    # output bit for bit (same ops), and with a seed the result is a function of the seed alone.
+    layer = cls(expected_grads=expected_grads)
+    y = tf.random.normal([4, 3, 3, 2]) * 3.0
+    layer(y, training=True)  # builds the prior
+    tf.random.set_seed(5)
+    tfc_output, tfc_bits = layer(y, training=True)  # tfc draws u with tf.random.uniform ...
+    tf.random.set_seed(5)
+    u = tf.random.uniform(tf.shape(y), minval=-0.5, maxval=0.5)  # ... this u: the same op and seed
+    output, bits = layer.perturbed(y, u)
+    np.testing.assert_array_equal(output.numpy(), tfc_output.numpy())
+    np.testing.assert_array_equal(bits.numpy(), tfc_bits.numpy())
+    np.testing.assert_array_equal(output.numpy(), (y + u).numpy())
+    assert bits.shape == (4,)
+
+    seed = tf.constant([3, 26], tf.int64)
+    seeded = layer(y, training=True, seed=seed)
+    tf.random.set_seed(77)  # TF's global stream plays no part
+    again = layer(y, training=True, seed=seed)
+    drawn = layer.perturbed(y, tf.random.stateless_uniform(tf.shape(y), seed, minval=-0.5, maxval=0.5))
+    for a, b, c in zip(seeded, again, drawn):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+    other = layer(y, training=True, seed=tf.constant([4, 26], tf.int64))[0]
+    assert not np.array_equal(other.numpy(), seeded[0].numpy())
+    # The gradients flow as tfc's do (expected gradients w.r.t. y with expected_grads).
+    with tf.GradientTape() as tape:
+        tape.watch(y)
+        total = tf.reduce_sum(layer(y, training=True, seed=seed)[1])
+    gradients = tape.gradient(total, [y] + layer.trainable_variables)
+    assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)
+    # Inference ignores the seed.
+    np.testing.assert_array_equal(
+        layer(y, training=False, seed=seed)[0].numpy(), layer(y, training=False)[0].numpy()
+    )
+
+
 def test_entropy_bottleneck_rounds_to_offset_integers():
     layer, y = _bottleneck_with_tables(EntropyBottleneck, SHAPES[0])
     y_hat, _ = layer(y, training=False)

@@ -30,7 +30,7 @@ import gin
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_objectives import build
+from tiny_objectives import build, image_shape, paired, write_shift_source
 
 from tfdplc import train as tr
 from tfdplc.objectives.perceptual import random_permutation
@@ -41,17 +41,30 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 STEPS, STOP = 4, 2
 #: Objectives whose training steps draw from `random_generator` (the control checks it matters). DPLC
 #: draws from it too, but also tracks it in the model (`_prior`), so a model-only restore restores it.
-DRAWS = ("wae", "wgan_gp", "wpp", "gc", "dal", "g2", "joint")
-NAMES = ("cae", "dplc") + DRAWS
+#: The shift objectives draw their critics' penalty weights (and the variable-rate bottleneck its noise)
+#: from it; the fixed-rate quantizer's dithers (U1, and U2 without common randomness) come from the
+#: quantizer's generator and the decomposition's dithers from its own, both layers of the model.
+DRAWS = ("wae", "wgan_gp", "wpp", "gc", "dal", "g2", "joint", "shift_cr", "shift_ncr", "shift_vr",
+         "restoration")  # fmt: skip
+NAMES = ("cae", "dplc", "decomposition") + DRAWS
 # Under MirroredStrategy (eager: about 10 CPU seconds per objective) one objective per way of drawing: the
 # penalty's nu and the prior in the critic loop (WGAN-GP), the generator tracked in the model too (DPLC),
 # the pre-training's shuffles and a tf.cond between the phases (G2). The others draw through the same
 # `Objective.random_generator` / `next_seed` as these.
-MIRRORED_NAMES = ("wgan_gp", "dplc", "g2")
+# Shift without common randomness: a quantizer generator tracked in the model, per replica, beside the
+# objective's (the critic's penalty).
+MIRRORED_NAMES = ("wgan_gp", "dplc", "g2", "shift_ncr")
 
 
-def _batches(batch):
-    return [tf.random.stateless_uniform((batch, 32, 32, 1), seed=[i, 26]) for i in range(STEPS)]
+def _batches(name, batch):
+    """STEPS fixed batches: images, or (degraded, clean) pairs of distinct images."""
+
+    def images(i, stream):
+        return tf.random.stateless_uniform((batch, *image_shape(name)), seed=[i, stream])
+
+    if paired(name):
+        return [(images(i, 26), images(i, 27)) for i in range(STEPS)]
+    return [images(i, 26) for i in range(STEPS)]
 
 
 def _started(name, seed, strategy, **build_args):
@@ -59,10 +72,10 @@ def _started(name, seed, strategy, **build_args):
     with strategy.scope():
         tf.keras.utils.set_random_seed(seed)
         model, batch = build(name, **build_args)
-        model(tf.zeros((1, 32, 32, 1)))
+        model(tf.zeros((1, *image_shape(name))))
         model.compile()
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    return model, step, _batches(batch)
+    return model, step, _batches(name, batch)
 
 
 def _train(model, step, batches, steps, strategy, eager):
@@ -173,9 +186,21 @@ def _check(name, result, mirrored=False):
         assert control == [], control
 
 
+@pytest.fixture(scope="module")
+def shift_source(tmp_path_factory):
+    """A finished tiny fixed-rate shift run without common randomness, the decomposition's source."""
+    directory = tmp_path_factory.mktemp("shift_source")
+    tf.keras.utils.set_random_seed(7)
+    write_shift_source(directory)
+    return directory
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_stop_and_resume_equals_the_straight_run(name, tmp_path):
-    _check(name, resume_case(name, tmp_path))
+def test_stop_and_resume_equals_the_straight_run(name, tmp_path, request):
+    build_args = (
+        {"source_workdir": request.getfixturevalue("shift_source")} if name == "decomposition" else {}
+    )
+    _check(name, resume_case(name, tmp_path, **build_args))
 
 
 def test_trainer_resume_in_graph_mode_equals_the_straight_run(tmp_path, mnist5k_dir):

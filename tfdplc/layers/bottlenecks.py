@@ -21,6 +21,7 @@ the `.keras` format all carry the exact tables, and the decoder never re-derives
 range-coding ops: it loads only in a process that imported `tensorflow_compression`.
 """
 
+import functools
 import math
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -246,24 +247,60 @@ class _PriorBottleneck(tf.keras.layers.Layer):
     # ----------------------------------------------------------------------------------------------------
     # Keras plumbing.
 
-    def call(self, inputs: tf.Tensor, training=None) -> Tuple[tf.Tensor, tf.Tensor]:
+    def call(self, inputs: tf.Tensor, training=None, seed=None) -> Tuple[tf.Tensor, tf.Tensor]:
         """Quantizes (or perturbs, in training) and estimates the rate.
 
         Args:
           inputs: float tensor (B, ..., C).
           training: True: additive uniform noise and a differentiable rate upper bound; False/None: the
             quantized values that `compress`/`decompress` reproduce and their information content.
+          seed: training only: a stateless seed (int tensor of shape [2]) of the noise
+            u ~ U(-1/2, 1/2) (`perturbed`), so that a training step's draw is a function of a seed its
+            caller controls and checkpoints. None: tfc draws u itself from TF's global seed (a process's
+            own stream, which a resumed run does not continue). Ignored in inference.
 
         Returns:
           `(outputs, bits)`: `outputs` has the input's shape; `bits` has the batch shape (by default (B,)):
           the estimated bits per coding unit (per example), summed over all its elements.
         """
         inputs = as_float_dtype(inputs, self.compute_dtype)
-        return _select(
-            training,
-            lambda: self._entropy_model(training=True)(inputs, training=True),
-            lambda: self._entropy_model(training=False)(inputs, training=False),
+
+        def train():
+            if seed is None:
+                return self._entropy_model(training=True)(inputs, training=True)
+            noise = tf.random.stateless_uniform(
+                tf.shape(inputs), seed=seed, minval=-0.5, maxval=0.5, dtype=inputs.dtype
+            )
+            return self.perturbed(inputs, noise)
+
+        return _select(training, train, lambda: self._entropy_model(training=False)(inputs, training=False))
+
+    def perturbed(self, inputs: tf.Tensor, noise: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """The training-mode `(inputs + noise, bits)` for a given noise u instead of tfc's own draw.
+
+        The training branch of tfc's `__call__` (`ContinuousBatchedEntropyModel`,
+        `UniversalBatchedEntropyModel`: `perturb_and_apply` of the model's log-density, summed over the
+        coding rank, in bits), with u passed in: tfc's `__call__` always draws it with `tf.random.uniform`.
+        With the u tfc would have drawn, the result is tfc's bit for bit (tests/test_layers.py).
+
+        Args:
+          inputs: float tensor (B, ..., C) (the layer must be built).
+          noise: u, a tensor of the same shape, U(-1/2, 1/2) for the rate estimate to be tfc's.
+
+        Returns:
+          `(inputs + noise, bits)` as `call(inputs, training=True)` returns them.
+        """
+        self._require_built("perturbed")
+        inputs = as_float_dtype(inputs, self.compute_dtype)
+        model = self._entropy_model(training=True)
+        # tfc's own log-density (with its tail handling), as its __call__ uses it.
+        log_prob = functools.partial(model._log_prob, model.prior)
+        log_probs, outputs = tfc.perturb_and_apply(
+            log_prob, inputs, u=tf.cast(noise, inputs.dtype), expected_grads=self.expected_grads
         )
+        axes = tuple(range(-model.coding_rank, 0))
+        bits = tf.reduce_sum(log_probs, axis=axes) / -tf.math.log(tf.constant(2, log_probs.dtype))
+        return outputs, bits
 
     def compute_output_shape(self, input_shape):
         """`(input_shape, batch_shape)`."""
@@ -333,7 +370,8 @@ class EntropyBottleneck(_PriorBottleneck):
     elements of one channel are i.i.d., channels are independent.
 
     * `call(y, training=True)`: `y + u` with `u ~ U(-1/2, 1/2)` (tfc's noise relaxation of rounding) and
-      a differentiable upper bound on the bits.
+      a differentiable upper bound on the bits; u from TF's global seed, or from the stateless seed s
+      with `call(y, training=True, seed=s)`.
     * `call(y, training=False)`: `round(y - o) + o` with `o` the quantization offset (tfc's offset
       heuristic: the prior's median, shifted to [-1/2, 1/2]; zero with `offset_heuristic=False`) and the
       information content `-log2 p(y_hat)` under the prior, a tight lower bound on the length of the
@@ -492,7 +530,8 @@ class UniversalBottleneck(_PriorBottleneck):
     Same channel-wise `tfc.NoisyDeepFactorized` prior as `EntropyBottleneck`.
 
     * `call(y, training=True)`: `y + u` with fresh `u ~ U(-1/2, 1/2)` and the differential-entropy bits
-      estimate (tfc draws this noise from the global TF seed, not from a layer seed).
+      estimate (tfc draws this noise from the global TF seed; `call(y, training=True, seed=s)` draws it
+      from the stateless seed s instead).
     * `call(y, training=False)`: `round(y - o) + o` with a dither `o` from tfc's fixed stateless seed,
       quantized to `num_noise_levels` values in (-1/2, 1/2). Facts about tfc's universal model to keep in
       mind: the dither depends only on the shape of one coding unit, so EVERY example of a batch (and

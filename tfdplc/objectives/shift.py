@@ -416,10 +416,15 @@ class ShiftCompression(UnpairedWassersteinObjective):
     Rate: fixed-rate `rate_bits` = d * log2 L exactly (d = f's output size); variable rate: None, measured
     from real strings in evaluation (`compress`, after `prepare_for_coding()`).
 
-    Randomness: in training the quantizer draws its dithers from its own seeded generator; in
-    evaluation `reconstruct` / `compress` / `decompress` take an explicit stateless seed, so evaluation is
-    reproducible for the stochastic decoder without common randomness as well. (The variable-rate models
-    use tfc's dither, a fixed function of the code shape, and ignore the seed.)
+    Randomness: in training the fixed-rate quantizer draws its dithers (U1 and, without common
+    randomness, the independent U2 of eq. 16) from its own seeded generator, a layer of the model whose
+    state is in the model's checkpoint; the variable-rate bottleneck's noise u ~ U(-1/2, 1/2) and the
+    critic's penalty weights come from stateless seeds of the objective's `random_generator`, which the
+    trainer checkpoints beside the model. So a stopped and resumed run continues every stream of the
+    uninterrupted run (issue 26; tests/test_resume.py). In evaluation `reconstruct` / `compress` /
+    `decompress` take an explicit stateless seed, so evaluation is reproducible for the stochastic decoder
+    without common randomness as well. (The variable-rate models' inference output uses tfc's dither, a
+    fixed function of the code shape, or plain rounding, and ignores the seed.)
 
     After training, `save_artifacts` writes f and g (`encoder.keras`, `decoder.keras`) and the quantizer
     (`shift_codec.json`) for the two-branch decomposition (`tfdplc.objectives.ShiftDecomposition`).
@@ -579,7 +584,9 @@ class ShiftCompression(UnpairedWassersteinObjective):
         Args:
           sources: (B, H, W, C) images S.
           training: mode of f, g (BatchNorm) and of the bottleneck (noise vs. quantization).
-          seed: stateless seed of the fixed-rate quantizer's dithers (None: its generator).
+          seed: stateless seed of the fixed-rate quantizer's dithers (None: its generator) or of the
+            variable-rate bottleneck's training noise (None: a fresh seed from `random_generator`; the
+            bottleneck's inference output is deterministic and ignores it).
 
         Returns:
           (Y^, bits or None).
@@ -589,7 +596,11 @@ class ShiftCompression(UnpairedWassersteinObjective):
         code = self.float32(self.encoder(sources, training=training))
         if self.fixed_rate:
             return self.float32(self.decoder(self.quantizer(code, seed=seed), training=training)), None
-        quantized, bits = self.quantizer(code * self.code_scale, training=training)
+        if seed is None and training is not None and training is not False:
+            # tfc would draw the noise from TF's global seed: from the checkpointed generator, a resumed
+            # run draws what the uninterrupted one would have (exact resume, issue 26).
+            seed = self.next_seed()
+        quantized, bits = self.quantizer(code * self.code_scale, training=training, seed=seed)
         return self.float32(self.decoder(quantized / self.code_scale, training=training)), bits
 
     # ------------------------------------------------------------------------------------------------
