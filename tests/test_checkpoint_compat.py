@@ -11,6 +11,14 @@ the objectives were reorganised):
 
 The objects are tiny (width 4, m = 8) and trained for one (eager) step, so that every optimizer slot and tracker
 exists. A renamed tracker, optimizer attribute or network breaks the restore (both directions are checked).
+
+`tests/data/checkpoints_pre_shift_seeded_noise/<name>/` holds trainer checkpoints (`training_checkpoint`:
+model, step, random generator) of tiny shift objectives (tests/tiny_objectives.py), written by the code of
+commit 5a291b3, before the variable-rate bottleneck drew its training noise from the objective's generator:
+
+    mkdir /tmp/old && git archive 5a291b3 tfdplc | tar -x -C /tmp/old && mkdir /tmp/old/tests &&
+    cp tests/test_checkpoint_compat.py tests/tiny_objectives.py /tmp/old/tests/ &&
+    (cd /tmp/old && PYTHONPATH=. python tests/test_checkpoint_compat.py --shift OUT_DIR)
 """
 
 import os
@@ -19,6 +27,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_objectives import build as build_tiny
+from tiny_objectives import image_shape
 
 from tfdplc import nets
 from tfdplc.layers.quantizers import ScalarQuantizer
@@ -26,6 +36,9 @@ from tfdplc.objectives import CAE, DPLC, GC, WAE, WGANGP, WassersteinPP
 from tfdplc.train import trainer as tr
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "checkpoints_pre_issue11")
+SHIFT_DATA = os.path.join(os.path.dirname(DATA), "checkpoints_pre_shift_seeded_noise")
+#: The variable-rate model, whose training noise changed source (same layout: nothing was added).
+SHIFT_NAMES = ("shift_vr",)
 M = 8
 
 
@@ -153,10 +166,54 @@ def test_trainer_checkpoint_without_the_generator_state_still_resumes(name, tmp_
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def _trained_shift(name, seed):
+    """A tiny shift objective trained one eager step on (degraded, clean) pairs, and the pairs."""
+    tf.keras.utils.set_random_seed(seed)
+    model, batch = build_tiny(name)
+    pairs = tuple(tf.random.stateless_uniform((batch, *image_shape(name)), seed=[seed, i]) for i in (0, 1))
+    model(pairs[0][:1])
+    model.compile()
+    model.train_step(pairs)
+    return model, pairs
+
+
+@pytest.mark.parametrize("name", SHIFT_NAMES)
+def test_shift_checkpoint_from_before_the_seeded_bottleneck_noise_resumes(name):
+    model, pairs = _trained_shift(name, seed=1)  # other values everywhere
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    before = [v.numpy().copy() for v in model.variables]
+    path = os.path.join(SHIFT_DATA, name, "ckpt")
+    status = tr.training_checkpoint(model, step).read(path)
+    status.assert_consumed()  # the layout did not change: every saved value found its object ...
+    status.assert_existing_objects_matched()  # ... and every object had a value
+    assert int(step.numpy()) == 1
+    saved_state = tf.train.load_checkpoint(path).get_tensor("random/_state_var/.ATTRIBUTES/VARIABLE_VALUE")
+    np.testing.assert_array_equal(model.random_generator.state.numpy(), saved_state)
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.variables)]
+    assert sum(changed) > len(changed) // 2
+    # Training goes on from the restored state (the variable-rate noise now from the restored generator).
+    restored = [v.numpy().copy() for v in model.trainable_variables]
+    model.train_step(pairs)
+    assert not np.array_equal(model.random_generator.state.numpy(), saved_state)
+    moved = [not np.array_equal(r, v.numpy()) for r, v in zip(restored, model.trainable_variables)]
+    assert sum(moved) > len(moved) // 2
+    assert all(np.all(np.isfinite(v.numpy())) for v in model.trainable_variables)
+
+
 def _write(directory):
     for name in NAMES:
         tf.train.Checkpoint(model=_trained(name, seed=0)).write(os.path.join(directory, name, "ckpt"))
 
 
+def _write_shift(directory):
+    for name in SHIFT_NAMES:
+        model, _ = _trained_shift(name, seed=0)
+        step = tf.Variable(1, dtype=tf.int64, name="step")
+        tr.training_checkpoint(model, step).write(os.path.join(directory, name, "ckpt"))
+
+
 if __name__ == "__main__":
-    _write(sys.argv[1])
+    if sys.argv[1] == "--shift":
+        _write_shift(sys.argv[2])
+    else:
+        _write(sys.argv[1])

@@ -12,7 +12,6 @@ import tensorflow as tf
 from tfdplc import nets
 from tfdplc.layers import UniversalBottleneck, UniversalQuantizer
 from tfdplc.layers.quantizers import ScalarQuantizer
-from tfdplc.nets.unet import restoration_unet
 from tfdplc.objectives import (
     CAE,
     DAL,
@@ -63,6 +62,13 @@ def _shift_decoder(name="decoder"):
     x = _leaky(tf.keras.layers.BatchNormalization()(tf.keras.layers.Dense(16, use_bias=False)(code)))
     x = tf.keras.layers.Dense(S * S, activation="sigmoid")(x)
     return tf.keras.Model(code, tf.keras.layers.Reshape((S, S, 1))(x), name=name)
+
+
+def _restoration_network():
+    """R: (B, S, S, 1) -> (B, S, S, 1) in [0, 1], with batch norm."""
+    images = tf.keras.Input((S, S, 1))
+    x = _leaky(tf.keras.layers.BatchNormalization()(tf.keras.layers.Conv2D(4, 3, padding="same")(images)))
+    return tf.keras.Model(images, tf.keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x))
 
 
 def _shift_critic():
@@ -116,7 +122,7 @@ def build(name, n_critic=2, pretrain_steps=3, source_workdir=None):
     if name == "shift_vr":
         return _shift(UniversalBottleneck(), n_critic, rate_weight=0.1, code_scale=2.0), 8
     if name == "restoration":
-        return Restoration(network=restoration_unet((S, S, 1), width=2), critic=_shift_critic(),
+        return Restoration(network=_restoration_network(), critic=_shift_critic(),
                            optimizer=_adam(), critic_optimizer=_adam(), lambda_wd=0.5,
                            n_critic=n_critic), 8  # fmt: skip
     if name == "decomposition":
