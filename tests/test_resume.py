@@ -43,7 +43,7 @@ STEPS, STOP = 4, 2
 #: draws from it too, but also tracks it in the model (`_prior`), so a model-only restore restores it.
 #: The shift objectives draw their critics' penalty weights (and the variable-rate bottleneck its noise)
 #: from it; the fixed-rate quantizer's dithers (U1, and U2 without common randomness) come from the
-#: quantizer's generator and the decomposition's dithers from its own, both layers of the model.
+#: quantizer's generator and the decomposition's dithers from its own generator, both tracked in the model.
 DRAWS = ("wae", "wgan_gp", "wpp", "gc", "dal", "g2", "joint", "shift_cr", "shift_ncr", "shift_vr",
          "restoration")  # fmt: skip
 NAMES = ("cae", "dplc", "decomposition") + DRAWS
