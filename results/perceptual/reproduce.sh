@@ -11,7 +11,9 @@
 #            linked as WORKDIRS/seedS/g1-kR instead of trained again (for the G2 remedies of issue 26:
 #            G2_CONFIG=gin/perceptual_g2_warm_mnist5k.gin or gin/perceptual_g2_projection_mnist5k.gin).
 #   dal      DAL (gin/dal_mnist5k.gin) at R = DAL_RATE for every lambda in DAL_LAMBDAS and seed in
-#            DAL_SEEDS; WORKDIRS/seedS/dal-LAMBDA-kR.
+#            DAL_SEEDS; WORKDIRS/seedS/dal-LAMBDA-kR. DAL_STEPS (default: the config's 2800) trains each
+#            DAL run that many steps with both learning-rate drops at half of it, as the config does; the
+#            equal budget of issue 26 is G1's steps + G2's: DAL_STEPS=$((2800 + G2_STEPS)) (12110).
 #   slider   tools/evaluate.py --realism=REALISMS on every G2 at SLIDER_RATES: the blend
 #            (1 - a) G1(c) + a G2(c, n) (WORKDIRS/seedS/g2-kR/metrics_realism.json).
 #   tables   results/perceptual/tables.py over the runs of SEEDS (results_seeds.json, realism.json,
@@ -25,7 +27,7 @@
 #
 # Every run resumes from its last checkpoint and a finished one is not retrained, so the script can be
 # stopped and started again. Knobs: SEEDS (0,1,2), RATES (8,16,32,64), G2_STEPS (8400), G2_CONFIG, G1_FROM,
-# DAL_RATE (16), DAL_LAMBDAS ("0.001 0.01 0.03 0.1 1 5"), DAL_SEEDS (0,1), SLIDER_RATES (16,32), REALISMS
+# DAL_RATE (16), DAL_LAMBDAS ("0.001 0.01 0.03 0.1 1 5"), DAL_SEEDS (0,1), DAL_STEPS, SLIDER_RATES (16,32), REALISMS
 # (0,0.25,0.5,0.75,1), WORKDIRS (workdirs/perceptual), STAGES. Wall times: results/perceptual/README.md.
 # Run from anywhere; the script moves to the repository root.
 set -euo pipefail
@@ -42,6 +44,7 @@ G1_FROM=${G1_FROM:-}
 DAL_RATE=${DAL_RATE:-16}
 read -r -a DAL_LAMBDAS <<< "${DAL_LAMBDAS:-0.001 0.01 0.03 0.1 1 5}"
 DAL_SEEDS=${DAL_SEEDS:-0,1}
+DAL_STEPS=${DAL_STEPS:-}
 SLIDER_RATES=${SLIDER_RATES:-16,32}
 REALISMS=${REALISMS:-0,0.25,0.5,0.75,1}
 STAGES=${STAGES:-g1g2 dal slider tables}
@@ -88,6 +91,12 @@ if has_stage dal; then
   for lambda in "${DAL_LAMBDAS[@]}"; do
     methods+="${methods:+,}dal-${lambda}:gin/dal_mnist5k.gin"
     dal_args+=(--bindings="dal-${lambda}:LAMBDA = ${lambda}")
+    if [ -n "$DAL_STEPS" ]; then
+      half=$((DAL_STEPS / 2))
+      dal_args+=(--bindings="dal-${lambda}:train.total_steps = $DAL_STEPS"
+        --bindings="dal-${lambda}:generator/step_decay.boundaries = ($half,)"
+        --bindings="dal-${lambda}:critic/step_decay.boundaries = ($half,)")
+    fi
   done
   for seed in "${dal_seed_list[@]}"; do
     sweep "$seed" "$DAL_RATE" "$methods" dal "${dal_args[@]}"
