@@ -123,6 +123,23 @@ def shift_ncr():
 
 
 @pytest.fixture(scope="module")
+def codec_of():
+    """`codec.Codec.from_model` of a model, built once per model for the module's tests.
+
+    Each build traces every signature twice (seconds on the shared CPU); the codec holds no state but
+    its traced functions, which read the model's variables, so sharing it changes no test's outcome.
+    """
+    built = {}  # id(model) -> (model, codec); the model is kept so that its id cannot be reused
+
+    def get(model):
+        if id(model) not in built:
+            built[id(model)] = (model, codec.Codec.from_model(model))
+        return built[id(model)][1]
+
+    return get
+
+
+@pytest.fixture(scope="module")
 def shift_vr():
     model = _tiny_shift(layers.EntropyBottleneck(), rate_weight=1e-2, code_scale=3.0)
     model.prepare_for_coding()
@@ -134,9 +151,9 @@ def shift_vr():
 
 
 @pytest.mark.parametrize("make", [_tiny_g1, _tiny_dal], ids=["g1", "dal"])
-def test_deterministic_perceptual_codecs_round_trip_bit_exactly(make, g1):
+def test_deterministic_perceptual_codecs_round_trip_bit_exactly(make, g1, codec_of):
     model = g1 if make is _tiny_g1 else make()
-    model_codec = codec.Codec.from_model(model)
+    model_codec = codec_of(model)
     _assert_exportable(model_codec)
     assert model_codec.spec == codec.CodecSpec(
         image_shape=YAN_SHAPE, code_shape=(1, 1, D), levels=2, method=model.name
@@ -158,8 +175,8 @@ def test_deterministic_perceptual_codecs_round_trip_bit_exactly(make, g1):
         model_codec.decompress(files, seeds=1)
 
 
-def test_g2_decodes_the_frozen_e_code_with_noise_from_the_seed(g1, g2):
-    g2_codec = codec.Codec.from_model(g2)
+def test_g2_decodes_the_frozen_e_code_with_noise_from_the_seed(g1, g2, codec_of):
+    g2_codec = codec_of(g2)
     _assert_exportable(g2_codec)
     spec = g2_codec.spec
     assert spec.stochastic_decoder and not spec.seeded_encoder and not spec.can_sample
@@ -170,7 +187,7 @@ def test_g2_decodes_the_frozen_e_code_with_noise_from_the_seed(g1, g2):
     codes, read_seeds = g2_codec.decompress_codes(files)
     assert read_seeds.tolist() == seeds
     # Stage 2 reuses stage 1's E: the same images give the same bits as G1's codec.
-    np.testing.assert_array_equal(codes, codec.Codec.from_model(g1).encode(images))
+    np.testing.assert_array_equal(codes, codec_of(g1).encode(images))
     first = g2_codec.decompress(files)
     np.testing.assert_array_equal(first, g2_codec.decompress(files))
     np.testing.assert_array_equal(g2_codec.decompress(files[1]), first[1])
@@ -182,7 +199,7 @@ def test_g2_decodes_the_frozen_e_code_with_noise_from_the_seed(g1, g2):
     assert np.abs(other.astype(int) - first).max() > 0
 
 
-def test_g2_with_a_stage1_file_loads_e_only_when_it_encodes(g1, tmp_path):
+def test_g2_with_a_stage1_file_loads_e_only_when_it_encodes(g1, tmp_path, codec_of):
     """The stage-2 workdir case: E comes from stage 1's encoder.keras, loaded inside the traced encoder."""
     g1.save_artifacts(str(tmp_path))
     tf.keras.utils.set_random_seed(0)
@@ -198,7 +215,7 @@ def test_g2_with_a_stage1_file_loads_e_only_when_it_encodes(g1, tmp_path):
     images = _uint8_images(3, YAN_SHAPE, seed=4)
     codes = codec.Codec.from_model(model).encode(images)
     assert model.encoder is not None
-    np.testing.assert_array_equal(codes, codec.Codec.from_model(g1).encode(images))
+    np.testing.assert_array_equal(codes, codec_of(g1).encode(images))
 
 
 def test_perceptual_codecs_refuse_a_quantizer_without_indices(g1):
@@ -227,9 +244,11 @@ def _reconstruct_per_image(model, floats, encoder_seeds, decoder_seeds=None):
 
 
 @pytest.mark.parametrize("common_randomness", [True, False], ids=["cr", "ncr"])
-def test_shift_fixed_rate_round_trip_keeps_the_dither_semantics(common_randomness, shift_cr, shift_ncr):
+def test_shift_fixed_rate_round_trip_keeps_the_dither_semantics(
+    common_randomness, shift_cr, shift_ncr, codec_of
+):
     model = shift_cr if common_randomness else shift_ncr
-    shift_codec = codec.Codec.from_model(model)
+    shift_codec = codec_of(model)
     _assert_exportable(shift_codec)
     spec = shift_codec.spec
     assert (
@@ -265,13 +284,13 @@ def test_shift_fixed_rate_round_trip_keeps_the_dither_semantics(common_randomnes
         assert not np.array_equal(other, decoded)
 
 
-def test_compress_archive_signature_seeds_image_i_with_s_plus_i(shift_cr):
+def test_compress_archive_signature_seeds_image_i_with_s_plus_i(shift_cr, codec_of):
     """Issue 29: the graph's archive writer must dither image i with (S + i) mod 2^28 as Python does.
 
     A DPLC encoder ignores seeds, so only a model whose encoder dither depends on the seed (shift
     compression with common randomness) tells S + i from S.
     """
-    shift_codec = codec.Codec.from_model(shift_cr)
+    shift_codec = codec_of(shift_cr)
     images = np.repeat(_uint8_images(1, LIU_SHAPE, seed=11), 24, axis=0)  # one image: only seeds differ
     for seed in (5, 2**28 - 3):  # the per-image seeds wrap around 2^28
         expected = shift_codec.compress_archive(images, seed=seed)
@@ -285,7 +304,7 @@ def test_compress_archive_signature_seeds_image_i_with_s_plus_i(shift_cr):
     assert not np.array_equal(read.codes, same_seed)
 
 
-def test_shift_independent_decoder_dither_is_not_the_encoder_dither(shift_ncr):
+def test_shift_independent_decoder_dither_is_not_the_encoder_dither(shift_ncr, codec_of):
     """Without common randomness the decoded value differs from the common-randomness decode of the same
     indices (the decoder subtracts an independent U2, not U1)."""
     quantizer = shift_ncr.quantizer
@@ -293,14 +312,14 @@ def test_shift_independent_decoder_dither_is_not_the_encoder_dither(shift_ncr):
     u1 = quantizer.encoder_dither([3], pair)
     u2 = quantizer.decoder_dither([3], pair)
     assert not np.allclose(u1, u2)
-    shift_codec = codec.Codec.from_model(shift_ncr)
+    shift_codec = codec_of(shift_ncr)
     codes = shift_codec.encode(_uint8_images(1, LIU_SHAPE, seed=2), seeds=[5])
     expected = shift_ncr.decoder(quantizer.codewords(codes.reshape(1, 3)) - u2[None], training=False)
     np.testing.assert_array_equal(shift_codec.decode(codes, [5]), _as_uint8(expected))
 
 
-def test_shift_variable_rate_range_codes_with_the_entropy_bottleneck(shift_vr):
-    vr_codec = codec.Codec.from_model(shift_vr)
+def test_shift_variable_rate_range_codes_with_the_entropy_bottleneck(shift_vr, codec_of):
+    vr_codec = codec_of(shift_vr)
     spec = vr_codec.spec
     assert spec.entropy_coded and spec.code_shape == (1, 1, 3)
     assert not spec.stochastic_decoder and not spec.seeded_encoder
@@ -344,14 +363,14 @@ def _assert_exportable(model_codec):
 
 
 @pytest.mark.parametrize("name", ["g2", "shift_vr"])
-def test_exported_models_decode_what_the_models_in_memory_write(name, g2, shift_vr, tmp_path):
+def test_exported_models_decode_what_the_models_in_memory_write(name, g2, shift_vr, tmp_path, codec_of):
     """Writes and reloads two exports (about 15 s each on the shared CPU): the perceptual family with
     its stochastic decoder, and the range-coded shift model (the bottleneck built on (B, d) vectors). The
     other models' signatures are traced and checked for core ops by `_assert_exportable`."""
     model = {"g2": g2, "shift_vr": shift_vr}[name]
     images = _uint8_images(3, YAN_SHAPE if name == "g2" else LIU_SHAPE, seed=11)
     info = codec.export_model(model, str(tmp_path / name))
-    memory = codec.Codec.from_model(model)
+    memory = codec_of(model)
     files = memory.compress(images, seeds=[31, 32, 33])
     loaded = codec.load(info.export_dir)
     assert loaded.fingerprint == memory.fingerprint
