@@ -13,6 +13,7 @@
 
 import json
 import os
+import shutil
 
 import gin
 import numpy as np
@@ -116,6 +117,14 @@ def wpp_workdir(tmp_path_factory, mnist5k_dir):
     return workdir
 
 
+@pytest.fixture(scope="module")
+def plain_workdir(tmp_path_factory, mnist5k_dir):
+    """The same 4-step run without the curve (checkpoints at steps 2 and 4)."""
+    workdir = tmp_path_factory.mktemp("ratio") / "plain"
+    _train_wpp(workdir, mnist5k_dir)
+    return workdir
+
+
 def _independent_point(workdir, data_dir, checkpoint, seed=1, count=2):
     """The curve's values at a checkpoint, computed without tfdplc.calibration.
 
@@ -176,12 +185,11 @@ def test_a_logged_point_equals_an_independent_computation_at_its_step(wpp_workdi
     assert records[2]["adversarial_ratio"] != pytest.approx(expected["adversarial_ratio"], rel=1e-2)
 
 
-def test_the_trainer_curve_leaves_the_run_bit_identical(wpp_workdir, mnist5k_dir, tmp_path):
-    _train_wpp(tmp_path / "plain", mnist5k_dir)
-    assert not (tmp_path / "plain" / "logs" / ratio_curve.LOG_FILE).exists()
+def test_the_trainer_curve_leaves_the_run_bit_identical(wpp_workdir, plain_workdir):
+    assert not (plain_workdir / "logs" / ratio_curve.LOG_FILE).exists()
     for checkpoint in ("ckpt-2", "ckpt-4"):
         with_curve = tf.train.load_checkpoint(str(wpp_workdir / "checkpoints" / checkpoint))
-        plain = tf.train.load_checkpoint(str(tmp_path / "plain" / "checkpoints" / checkpoint))
+        plain = tf.train.load_checkpoint(str(plain_workdir / "checkpoints" / checkpoint))
         names = plain.get_variable_to_shape_map()
         assert names == with_curve.get_variable_to_shape_map()
         for name in set(names) - {GRAPH}:
@@ -242,11 +250,25 @@ def test_diagnose_prints_the_curve_and_refuses_a_missing_or_empty_log(wpp_workdi
     assert png.stat().st_size > 1000
 
 
+def _killed_after(workdir, step):
+    """Makes ckpt-STEP the workdir's latest checkpoint, as if its run was killed before the next one."""
+    checkpoints = workdir / "checkpoints"
+    kept = [f"ckpt-{s}" for s in range(1, step + 1) if (checkpoints / f"ckpt-{s}.index").exists()]
+    for path in checkpoints.glob("ckpt-*"):
+        if path.name.split(".")[0] not in kept:
+            path.unlink()
+    tf.compat.v1.train.update_checkpoint_state(str(checkpoints), kept[-1], all_model_checkpoint_paths=kept)
+    assert tf.train.latest_checkpoint(str(checkpoints)) == str(checkpoints / f"ckpt-{step}")
+
+
 def test_a_resumed_run_drops_the_records_after_its_checkpoint_and_measures_where_it_starts(
-    tmp_path, mnist5k_dir
+    plain_workdir, tmp_path, mnist5k_dir
 ):
+    # The run without the curve, killed after ckpt-2 (the 4-step run's first checkpoint is that of a
+    # 2-step run: the same steps, then the same epoch end).
     workdir = tmp_path / "resumed"
-    _train_wpp(workdir, mnist5k_dir, ["train.total_steps = 2"])  # without the curve: ckpt-2
+    shutil.copytree(plain_workdir, workdir)
+    _killed_after(workdir, 2)
     path = workdir / "logs" / ratio_curve.LOG_FILE
     path.write_text(json.dumps({"step": 3, "mmd_ratio": -1.0}) + "\n")  # as if logged, then lost in a crash
     _train_wpp(workdir, mnist5k_dir, ["train.gradient_ratio_every = 2"])  # resumed at 2 with the curve
