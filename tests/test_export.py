@@ -116,6 +116,12 @@ def exports(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="module")
+def loaded(exports):
+    """Both exports read back with `codec.load`, once for the module's tests (seconds each)."""
+    return {name: codec.load(exports[f"{name}_info"].export_dir) for name in ("dplc", "entropy")}
+
+
 def test_export_layout_and_signatures(exports):
     info = exports["dplc_info"]
     for sub in ("codec.json", "codec/saved_model.pb", "serving/1/saved_model.pb"):
@@ -148,12 +154,12 @@ def test_export_layout_and_signatures(exports):
     assert entropy_stock["serving_default"] == "encode"
 
 
-def test_loaded_export_writes_what_the_model_writes(exports):
-    loaded = codec.load(exports["dplc_info"].export_dir)
-    assert loaded.compress(exports["dplc_images"], seeds=[4, 5, 6]) == list(exports["files"])
-    np.testing.assert_array_equal(loaded.decompress(list(exports["files"])), exports["decoded"])
-    np.testing.assert_array_equal(loaded.sample([7, 8]), exports["samples"])
-    entropy = codec.load(exports["entropy_info"].export_dir)
+def test_loaded_export_writes_what_the_model_writes(exports, loaded):
+    dplc = loaded["dplc"]
+    assert dplc.compress(exports["dplc_images"], seeds=[4, 5, 6]) == list(exports["files"])
+    np.testing.assert_array_equal(dplc.decompress(list(exports["files"])), exports["decoded"])
+    np.testing.assert_array_equal(dplc.sample([7, 8]), exports["samples"])
+    entropy = loaded["entropy"]
     files = entropy.compress(exports["entropy_images"])
     np.testing.assert_array_equal(entropy.decompress(files), exports["entropy_decoded"])
     np.testing.assert_array_equal(entropy.decompress_codes(files)[0], exports["entropy_codes"])
@@ -169,10 +175,11 @@ def test_export_is_deterministic_and_does_not_overwrite(exports, tmp_path):
     assert not os.path.exists(tmp_path / "none")  # nothing half-written
 
 
-def test_served_graph_refuses_damaged_and_foreign_files(exports):
-    served = tf.saved_model.load(exports["dplc_info"].serving_version_dir).signatures["decompress"]
+def test_served_graph_refuses_damaged_and_foreign_files(exports, loaded):
+    archived = tf.saved_model.load(exports["dplc_info"].serving_version_dir).signatures
+    served = archived["decompress"]
     good = exports["files"][0]
-    layout = codec.load(exports["dplc_info"].export_dir).layout
+    layout = loaded["dplc"].layout
     seed, payload, version = layout.read(good)
     assert version == 3 and seed == 4
     old = fmt.pack(layout.header(seed), payload)
@@ -189,8 +196,7 @@ def test_served_graph_refuses_damaged_and_foreign_files(exports):
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"tfdplc container: .*{message}"):
             served(compressed_bytes=tf.constant([good, data]))
     # The stock graph's archive signatures: Python's bytes, the single files' images, damage refused.
-    archived = tf.saved_model.load(exports["dplc_info"].serving_version_dir).signatures
-    data = codec.load(exports["dplc_info"].export_dir).compress_archive(exports["dplc_images"], seed=4)
+    data = loaded["dplc"].compress_archive(exports["dplc_images"], seed=4)
     written = archived["compress_archive"](
         images=tf.constant(exports["dplc_images"]), seed=tf.constant(4, tf.int64)
     )
@@ -206,9 +212,9 @@ def test_served_graph_refuses_damaged_and_foreign_files(exports):
     np.testing.assert_array_equal(decoded, exports["decoded"][[0, 0]])
 
 
-def test_tampered_range_coded_payloads_decode_or_are_refused(exports):
+def test_tampered_range_coded_payloads_decode_or_are_refused(exports, loaded):
     """A payload changed under an intact checksum is a valid file for Python; tfc decodes or refuses it."""
-    entropy = codec.load(exports["entropy_info"].export_dir)
+    entropy = loaded["entropy"]
     good = entropy.compress(exports["entropy_images"][:1])[0]
     rng = np.random.default_rng(0)
     outcomes = set()
@@ -309,7 +315,7 @@ _TINY_CAE_BINDINGS = [
 
 @pytest.fixture(scope="module")
 def cae_export(tmp_path_factory, mnist5k_dir):
-    """A CAE workdir trained for 2 steps, exported by tools/export.py, and test digits as PNGs."""
+    """A CAE workdir trained for 2 steps, exported by tools/export.py and read back, and test digits as PNGs."""
     root = tmp_path_factory.mktemp("cae")
     workdir = root / "workdir"
     gin.clear_config()
@@ -328,7 +334,9 @@ def cae_export(tmp_path_factory, mnist5k_dir):
         Image.fromarray(np.round(digit.numpy()[..., 0] * 255).astype(np.uint8)).save(
             pngs / f"digit{index}.png"
         )
-    return {"root": root, "workdir": workdir, "export": workdir / "export", "pngs": pngs}
+    # Read back once here: each codec.load takes seconds, and the tests only read from it.
+    loaded = codec.load(str(workdir / "export"))
+    return {"root": root, "workdir": workdir, "export": workdir / "export", "pngs": pngs, "loaded": loaded}
 
 
 def test_restore_for_export_refuses_what_is_not_a_workdir(tmp_path):
@@ -386,9 +394,8 @@ def test_codec_cli_compresses_and_decompresses_a_folder(cae_export):
     )
     assert "decompressed 5 images" in result.stdout and "mean PSNR" in result.stdout
     # The PNGs are what the library decodes from the same files.
-    loaded = codec.load(export)
     containers = [(root / "c" / f).read_bytes() for f in files]
-    expected = loaded.decompress(containers)
+    expected = cae_export["loaded"].decompress(containers)
     for index in range(5):
         png = np.asarray(Image.open(root / "d" / f"digit{index}.png"))
         np.testing.assert_array_equal(png, expected[index][..., 0])
@@ -396,7 +403,7 @@ def test_codec_cli_compresses_and_decompresses_a_folder(cae_export):
 
 def test_codec_cli_info(cae_export):
     root, export = cae_export["root"], str(cae_export["export"])
-    data = codec.load(export).compress(np.zeros((1, 32, 32, 1), np.uint8))[0]
+    data = cae_export["loaded"].compress(np.zeros((1, 32, 32, 1), np.uint8))[0]
     (root / "one").mkdir(exist_ok=True)
     (root / "one" / "x.dplc").write_bytes(data)
     (root / "one" / "y.dplc").write_bytes(b"GIF89a")
@@ -404,5 +411,7 @@ def test_codec_cli_info(cae_export):
     assert result.returncode == 3, result.stderr[-3000:]  # y.dplc is refused
     x_line, y_line = result.stdout.strip().splitlines()[-2:]
     assert "packed payload of 16 bits" in x_line and "image 32x32x1, code 2x2x4, L=2" in x_line
-    assert f"model tag {codec.load(export).fingerprint[:2].hex()}" in x_line and "matches the model" in x_line
+    assert (
+        f"model tag {cae_export['loaded'].fingerprint[:2].hex()}" in x_line and "matches the model" in x_line
+    )
     assert "y.dplc: refused: NotAContainerError" in y_line
