@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -285,9 +286,24 @@ def _files(folder):
     }
 
 
-def test_failed_resume_leaves_the_workdir_as_it_was(tmp_path, mnist5k_dir):
+@pytest.fixture(scope="module")
+def finished_5_steps(tmp_path_factory, mnist5k_dir):
+    """A finished 5-step (one-epoch) tiny CAE workdir; the tests that resume it work on copies."""
+    workdir = tmp_path_factory.mktemp("finished") / "w"
+    gin.clear_config()
     tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
-    tr.train(str(tmp_path), mnist5k_dir)
+    tr.train(str(workdir), mnist5k_dir)
+    gin.clear_config()
+    return workdir
+
+
+def _copy(workdir, to):
+    # The checkpoint state names its files relative to the folder: the copy resumes as the original.
+    shutil.copytree(workdir, to, dirs_exist_ok=True)
+
+
+def test_failed_resume_leaves_the_workdir_as_it_was(finished_5_steps, tmp_path, mnist5k_dir):
+    _copy(finished_5_steps, tmp_path)
     before = _files(tmp_path)
     assert "config.gin" in before and "checkpoints/ckpt-5.index" in before
 
@@ -309,11 +325,10 @@ def test_failed_resume_leaves_the_workdir_as_it_was(tmp_path, mnist5k_dir):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-7")
 
 
-def test_allowing_one_changed_parameter_still_refuses_the_other(tmp_path, mnist5k_dir):
+def test_allowing_one_changed_parameter_still_refuses_the_other(finished_5_steps, tmp_path, mnist5k_dir):
     # Two independent parameters change; --allow_config_change names one. The other must still be refused
     # (a resume check that let every change through once any name is allowed would pass the test above).
-    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
-    tr.train(str(tmp_path), mnist5k_dir)
+    _copy(finished_5_steps, tmp_path)
     before = _files(tmp_path)
 
     gin.clear_config()
@@ -381,9 +396,8 @@ def test_any_total_steps_and_resume_is_exact(tmp_path, mnist5k_dir):
         np.testing.assert_allclose(twice[name], once[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_rerunning_a_finished_run_is_quiet(tmp_path, mnist5k_dir):
-    tr.config.parse_gin(TINY_CAE, TINY_BINDINGS + ["train.total_steps = 5"])
-    tr.train(str(tmp_path), mnist5k_dir)
+def test_rerunning_a_finished_run_is_quiet(finished_5_steps, tmp_path, mnist5k_dir):
+    _copy(finished_5_steps, tmp_path)
     result = _run_tool(
         [
             "tools/train.py",
