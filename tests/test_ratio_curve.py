@@ -13,13 +13,13 @@
 
 import json
 import os
-import shutil
 
 import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 from inprocess_tools import load_tool
+from stopped_runs import killed_after
 from tiny_objectives import M, build
 
 from tfdplc import calibration, data, losses
@@ -250,25 +250,12 @@ def test_diagnose_prints_the_curve_and_refuses_a_missing_or_empty_log(wpp_workdi
     assert png.stat().st_size > 1000
 
 
-def _killed_after(workdir, step):
-    """Makes ckpt-STEP the workdir's latest checkpoint, as if its run was killed before the next one."""
-    checkpoints = workdir / "checkpoints"
-    kept = [f"ckpt-{s}" for s in range(1, step + 1) if (checkpoints / f"ckpt-{s}.index").exists()]
-    for path in checkpoints.glob("ckpt-*"):
-        if path.name.split(".")[0] not in kept:
-            path.unlink()
-    tf.compat.v1.train.update_checkpoint_state(str(checkpoints), kept[-1], all_model_checkpoint_paths=kept)
-    assert tf.train.latest_checkpoint(str(checkpoints)) == str(checkpoints / f"ckpt-{step}")
-
-
 def test_a_resumed_run_drops_the_records_after_its_checkpoint_and_measures_where_it_starts(
     plain_workdir, tmp_path, mnist5k_dir
 ):
     # The run without the curve, killed after ckpt-2 (the 4-step run's first checkpoint is that of a
     # 2-step run: the same steps, then the same epoch end).
-    workdir = tmp_path / "resumed"
-    shutil.copytree(plain_workdir, workdir)
-    _killed_after(workdir, 2)
+    workdir = killed_after(plain_workdir, 2, copy_to=tmp_path / "resumed")
     path = workdir / "logs" / ratio_curve.LOG_FILE
     path.write_text(json.dumps({"step": 3, "mmd_ratio": -1.0}) + "\n")  # as if logged, then lost in a crash
     _train_wpp(workdir, mnist5k_dir, ["train.gradient_ratio_every = 2"])  # resumed at 2 with the curve
