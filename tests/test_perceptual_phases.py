@@ -16,6 +16,7 @@ import gin
 import numpy as np
 import pytest
 import tensorflow as tf
+from stopped_runs import killed_after
 
 from tfdplc import nets
 from tfdplc import train as tr
@@ -240,8 +241,10 @@ def _train(workdir, data_dir, encoder_path, total, steps_per_execution=1):
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, mnist5k_dir, encoder_path):
-    """The uninterrupted trainer run: 3 pre-training steps, 3 adversarial ones."""
-    return _train(tmp_path_factory.mktemp("straight"), mnist5k_dir, encoder_path, TRAINER_STEPS)
+    """The uninterrupted trainer run (3 pre-training steps, 3 adversarial ones): its workdir, with
+    ckpt-2, ckpt-4 and ckpt-6, and the values of its last checkpoint."""
+    workdir = tmp_path_factory.mktemp("straight")
+    return {"workdir": workdir, "values": _train(workdir, mnist5k_dir, encoder_path, TRAINER_STEPS)}
 
 
 def _check_resumed(straight, resumed):
@@ -256,17 +259,18 @@ def _check_resumed(straight, resumed):
 def test_a_trainer_run_resumed_inside_pretraining_crosses_the_boundary_as_the_straight_run(
     straight, tmp_path, mnist5k_dir, encoder_path
 ):
-    # Stopped after step 2; the resumed run's first call (steps 3-4) is split after its first step.
-    _train(tmp_path, mnist5k_dir, encoder_path, 2)
-    resumed = _train(tmp_path, mnist5k_dir, encoder_path, TRAINER_STEPS, steps_per_execution=2)
-    _check_resumed(straight, resumed)
+    # Killed after step 2 (the straight run's ckpt-2 is a 2-step run's, tests/stopped_runs.py); the resumed
+    # run's first call (steps 3-4) is split after its first step.
+    workdir = killed_after(straight["workdir"], 2, copy_to=tmp_path)
+    resumed = _train(workdir, mnist5k_dir, encoder_path, TRAINER_STEPS, steps_per_execution=2)
+    _check_resumed(straight["values"], resumed)
 
 
 def test_a_trainer_run_resumed_past_the_boundary_continues_adversarially(
     straight, tmp_path, mnist5k_dir, encoder_path
 ):
-    _train(tmp_path, mnist5k_dir, encoder_path, 4)
-    _check_resumed(straight, _train(tmp_path, mnist5k_dir, encoder_path, TRAINER_STEPS))
+    workdir = killed_after(straight["workdir"], 4, copy_to=tmp_path)
+    _check_resumed(straight["values"], _train(workdir, mnist5k_dir, encoder_path, TRAINER_STEPS))
 
 
 def test_pretraining_trains_under_mirrored_strategy_in_graph_mode(tmp_path, encoder_path):
