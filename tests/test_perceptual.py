@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from inprocess_tools import load_tool
+from stopped_runs import killed_after
 
 import tfdplc
 from tfdplc import data, losses, metrics, nets, plots
@@ -525,14 +526,11 @@ def test_mnist5k_stages_train_restore_and_log_epoch_curves(tmp_path, mnist5k_dir
         assert len(curve) == 2 and all(0 < v < 1 for v in curve)
     with pytest.raises(ValueError, match="epoch_mse"):
         plots.read_epoch_curve(str(tmp_path / "g1" / "logs" / "validation"), "no_such_metric")
-    # Stopped after step 1 and resumed, G2's noise generator continues the stream of the run above: the
-    # epoch-end grid draws from it before the checkpoint is saved, not after (then lost on a resume).
-    for total in (1, 2):
-        gin.clear_config()
-        tr.config.parse_gin(
-            [f"{ROOT}/gin/perceptual_g2_mnist5k.gin"], g2_bindings + [f"train.total_steps = {total}"]
-        )
-        tr.train(str(tmp_path / "g2_resumed"), mnist5k_dir)
+    # Killed after step 1 (the run above's ckpt-1 is a 1-step run's, tests/stopped_runs.py) and resumed,
+    # G2's noise generator continues the stream of the run above: the epoch-end grid draws from it before
+    # the checkpoint is saved, not after (then lost on a resume).
+    killed_after(tmp_path / "g2", 1, copy_to=tmp_path / "g2_resumed")
+    tr.train(str(tmp_path / "g2_resumed"), mnist5k_dir)
     state = "model/generator/noise_layer/_generator/_state_var/.ATTRIBUTES/VARIABLE_VALUE"
     once, resumed = (
         tf.train.load_checkpoint(str(tmp_path / name / "checkpoints" / "ckpt-2")).get_tensor(state)
