@@ -147,10 +147,19 @@ def _tool():
     return load_tool("codec")  # its flags active (other in-process tools define --output too)
 
 
-#: The module's two exports (the `exports` fixture; tests damage copies only) -> the codec that the tool's
-#: own `_load_codec` loaded from it first. Loading an export takes about a second; the CLI tests below
-#: load them about 30 times.
+#: The module's two exports (the `exports` fixture; tests damage copies only) -> the codec first loaded from
+#: it, by the tool's own `_load_codec` or by `_loaded`. A `Codec` is immutable; loading an export takes
+#: about a second, and the tests below load them about 40 times.
 _SHARED_LOADS = {}
+
+
+def _loaded(path):
+    """`codec.load(path)`, loaded once per module export (`_SHARED_LOADS`); other paths load afresh."""
+    if path not in _SHARED_LOADS:
+        return codec.load(path)
+    if _SHARED_LOADS[path] is None:
+        _SHARED_LOADS[path] = codec.load(path)
+    return _SHARED_LOADS[path]
 
 
 def _main(tool, args):
@@ -220,7 +229,7 @@ def test_cli_compress_isolates_bad_inputs_and_writes_atomically(exports, tmp_pat
     assert "compressed 2 images" in out_text
     assert (outside / "escaped.dplc").read_bytes() == b"keep"
     assert not (out / "a.dplc").is_symlink()
-    loaded = codec.load(exports["cae"].export_dir)
+    loaded = _loaded(exports["cae"].export_dir)
     for name in ("a", "b"):
         loaded.parse((out / f"{name}.dplc").read_bytes())
     assert sorted(os.listdir(out)) == ["a.dplc", "b.dplc"]  # no temporary file left behind
@@ -228,7 +237,7 @@ def test_cli_compress_isolates_bad_inputs_and_writes_atomically(exports, tmp_pat
 
 def test_cli_decompress_and_info_isolate_bad_files(exports, tmp_path, capsys):
     model = f"--model={exports['cae'].export_dir}"
-    loaded = codec.load(exports["cae"].export_dir)
+    loaded = _loaded(exports["cae"].export_dir)
     files, out = tmp_path / "files", tmp_path / "out"
     files.mkdir()
     images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
@@ -262,7 +271,7 @@ def test_cli_decompress_and_info_isolate_bad_files(exports, tmp_path, capsys):
 
 
 def test_cli_range_coded_payload_refused_by_tfc_is_isolated(exports, tmp_path, capsys):
-    entropy = codec.load(exports["entropy"].export_dir)
+    entropy = _loaded(exports["entropy"].export_dir)
     images = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
     good = entropy.compress(images)
     refused = None
@@ -295,7 +304,7 @@ def test_cli_range_coded_payload_refused_by_tfc_is_isolated(exports, tmp_path, c
 def test_cli_usage_errors_exit_2_without_a_traceback(exports, tmp_path, capsys):
     export = exports["cae"].export_dir
     model = f"--model={export}"
-    loaded = codec.load(export)
+    loaded = _loaded(export)
     files = tmp_path / "files"
     files.mkdir()
     (files / "a.dplc").write_bytes(loaded.compress(np.zeros((1, 32, 32, 1), np.uint8))[0])
@@ -364,7 +373,7 @@ def test_cli_sample_refuses_seeds_past_2_63(tmp_path, capsys):
 
 def test_cli_archives_compress_list_extract_and_refuse_damage(exports, tmp_path, capsys):
     model = f"--model={exports['cae'].export_dir}"
-    loaded = codec.load(exports["cae"].export_dir)
+    loaded = _loaded(exports["cae"].export_dir)
     pngs, out = tmp_path / "pngs", tmp_path / "out"
     pngs.mkdir()
     images = np.random.default_rng(4).integers(0, 256, (5, 32, 32, 1), dtype=np.uint8)
@@ -402,7 +411,7 @@ def test_cli_archives_compress_list_extract_and_refuse_damage(exports, tmp_path,
 
     # Range-coded: every entry has its own check, so the intact ones are named and can be salvaged.
     entropy_model = f"--model={exports['entropy'].export_dir}"
-    entropy = codec.load(exports["entropy"].export_dir)
+    entropy = _loaded(exports["entropy"].export_dir)
     entropy_images = np.random.default_rng(5).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
     data = entropy.compress_archive(entropy_images)
     lengths = [len(p) for p in entropy.read_archive(data).payloads]
@@ -574,7 +583,7 @@ def test_every_failed_write_is_a_named_per_file_error(exports, tmp_path, capsys,
     import errno
 
     tool = _tool()
-    loaded = exports.setdefault("cae_loaded", codec.load(exports["cae"].export_dir))
+    loaded = _loaded(exports["cae"].export_dir)
     monkeypatch.setattr(tool, "_load_codec", lambda: loaded)  # one load for all the commands below
     pngs, out = tmp_path / "pngs", tmp_path / "out"
     pngs.mkdir()
@@ -607,7 +616,7 @@ def test_every_failed_write_is_a_named_per_file_error(exports, tmp_path, capsys,
 
 def test_colliding_input_names_cost_only_the_colliding_files(exports, tmp_path, capsys):
     model = f"--model={exports['cae'].export_dir}"
-    loaded = codec.load(exports["cae"].export_dir)
+    loaded = _loaded(exports["cae"].export_dir)
     files = tmp_path / "files"
     files.mkdir()
     images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
@@ -663,7 +672,7 @@ def test_too_long_inputs_get_the_documented_error_everywhere(exports, tmp_path, 
     from tfdplc.codec import archive
 
     model = f"--model={exports['cae'].export_dir}"
-    loaded = exports.setdefault("cae_loaded", codec.load(exports["cae"].export_dir))
+    loaded = _loaded(exports["cae"].export_dir)
     good = loaded.compress(np.zeros((1, 32, 32, 1), np.uint8))[0]
     bound = loaded.max_container_size
     # Python: a too-long file that starts like a container of any version is a CorruptedError ("too long"),
