@@ -2,8 +2,9 @@
 
 A test that resumes a stopped run can copy a straight run's workdir and roll it back instead of training
 the stopped run itself: a run stopped at step S (an epoch end) writes the checkpoint that the straight run
-writes at S, as both run the same steps and the same epoch end before saving (checked for the tiny W++ of
-test_ratio_curve and the tiny G2 of test_perceptual_phases: every tensor equal).
+writes at S, as both run the same steps and the same epoch end before saving (checked, every tensor equal,
+for the tiny W++ of test_ratio_curve at step 2, the tiny G2 of test_perceptual_phases at steps 2 and 4,
+and test_perceptual's G2 at step 1).
 """
 
 import pathlib
