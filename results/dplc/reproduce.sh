@@ -30,7 +30,8 @@
 # prior draws of the MMD). Evaluation (tools/evaluate.py) always uses its own fixed seeds.
 #
 # Knobs: SEEDS (default 0,1,2), ALL_KS (0,1,2,4,8), SEED_KS (0,2,8), GSTAR_SEEDS (0), GSTAR_KS (0,2,8),
-# GC_BUDGET_KS (0,2,8),
+# GC_BUDGET_KS (0,2,8), RATIO_EVERY (50: steps between the gradient-ratio points of the W++ G* and of GC on
+# the W++ budget),
 # WORKDIRS (default workdirs/dplc), STAGES. Wall times measured here: results/dplc/README.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -44,6 +45,7 @@ SEED_KS=${SEED_KS:-0,2,8}
 GSTAR_SEEDS=${GSTAR_SEEDS:-0}
 GSTAR_KS=${GSTAR_KS:-0,2,8}
 GC_BUDGET_KS=${GC_BUDGET_KS:-0,2,8}
+RATIO_EVERY=${RATIO_EVERY:-50}
 STAGES=${STAGES:-reference wpp sweep recal gcbudget others gstar tables}
 QUIET="train.verbose = 2"
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -54,10 +56,14 @@ SCALE="CAE_METRICS = '{root}/cae-k{k}/metrics.json'"
 REF="CAE_REFERENCE_METRICS = '$CAE_REF/metrics.json'"
 
 # Trains and evaluates stage-1 generator $2 (wpp, wae, wgan_gp) of seed $1 in WORKDIRS/seedS/NAME_mnist5k.
+# The W++ G* also logs its adversarial / distortion gradient-ratio curve (logs/gradient_ratios.jsonl, every
+# RATIO_EVERY steps; the run is bit-identical with and without it: tests/test_ratio_curve.py), read by
+# `python tools/diagnose.py --ratio_curve_workdir=WORKDIR` (issue 25 item 1).
 stage1() {
-  local seed=$1 name=$2 workdir="$WORKDIRS/seed$1/$2_mnist5k"
+  local seed=$1 name=$2 workdir="$WORKDIRS/seed$1/$2_mnist5k" extra=()
+  [ "$name" = wpp ] && extra+=(--gin_bindings="train.gradient_ratio_every = $RATIO_EVERY")
   timed python tools/train.py --gin_config="gin/${name}_mnist5k.gin" --workdir="$workdir" \
-    --gin_bindings="$QUIET" --gin_bindings="train.seed = $seed"
+    --gin_bindings="$QUIET" --gin_bindings="train.seed = $seed" "${extra[@]}"
   [ -f "$workdir/metrics.json" ] || timed python tools/evaluate.py --workdir="$workdir"
 }
 
@@ -106,7 +112,8 @@ for seed in "${seed_list[@]}"; do
   if has_stage gcbudget; then
     sweep "$seed" "$GC_BUDGET_KS" cae:gin/cae_mnist5k.gin cae
     sweep "$seed" "$GC_BUDGET_KS" "gc_wppbudget:gin/gc_wpp_budget_mnist5k.gin" gc-wppbudget \
-      --bindings="gc_wppbudget:$SCALE" --bindings="gc_wppbudget:$REF"
+      --bindings="gc_wppbudget:$SCALE" --bindings="gc_wppbudget:$REF" \
+      --bindings="gc_wppbudget:train.gradient_ratio_every = $RATIO_EVERY"
   fi
   if has_stage others; then
     stage1 "$seed" wae
