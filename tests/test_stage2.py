@@ -558,16 +558,21 @@ def test_gc_update_of_e_b_g_follows_distortion_plus_lambda_times_the_generator_t
     assert np.abs((1.0 - lam) * grad_g).max() > 20 * tolerance  # a dropped lambda would fail
 
 
-def _tables():
+def _results_dplc_script(name):
+    """The module of results/dplc/NAME.py (a script folder, not a package)."""
     import importlib.util
 
     path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "dplc", "tables.py"
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "dplc", f"{name}.py"
     )
-    spec = importlib.util.spec_from_file_location("dplc_tables", path)
+    spec = importlib.util.spec_from_file_location(f"dplc_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _tables():
+    return _results_dplc_script("tables")
 
 
 def _config(path, objective, steps, batch, extra=""):
@@ -638,15 +643,7 @@ def test_record_budget_reads_each_runs_config_and_dplc_its_stage1_generator(tmp_
 
 
 def _gc_budget():
-    import importlib.util
-
-    path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "dplc", "gc_budget.py"
-    )
-    spec = importlib.util.spec_from_file_location("dplc_gc_budget", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _results_dplc_script("gc_budget")
 
 
 @pytest.mark.parametrize(
