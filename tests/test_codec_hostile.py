@@ -153,13 +153,18 @@ def _tool():
 _SHARED_LOADS = {}
 
 
-def _loaded(path):
-    """`codec.load(path)`, loaded once per module export (`_SHARED_LOADS`); other paths load afresh."""
+def _shared(path, load):
+    """`load()`, called once per module export (`_SHARED_LOADS`) and reused; other paths load afresh."""
     if path not in _SHARED_LOADS:
-        return codec.load(path)
+        return load()
     if _SHARED_LOADS[path] is None:
-        _SHARED_LOADS[path] = codec.load(path)
+        _SHARED_LOADS[path] = load()
     return _SHARED_LOADS[path]
+
+
+def _loaded(path):
+    """`codec.load(path)`, once per module export (`_shared`)."""
+    return _shared(path, lambda: codec.load(path))
 
 
 def _main(tool, args):
@@ -168,16 +173,7 @@ def _main(tool, args):
     tool.FLAGS.unparse_flags()
     argv = tool.FLAGS(["codec.py", *args])
     load = tool._load_codec
-
-    def shared_load():
-        model = tool.FLAGS.model
-        if model not in _SHARED_LOADS:
-            return load()
-        if _SHARED_LOADS[model] is None:
-            _SHARED_LOADS[model] = load()
-        return _SHARED_LOADS[model]
-
-    tool._load_codec = shared_load
+    tool._load_codec = lambda: _shared(tool.FLAGS.model, load)
     try:
         return tool.main(argv)
     finally:

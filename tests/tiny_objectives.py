@@ -110,7 +110,7 @@ def build(name, n_critic=2, pretrain_steps=3, source_workdir=None):
     """(objective, batch size) of a tiny objective; the caller sets the global seed first.
 
     Args:
-      name: one of NAMES.
+      name: an objective: cae, wae, wgan_gp, wpp, dplc, gc, dal, g2, joint, or one of SHIFT_NAMES.
       n_critic: critic updates per step of the adversarial objectives.
       pretrain_steps: G2's and the joint objective's critic pre-training steps.
       source_workdir: the decomposition's source (`write_shift_source`).
